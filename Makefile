@@ -1,0 +1,38 @@
+# speech-workbench: the three commands a new user runs, in this order:
+#   make setup     .venv with the pinned stack + the Debian packages it needs
+#   make reports   builds the default corpus if missing, then runs every notebook into reports/<date>/
+#   make test      the whole test suite (what .ci/run runs after setup)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SIZE ?= default
+
+.PHONY: setup corpus reports test lab lock clean help
+help:
+	@sed -n '2,5p' Makefile
+
+setup:
+	@bash tools/setup.sh
+
+corpus: $(PY)
+	$(PY) -m workbench corpus --size $(SIZE)
+
+reports: corpus
+	$(PY) -m workbench report
+
+test: $(PY)
+	@start=$$(date +%s); $(PY) -m pytest -q tests; rc=$$?; \
+	echo "[test] suite took $$(( $$(date +%s) - start )) s"; exit $$rc
+
+# JupyterLab on 127.0.0.1 only, with a token (printed in the URL on start).
+lab: $(PY)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.token=$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')} --notebook-dir=.
+
+lock:
+	@bash tools/lock.sh
+
+$(PY):
+	@echo "no $(VENV): run 'make setup' first" >&2; exit 1
+
+clean:
+	rm -rf .pytest_cache reports/.staging-*

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make setup: system packages + .venv with the pinned stack + workbench (editable).
+# Idempotent: a second run checks a stamp (hash of the lock and pyproject) and returns in seconds.
+set -euo pipefail
+start=$(date +%s)
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+LOCK=requirements.lock
+APT_PACKAGES=(espeak-ng sox ffmpeg)     # synthesis, audio tools, torchcodec's FFmpeg
+# chromium joins this list with the browser tests (widgets issue).
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. System packages --------------------------------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "[setup] ERROR: missing system packages: ${missing[*]}" >&2
+    echo "[setup] install them, then run 'make setup' again:" >&2
+    echo "          sudo apt-get install -y ${missing[*]}      (Debian/Ubuntu)" >&2
+    echo "        (conda users: conda install -c conda-forge espeak-ng sox ffmpeg)" >&2
+    exit 1
+  fi
+fi
+
+# 2. Python venv ------------------------------------------------------------------------------------
+if ! command -v "$PYTHON" >/dev/null; then
+  echo "[setup] ERROR: $PYTHON not found; the stack is pinned for Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+stamp_want=$(cat "$LOCK" pyproject.toml | sha256sum | cut -c1-16)
+stamp_file="$VENV/.workbench-stamp"
+if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] && [ -x "$VENV/bin/python" ]; then
+  say "venv $VENV is up to date with $LOCK"
+else
+  [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+  say "installing the pinned stack from $LOCK (cold: a few minutes, ~2 GB download)"
+  # --no-deps: the lock is complete; the resolver would otherwise trip on the setuptools conflict.
+  "$VENV/bin/pip" install -q --no-deps --progress-bar off -r "$LOCK"
+  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
+  echo "$stamp_want" > "$stamp_file"
+fi
+"$VENV/bin/python" -m workbench --help >/dev/null
+say "done in $(( $(date +%s) - start )) s  (activate: source $VENV/bin/activate)"

@@ -1,0 +1,72 @@
+"""python -m workbench <command>: the workbench's jobs, for shells, Makefiles and cron.
+
+Heavy libraries (NeMo, ESPnet, papermill) are imported inside each command, so --help is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _corpus(args) -> int:
+    from .data import build_corpus, corpus_name
+    from .data.corpus import DEFAULT_ROOT
+    import json
+    t0 = time.time()
+    root = args.root or DEFAULT_ROOT
+    existed = (root / corpus_name(args.size, args.seed) / "corpus.json").exists() if not args.force else False
+    path = build_corpus(args.size, args.seed, root, workers=args.workers, force=args.force)
+    meta = json.loads((path / "corpus.json").read_text())
+    state = "already built" if existed else f"built in {time.time() - t0:.0f} s"
+    print(f"corpus {path} ({state}): {meta['total_hours']:.2f} h, "
+          + ", ".join(f"{s} {v['utterances']} utt/{v['speakers']} spk" for s, v in meta["splits"].items()))
+    return 0
+
+
+def _report(args) -> int:
+    from .reports.runner import ReportError, run_reports
+    params: list[tuple[str, str]] = [tuple(p) for p in args.param or []]
+    try:
+        result = run_reports(args.notebooks or None, params=params, param_file=args.param_file,
+                             out_root=args.out, date=args.date, no_input=args.no_input, timeout=args.timeout)
+    except ReportError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pathlib import Path
+    p = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", metavar="command", required=True)
+
+    c = sub.add_parser("corpus", help="synthesise the offline speech corpus into data/corpus/ (espeak-ng)")
+    c.add_argument("--size", default="default", choices=["smoke", "default", "large"],
+                   help="smoke: seconds, for tests; default: hours, trains the small model; large: for a GPU")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--root", type=Path, default=None, help="parent folder (default: data/corpus)")
+    c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    c.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
+    c.set_defaults(func=_corpus)
+
+    r = sub.add_parser("report", help="run notebooks with papermill into reports/<date>/ (+ HTML, index, summary)")
+    r.add_argument("notebooks", nargs="*", help="notebook paths or names (default: every notebook in notebooks/)")
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="parameter for every notebook that declares it (VALUE parsed as YAML)")
+    r.add_argument("-f", "--param-file", type=Path, help="YAML: parameters for all, and per notebook under its name")
+    r.add_argument("--out", type=Path, default=None, help="report root (default: reports/)")
+    r.add_argument("--date", default=None, help="folder name (default: today, YYYY-MM-DD)")
+    r.add_argument("--no-input", action="store_true", help="hide code cells in the HTML")
+    r.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    r.set_defaults(func=_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

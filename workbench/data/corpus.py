@@ -1,0 +1,344 @@
+"""The offline corpus: templates x synthetic speakers, with pauses, fillers, truncations and noise.
+
+Every utterance is planned from its own random generator seeded by (seed, split, index), so the corpus
+is identical whatever the number of worker processes, and any single utterance can be re-rendered.
+Ground truth (word times, pauses, true end of speech) is exact because the timeline is assembled here.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import MODEL_SAMPLE_RATE, resample, save_wav
+from . import templates as T
+from .synth import ESPEAK_RATE, VARIANTS, VOICES, Speaker, engine, speak_piece, speech_bounds
+
+SPLITS = ("train", "dev", "test")
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "corpus"
+
+
+@dataclass
+class CorpusConfig:
+    """Plain data: everything that decides the corpus. Stored in corpus.json beside the audio."""
+    size: str = "default"
+    seed: int = 0
+    utterances: dict = field(default_factory=lambda: {"train": 10000, "dev": 500, "test": 500})
+    speakers: dict = field(default_factory=lambda: {"train": 160, "dev": 24, "test": 24})
+    held_out_variants: dict = field(default_factory=lambda: {"dev": 8, "test": 12})
+    rate_wpm: tuple = (130, 200)
+    pitch: tuple = (25, 75)
+    lead_silence_s: tuple = (0.1, 0.6)
+    trail_silence_s: tuple = (0.8, 2.0)
+    p_pauses: float = 0.5          # utterances with at least one mid-sentence pause
+    pause_ms: tuple = (150, 1200)  # length of each mid-sentence pause
+    p_filler: float = 0.25         # of the paused utterances, those with a filler ("um") inside a pause
+    p_truncated: float = 0.1       # cut after a prefix ("set a timer for")
+    p_noise: float = 0.4
+    noise_types: tuple = ("white", "pink", "babble")
+    snr_db: tuple = (5, 10, 15, 20)
+    heldout_sentences: int = 2000
+
+
+SIZES = {
+    "smoke": dict(utterances={"train": 24, "dev": 8, "test": 8}, speakers={"train": 8, "dev": 3, "test": 3},
+                  heldout_sentences=50),
+    "default": {},
+    "large": dict(utterances={"train": 60000, "dev": 2000, "test": 2000},
+                  speakers={"train": 400, "dev": 40, "test": 40}, heldout_sentences=20000),
+}
+
+
+class CorpusError(RuntimeError):
+    """A corpus that cannot be built or found."""
+
+
+def config_for(size: str = "default", seed: int = 0, **overrides) -> CorpusConfig:
+    if size not in SIZES:
+        raise CorpusError(f"unknown corpus size {size!r}; choose one of {sorted(SIZES)}")
+    return CorpusConfig(size=size, seed=seed, **{**SIZES[size], **overrides})
+
+
+def corpus_name(size: str, seed: int) -> str:
+    return size if seed == 0 else f"{size}-seed{seed}"
+
+
+# --- speakers ---------------------------------------------------------------------------------------
+def make_speakers(cfg: CorpusConfig) -> dict[str, list[Speaker]]:
+    """Speakers per split. Variants (timbres) are split first, so a test speaker's voice is never heard
+    in training, not even at another rate or pitch."""
+    rng = np.random.default_rng([cfg.seed, 7])
+    variants = list(rng.permutation(VARIANTS))
+    n_test, n_dev = cfg.held_out_variants["test"], cfg.held_out_variants["dev"]
+    pools = {"test": variants[:n_test], "dev": variants[n_test:n_test + n_dev], "train": variants[n_test + n_dev:]}
+    out = {}
+    for split in SPLITS:
+        seen, spk = set(), []
+        while len(spk) < cfg.speakers[split]:
+            s = Speaker(voice=str(rng.choice(VOICES)), variant=str(rng.choice(pools[split])),
+                        rate=int(rng.integers(*cfg.rate_wpm)), pitch=int(rng.integers(*cfg.pitch)))
+            if s.id not in seen:
+                seen.add(s.id)
+                spk.append(s)
+        out[split] = spk
+    return out
+
+
+# --- one utterance ----------------------------------------------------------------------------------
+def plan_utterance(rng: np.random.Generator, speakers: list[Speaker], cfg: CorpusConfig) -> dict:
+    """Decide text, speaker, pauses, truncation and noise; no audio yet."""
+    template, marked = T.sample_text(rng)
+    tokens = marked.split()
+    words, boundary_kind = [], {}
+    for tok in tokens:
+        if tok.startswith("<"):
+            boundary_kind[len(words) - 1] = tok.strip("<>")   # pause candidate after this word
+        else:
+            words.append(tok)
+    pauses = {}  # after word index -> (seconds, kind, filler or None)
+    if len(words) > 1 and rng.random() < cfg.p_pauses:
+        for i, kind in boundary_kind.items():
+            if rng.random() < 0.6:
+                pauses[i] = kind
+        if not pauses or rng.random() < 0.4:
+            pauses.setdefault(int(rng.integers(len(words) - 1)), "hesitation")
+        pauses = {i: [float(rng.uniform(*cfg.pause_ms)) / 1000, kind, None] for i, kind in sorted(pauses.items())}
+        if rng.random() < cfg.p_filler:
+            i = int(rng.choice(list(pauses)))
+            pauses[i][2] = str(rng.choice(T.FILLERS))
+            pauses[i][1] = "filler"
+    truncate_after = int(rng.integers(0, len(words) - 1)) if len(words) > 2 and rng.random() < cfg.p_truncated else None
+    noise = None
+    if rng.random() < cfg.p_noise:
+        noise = {"type": str(rng.choice(cfg.noise_types)), "snr_db": float(rng.choice(cfg.snr_db))}
+    return {
+        "template": template, "words": words, "pauses": pauses, "truncate_after": truncate_after,
+        "speaker": speakers[int(rng.integers(len(speakers)))], "noise": noise,
+        "lead": float(rng.uniform(*cfg.lead_silence_s)), "trail": float(rng.uniform(*cfg.trail_silence_s)),
+        "peak": float(rng.uniform(0.3, 0.9)),
+    }
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(round(seconds * ESPEAK_RATE)), np.float32)
+
+
+def render_utterance(plan: dict, rng: np.random.Generator, babble_speakers: list[Speaker]) -> tuple[np.ndarray, dict]:
+    """Assemble the 16 kHz waveform and its ground truth from a plan."""
+    spk: Speaker = plan["speaker"]
+    parts, words_out, pauses_out = [_silence(plan["lead"])], [], []
+    t = len(parts[0]) / ESPEAK_RATE
+    run: list[str] = []
+    n = len(plan["words"])
+
+    def emit(text_words, filler=False):
+        nonlocal t
+        wav, times = speak_piece(" ".join(text_words), spk)
+        for w, (a, b) in zip(text_words, times):
+            words_out.append({"word": w, "start": round(t + a, 4), "end": round(t + b, 4), **({"filler": True} if filler else {})})
+        parts.append(wav)
+        t += len(wav) / ESPEAK_RATE
+
+    def pause(seconds, kind):
+        nonlocal t
+        parts.append(_silence(seconds))
+        pauses_out.append({"start": round(t, 4), "end": round(t + len(parts[-1]) / ESPEAK_RATE, 4), "kind": kind})
+        t += len(parts[-1]) / ESPEAK_RATE
+
+    for i, w in enumerate(plan["words"]):
+        run.append(w)
+        if i in plan["pauses"] and i < n - 1:
+            seconds, kind, filler = plan["pauses"][i]
+            emit(run)
+            run = []
+            if filler:
+                pause(seconds / 2, kind)
+                emit([filler], filler=True)
+                pause(seconds / 2, kind)
+            else:
+                pause(seconds, kind)
+    emit(run)
+    speech = np.concatenate(parts)
+
+    truncated = plan["truncate_after"] is not None
+    full_text = " ".join(w["word"] for w in words_out)
+    if truncated:  # cut right after the k-th spoken (non-filler) word
+        spoken = [j for j, w in enumerate(words_out) if not w.get("filler")]
+        last = spoken[plan["truncate_after"]]
+        words_out = words_out[: last + 1]
+        end_s = words_out[-1]["end"]
+        pauses_out = [p for p in pauses_out if p["end"] <= end_s]
+        speech = speech[: int(round(end_s * ESPEAK_RATE))]
+    speech_end = words_out[-1]["end"]
+    audio = np.concatenate([speech, _silence(plan["trail"])])
+    audio = resample(audio, ESPEAK_RATE, MODEL_SAMPLE_RATE)
+
+    if plan["noise"]:
+        audio = _add_noise(audio, words_out, plan["noise"], rng, babble_speakers)
+    audio *= plan["peak"] / (np.abs(audio).max() + 1e-9)
+    audio += rng.normal(0, 3e-5, audio.shape).astype(np.float32)   # quantisation-level dither: no digital zeros
+
+    entry = {
+        "duration": round(len(audio) / MODEL_SAMPLE_RATE, 4),
+        "text": " ".join(w["word"] for w in words_out),
+        "speaker": spk.id, "domain": plan["template"].domain, "template": plan["template"].text,
+        "words": words_out, "speech_start": words_out[0]["start"], "speech_end": speech_end,
+        "pauses": pauses_out, "noise": plan["noise"], "truncated": truncated,
+    }
+    if truncated:
+        entry["full_text"] = full_text
+    return audio, entry
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """1/f power spectrum by shaping white noise in the frequency domain."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spec), dtype=np.float64)
+    f[0] = 1.0
+    return np.fft.irfft(spec / np.sqrt(f), n).astype(np.float32)
+
+
+def babble(n: int, rng: np.random.Generator, speakers: list[Speaker], talkers: int = 4) -> np.ndarray:
+    """Several other speakers of the same split saying other corpus sentences, overlapped and looped."""
+    out = np.zeros(n, np.float32)
+    for _ in range(talkers):
+        _, text = T.sample_text(rng)
+        wav, _ = engine().speak(T.plain(text), speakers[int(rng.integers(len(speakers)))])
+        lo, hi = speech_bounds(wav, ESPEAK_RATE)
+        wav = resample(wav[lo:hi], ESPEAK_RATE, MODEL_SAMPLE_RATE)
+        wav = wav / (np.sqrt(np.mean(wav ** 2)) + 1e-9)
+        reps = int(np.ceil((n + len(wav)) / len(wav)))
+        start = int(rng.integers(len(wav)))
+        out += np.tile(wav, reps)[start:start + n]
+    return out
+
+
+def _add_noise(audio, words, noise, rng, speakers):
+    kind = noise["type"]
+    if kind == "white":
+        nz = rng.standard_normal(len(audio)).astype(np.float32)
+    elif kind == "pink":
+        nz = pink_noise(len(audio), rng)
+    elif kind == "babble":
+        nz = babble(len(audio), rng, speakers)
+    else:
+        raise CorpusError(f"unknown noise type {kind!r}")
+    a = int(words[0]["start"] * MODEL_SAMPLE_RATE)
+    b = int(words[-1]["end"] * MODEL_SAMPLE_RATE)
+    p_speech = np.mean(audio[a:b] ** 2)
+    p_noise = np.mean(nz ** 2) + 1e-12
+    return audio + nz * np.sqrt(p_speech / (p_noise * 10 ** (noise["snr_db"] / 10)))
+
+
+# --- building ---------------------------------------------------------------------------------------
+_SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
+
+
+def _job(args) -> dict:
+    out_dir, split, index, cfg, speakers = args
+    rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
+    plan = plan_utterance(rng, speakers, cfg)
+    audio, entry = render_utterance(plan, rng, speakers)
+    uid = f"{split}-{index:06d}"
+    rel = f"wav/{split}/{uid}.wav"
+    save_wav(Path(out_dir) / rel, audio)
+    return {"audio_filepath": rel, "id": uid, "split": split, **entry}
+
+
+def espeak_version() -> str:
+    try:
+        return subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike = DEFAULT_ROOT, *,
+                 workers: int | None = None, force: bool = False, progress: bool = True, **overrides) -> Path:
+    """Synthesise the corpus into ``root/<name>`` and return that path.
+
+    Built in a temporary folder and moved into place at the end, so an interrupted build leaves no
+    half corpus behind. An existing corpus is kept unless ``force``.
+    """
+    from tqdm.auto import tqdm
+    from .dataset import write_manifest, entries_to_cutset
+
+    cfg = config_for(size, seed, **overrides)
+    root = Path(root)
+    final = root / corpus_name(size, seed)
+    if final.exists() and (final / "corpus.json").exists() and not force:
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{final.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.time()
+    try:
+        speakers = make_speakers(cfg)
+        jobs = []
+        for split in SPLITS:
+            (tmp / "wav" / split).mkdir(parents=True)
+            jobs += [(str(tmp), split, i, cfg, speakers[split]) for i in range(cfg.utterances[split])]
+        workers = workers or os.cpu_count() or 1
+        bar = tqdm(total=len(jobs), desc=f"corpus {final.name}", unit="utt", disable=not progress)
+        if workers == 1:
+            entries = []
+            for j in jobs:
+                entries.append(_job(j))
+                bar.update()
+        else:
+            with mp.get_context("fork").Pool(workers) as pool:
+                entries = []
+                for e in pool.imap(_job, jobs, chunksize=8):
+                    entries.append(e)
+                    bar.update()
+        bar.close()
+        stats = {}
+        for split in SPLITS:
+            part = [e for e in entries if e["split"] == split]
+            write_manifest(part, tmp / f"{split}.json")   # NeMo manifest; audio paths relative to this folder
+            entries_to_cutset(part, base_dir=tmp, relative_to=tmp).to_file(tmp / f"{split}.cuts.jsonl.gz")
+            speech = sum(e["speech_end"] - e["speech_start"] for e in part)
+            stats[split] = {"utterances": len(part), "hours": round(sum(e["duration"] for e in part) / 3600, 3),
+                            "speech_hours": round(speech / 3600, 3), "speakers": len({e["speaker"] for e in part}),
+                            "truncated": sum(e["truncated"] for e in part),
+                            "with_pauses": sum(bool(e["pauses"]) for e in part),
+                            "noisy": sum(e["noise"] is not None for e in part),
+                            "distinct_texts": len({e["text"] for e in part})}
+        _write_heldout_texts(tmp / "texts", cfg)
+        meta = {"name": final.name, "config": asdict(cfg), "splits": stats,
+                "speakers": {s: [x.id for x in speakers[s]] for s in SPLITS},
+                "total_hours": round(sum(s["hours"] for s in stats.values()), 3),
+                "build_seconds": round(time.time() - t0, 1), "workers": workers,
+                "espeak_ng": espeak_version(), "sample_rate": MODEL_SAMPLE_RATE}
+        (tmp / "corpus.json").write_text(json.dumps(meta, indent=1))
+        if final.exists():
+            old = root / f".{final.name}.old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_heldout_texts(out: Path, cfg: CorpusConfig) -> None:
+    """Text only, from templates never used for audio (language models, truncation repair)."""
+    out.mkdir(parents=True)
+    rng = np.random.default_rng([cfg.seed, 99])
+    sentences = {T.plain(T.sample_text(rng, T.HELD_OUT_TEMPLATES)[1]) for _ in range(cfg.heldout_sentences)}
+    (out / "heldout_templates.txt").write_text("\n".join(f"{t.domain}\t{t.text}" for t in T.HELD_OUT_TEMPLATES) + "\n")
+    (out / "heldout_sentences.txt").write_text("\n".join(sorted(sentences)) + "\n")
+
+
+def ensure_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike = DEFAULT_ROOT, **kw) -> Path:
+    """The corpus folder, built first if it is missing (what notebooks call)."""
+    return build_corpus(size, seed, root, **kw)

@@ -1,0 +1,273 @@
+"""One way in for every corpus: ours, the user's NeMo manifest or lhotse CutSet, or a public one.
+
+The lingua franca is the NeMo manifest line (a dict with ``audio_filepath``, ``duration``, ``text``,
+plus our optional ground truth: ``words``, ``speech_end``, ``pauses``, ``noise``, ``truncated`` ...),
+because NeMo trains from it directly; a lhotse CutSet is the same data, converted both ways.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..audio import MODEL_SAMPLE_RATE, load_audio
+
+
+class DatasetError(ValueError):
+    """A manifest or CutSet that cannot be read, with the file and line that are wrong."""
+
+
+class CorpusUnavailableError(RuntimeError):
+    """A public corpus that is neither on disk nor downloadable from here."""
+
+
+REQUIRED = ("audio_filepath", "duration", "text")
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """NeMo JSONL manifest -> entries with absolute audio paths (relative ones are taken relative to
+    the manifest's folder, as NeMo does)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"manifest not found: {path}")
+    entries = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+            missing = [k for k in REQUIRED if k not in e]
+            if missing:
+                raise DatasetError(f"{path}:{n}: missing field(s) {missing} (a NeMo manifest line needs {list(REQUIRED)})")
+            p = Path(e["audio_filepath"])
+            e["audio_filepath"] = str(p if p.is_absolute() else (path.parent / p).resolve())
+            e.setdefault("id", Path(e["audio_filepath"]).stem if "offset" not in e else f"{Path(e['audio_filepath']).stem}-{n}")
+            entries.append(e)
+    return entries
+
+
+def write_manifest(entries: list[dict], path: str | os.PathLike) -> Path:
+    """JSONL, written to a temporary name and moved into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        for e in entries:
+            f.write(json.dumps(e) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+_CORE = {"audio_filepath", "duration", "text", "offset", "id", "speaker", "words"}
+
+
+def entries_to_cutset(entries: list[dict], base_dir: str | os.PathLike | None = None,
+                      relative_to: str | os.PathLike | None = None):
+    """Manifest entries -> lhotse CutSet (Recording + SupervisionSegment with word alignment; the other
+    fields go into the supervision's ``custom``). ``base_dir`` resolves relative audio paths;
+    ``relative_to`` writes paths relative to a folder, so a corpus can be moved as a whole."""
+    from lhotse import AudioSource, CutSet, Recording, SupervisionSegment
+    from lhotse.supervision import AlignmentItem
+    from lhotse.cut import MonoCut
+
+    cuts = []
+    for e in entries:
+        p = Path(e["audio_filepath"])
+        if not p.is_absolute() and base_dir is not None:
+            p = Path(base_dir) / p
+        src = os.path.relpath(p, relative_to) if relative_to is not None else str(p)
+        offset = float(e.get("offset", 0.0))
+        dur = float(e["duration"])
+        rid = e.get("id", p.stem)
+        rec = Recording(id=rid, sources=[AudioSource(type="file", channels=[0], source=src)],
+                        sampling_rate=e.get("sample_rate", MODEL_SAMPLE_RATE),
+                        num_samples=int(round((offset + dur) * e.get("sample_rate", MODEL_SAMPLE_RATE))),
+                        duration=offset + dur)
+        align = None
+        if e.get("words"):
+            align = {"word": [AlignmentItem(symbol=w["word"], start=w["start"], duration=round(w["end"] - w["start"], 4))
+                              for w in e["words"]]}
+        custom = {k: v for k, v in e.items() if k not in _CORE}
+        sup = SupervisionSegment(id=rid, recording_id=rid, start=0.0, duration=dur, channel=0, text=e["text"],
+                                 speaker=e.get("speaker"), alignment=align, custom=custom or None)
+        cuts.append(MonoCut(id=rid, start=offset, duration=dur, channel=0, recording=rec, supervisions=[sup]))
+    return CutSet.from_cuts(cuts)
+
+
+def cutset_to_entries(cuts, base_dir: str | os.PathLike | None = None) -> list[dict]:
+    """lhotse CutSet -> manifest entries. Needs cuts backed by audio files (the usual case on disk)."""
+    out = []
+    for cut in cuts:
+        rec = cut.recording
+        if rec is None or len(rec.sources) != 1 or rec.sources[0].type != "file":
+            raise DatasetError(f"cut {cut.id}: only cuts backed by one audio file can be used as a manifest")
+        p = Path(rec.sources[0].source)
+        if not p.is_absolute() and base_dir is not None:
+            p = (Path(base_dir) / p).resolve()
+        sup = cut.supervisions[0] if cut.supervisions else None
+        e = {"audio_filepath": str(p), "duration": round(cut.duration, 4), "offset": cut.start,
+             "text": " ".join(s.text or "" for s in cut.supervisions).strip(), "id": cut.id}
+        if cut.start == 0:
+            del e["offset"]
+        if sup is not None:
+            if sup.speaker:
+                e["speaker"] = sup.speaker
+            if sup.alignment and "word" in sup.alignment:
+                e["words"] = [{"word": a.symbol, "start": round(a.start, 4), "end": round(a.start + a.duration, 4)}
+                              for a in sup.alignment["word"]]
+            e.update(sup.custom or {})
+        out.append(e)
+    return out
+
+
+@dataclass
+class Dataset:
+    """A list of manifest entries with the few operations every room needs."""
+    entries: list[dict]
+    name: str = "dataset"
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.entries[i]
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.entries)
+
+    def audio(self, i: int, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
+        """The entry's audio (its offset/duration window) as float32 mono at ``sample_rate``."""
+        e = self.entries[i]
+        x = load_audio(e["audio_filepath"], target_rate=sample_rate)
+        a = int(round(float(e.get("offset", 0.0)) * sample_rate))
+        return x[a:a + int(round(float(e["duration"]) * sample_rate))]
+
+    def filter(self, keep: Callable[[dict], bool]) -> "Dataset":
+        return Dataset([e for e in self.entries if keep(e)], self.name)
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({e.get("speaker", "unknown") for e in self.entries})
+
+    @property
+    def hours(self) -> float:
+        return sum(float(e["duration"]) for e in self.entries) / 3600
+
+    def to_cutset(self):
+        return entries_to_cutset(self.entries)
+
+    def write_manifest(self, path: str | os.PathLike) -> Path:
+        return write_manifest(self.entries, path)
+
+    def to_dataframe(self):
+        """One row per utterance, with derived columns for plotting (pause totals, SNR, ...)."""
+        import pandas as pd
+        rows = []
+        for e in self.entries:
+            noise = e.get("noise") or {}
+            rows.append({"id": e.get("id"), "speaker": e.get("speaker"), "split": e.get("split"),
+                         "domain": e.get("domain"), "duration": e["duration"], "text": e["text"],
+                         "n_words": len(e["text"].split()), "speech_end": e.get("speech_end"),
+                         "n_pauses": len(e.get("pauses") or []),
+                         "pause_s": sum(p["end"] - p["start"] for p in e.get("pauses") or []),
+                         "noise": noise.get("type", "clean"), "snr_db": noise.get("snr_db"),
+                         "truncated": e.get("truncated", False)})
+        return pd.DataFrame(rows)
+
+
+PUBLIC = {"librispeech", "slurp"}
+
+
+def _online(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def open_public(name: str, part: str | None = None, root: str | os.PathLike = "data/public") -> Dataset:
+    """A public corpus through lhotse's recipes: prepared from ``root`` if it is already there, else
+    downloaded; offline, fails within seconds with a message saying what to put where."""
+    from lhotse import recipes
+    root = Path(root)
+    corpus_dir = root / {"librispeech": "LibriSpeech", "slurp": "slurp"}[name]
+    if name == "librispeech":
+        part = part or "dev-clean"
+        if not (corpus_dir / part).is_dir():
+            if not _online("www.openslr.org"):
+                raise CorpusUnavailableError(
+                    f"LibriSpeech {part} is not in {corpus_dir} and openslr.org cannot be reached from here. "
+                    f"Download {part}.tar.gz from https://www.openslr.org/12 and extract it under {root}.")
+            recipes.download_librispeech(root, dataset_parts=part)
+        manifests = recipes.prepare_librispeech(corpus_dir, dataset_parts=part)
+        m = manifests[part]
+    else:
+        if not corpus_dir.is_dir():
+            if not _online("github.com"):
+                raise CorpusUnavailableError(
+                    f"SLURP is not in {corpus_dir} and github.com/zenodo cannot be reached from here. "
+                    f"Fetch it with lhotse.recipes.download_slurp on a connected machine and copy it to {corpus_dir}.")
+            recipes.download_slurp(root)
+        manifests = recipes.prepare_slurp(corpus_dir)
+        part = part or "devel"
+        m = manifests[part]
+    from lhotse import CutSet
+    cuts = CutSet.from_manifests(recordings=m["recordings"], supervisions=m["supervisions"]).trim_to_supervisions()
+    return Dataset(cutset_to_entries(cuts), f"{name}:{part}")
+
+
+def open_dataset(source: str | os.PathLike, split: str | None = None) -> Dataset:
+    """Open any corpus the same way.
+
+    ``source``: a workbench corpus folder (with ``split``: train/dev/test), a NeMo manifest (.json,
+    .jsonl), a lhotse CutSet (.jsonl.gz / .jsonl), or ``"librispeech:dev-clean"`` / ``"slurp:devel"``.
+    """
+    s = str(source)
+    if ":" in s and s.split(":", 1)[0] in PUBLIC:
+        name, part = s.split(":", 1)
+        return open_public(name, part or None)
+    p = Path(s)
+    if p.is_dir():
+        if not (p / "corpus.json").is_file():
+            raise DatasetError(f"{p} is not a workbench corpus (no corpus.json); pass a manifest or CutSet file")
+        splits = [split] if split else ["train", "dev", "test"]
+        entries = []
+        for sp in splits:
+            m = p / f"{sp}.json"
+            if not m.exists():
+                raise DatasetError(f"{p} has no split {sp!r} (expected {m})")
+            entries += read_manifest(m)
+        return Dataset(entries, f"{p.name}:{split or 'all'}")
+    if not p.exists():
+        raise DatasetError(f"no corpus, manifest or CutSet at {p}")
+    if p.name.endswith(".jsonl.gz") or _looks_like_cutset(p):
+        from lhotse import CutSet
+        try:
+            cuts = CutSet.from_file(p)
+        except Exception as e:
+            raise DatasetError(f"{p}: not a readable lhotse CutSet ({type(e).__name__}: {e})") from None
+        entries = cutset_to_entries(cuts, base_dir=p.parent)
+    else:
+        entries = read_manifest(p)
+    if split:
+        entries = [e for e in entries if e.get("split") == split]
+    return Dataset(entries, p.stem)
+
+
+def _looks_like_cutset(p: Path) -> bool:
+    """A .jsonl whose first line is a lhotse cut (has ``type`` and ``recording``) rather than a manifest line."""
+    try:
+        with open(p) as f:
+            first = json.loads(f.readline() or "{}")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return "recording" in first and "audio_filepath" not in first

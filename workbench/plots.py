@@ -1,0 +1,81 @@
+"""Figures shared by the notebooks: an utterance on its timeline, and corpus statistics.
+
+The utterance timeline (waveform, spectrogram, words, pauses, true end of speech) is the picture every
+room draws on top of: the end-pointers add their decisions, the recogniser its partial hypotheses.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .audio import MODEL_SAMPLE_RATE
+
+
+def plot_utterance(entry: dict, audio: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE, axes=None,
+                   title: str | None = None):
+    """Waveform and spectrogram with word spans, pauses and the true end of speech marked."""
+    import matplotlib.pyplot as plt
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(12, 5), sharex=True, gridspec_kw={"height_ratios": [1, 1.4]})
+    else:
+        fig = axes[0].figure
+    t = np.arange(len(audio)) / sample_rate
+    ax_w, ax_s = axes
+    ax_w.plot(t, audio, lw=0.5, color="0.3")
+    ax_w.set_ylabel("amplitude")
+    ax_s.specgram(audio, NFFT=400, Fs=sample_rate, noverlap=240, cmap="magma", vmin=-120)
+    ax_s.set_ylabel("Hz")
+    ax_s.set_xlabel("seconds")
+    ymax = np.abs(audio).max() or 1.0
+    for i, w in enumerate(entry.get("words", [])):
+        color = "tab:orange" if w.get("filler") else ("tab:blue" if i % 2 == 0 else "tab:cyan")
+        ax_w.axvspan(w["start"], w["end"], color=color, alpha=0.15)
+        ax_w.text((w["start"] + w["end"]) / 2, ymax * (0.85 if i % 2 == 0 else 0.65), w["word"],
+                  ha="center", fontsize=8)
+        ax_s.axvline(w["start"], color="w", lw=0.5, alpha=0.6)
+    for p in entry.get("pauses", []):
+        ax_w.axvspan(p["start"], p["end"], color="tab:green", alpha=0.15)
+        ax_w.text((p["start"] + p["end"]) / 2, -ymax * 0.85, f"{p['kind']} {1000 * (p['end'] - p['start']):.0f} ms",
+                  ha="center", fontsize=7, color="tab:green")
+    if "speech_end" in entry:
+        for ax in axes:
+            ax.axvline(entry["speech_end"], color="red", lw=1.5)
+        ax_w.text(entry["speech_end"], ymax, " true end of speech", color="red", fontsize=8, va="top")
+    noise = entry.get("noise")
+    label = title or (f"{entry.get('id', '')}  \"{entry['text']}\"  speaker {entry.get('speaker', '?')}  "
+                      f"{'noise ' + noise['type'] + ' ' + str(noise['snr_db']) + ' dB' if noise else 'clean'}"
+                      f"{'  TRUNCATED' if entry.get('truncated') else ''}")
+    ax_w.set_title(label, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_corpus_stats(df, pauses_s: list[float] | None = None):
+    """Durations, pause lengths, utterances per speaker, noise conditions and domains."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(2, 3, figsize=(14, 7))
+    ax = ax.ravel()
+    for split, g in df.groupby("split"):
+        ax[0].hist(g["duration"], bins=40, alpha=0.6, label=split, density=True)
+    ax[0].set(title="utterance duration", xlabel="s", ylabel="density")
+    ax[0].legend()
+    if pauses_s:
+        ax[1].hist(np.array(pauses_s) * 1000, bins=40, color="tab:green")
+    ax[1].set(title="mid-sentence pause lengths", xlabel="ms", ylabel="count")
+    per_spk = df.groupby(["split", "speaker"]).size()
+    for split in per_spk.index.get_level_values(0).unique():
+        ax[2].hist(per_spk[split].values, bins=20, alpha=0.6, label=f"{split} ({len(per_spk[split])} speakers)")
+    ax[2].set(title="utterances per speaker", xlabel="utterances", ylabel="speakers")
+    ax[2].legend(fontsize=8)
+    cond = df.assign(cond=[n if n == "clean" else f"{n} {s:g} dB" for n, s in zip(df["noise"], df["snr_db"])])
+    cond["cond"].value_counts().sort_index().plot.barh(ax=ax[3], color="tab:purple")
+    ax[3].set(title="noise condition (SNR)", xlabel="utterances")
+    df["domain"].value_counts().plot.barh(ax=ax[4], color="tab:blue")
+    ax[4].set(title="domain", xlabel="utterances")
+    kinds = {"no pause, complete": ((df.n_pauses == 0) & ~df.truncated).sum(),
+             "with pauses": (df.n_pauses > 0).sum(), "truncated": df.truncated.sum(),
+             "noisy": (df.noise != "clean").sum()}
+    ax[5].bar(list(kinds), list(kinds.values()), color="tab:gray")
+    ax[5].set(title="utterance kinds (overlapping)")
+    ax[5].tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig
