@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import pickle
 import shutil
 import subprocess
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from . import templates as T
 from .synth import ESPEAK_RATE, VARIANTS, VOICES, Speaker, engine, speak_piece, speech_bounds
 
 SPLITS = ("train", "dev", "test")
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "corpus"
+# WORKBENCH_CORPUS_ROOT moves every corpus elsewhere (a big disk; the tests' temporary folder).
+DEFAULT_ROOT = Path(os.environ.get("WORKBENCH_CORPUS_ROOT") or Path(__file__).resolve().parents[2] / "data" / "corpus")
 
 
 @dataclass
@@ -241,7 +244,7 @@ def _add_noise(audio, words, noise, rng, speakers):
 _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
 
 
-def _job(args) -> dict:
+def _render_job(args) -> dict:
     out_dir, split, index, cfg, speakers = args
     rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
     plan = plan_utterance(rng, speakers, cfg)
@@ -250,6 +253,41 @@ def _job(args) -> dict:
     rel = f"wav/{split}/{uid}.wav"
     save_wav(Path(out_dir) / rel, audio)
     return {"audio_filepath": rel, "id": uid, "split": split, **entry}
+
+
+def _init_worker() -> None:
+    engine()   # initialise espeak-ng once, before any synthesis: this is the state every utterance starts from
+
+
+def _job(args) -> dict:
+    """Render one utterance in a child forked from a pristine worker.
+
+    espeak-ng's output depends on what it synthesised before (its wave generator carries phase and
+    flutter state from call to call), so an utterance rendered after different predecessors differs by
+    a few samples. Forking per utterance gives every utterance the same starting state: the corpus is
+    then byte-identical for a given seed, whatever the number of workers and the order of jobs.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            payload = ("ok", _render_job(args))
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, which re-raises
+            payload = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(payload, f)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise CorpusError(f"synthesis of {args[1]}-{args[2]:06d} crashed (no result from the child process)")
+    status, value = pickle.loads(data)
+    if status != "ok":
+        raise CorpusError(f"synthesis of {args[1]}-{args[2]:06d} failed: {value}")
+    return value
 
 
 def espeak_version() -> str:
@@ -286,17 +324,12 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
             jobs += [(str(tmp), split, i, cfg, speakers[split]) for i in range(cfg.utterances[split])]
         workers = workers or os.cpu_count() or 1
         bar = tqdm(total=len(jobs), desc=f"corpus {final.name}", unit="utt", disable=not progress)
-        if workers == 1:
-            entries = []
-            for j in jobs:
-                entries.append(_job(j))
+        entries = []
+        # spawn: workers never inherit a used espeak-ng state from this process (see _job)
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+            for e in pool.imap(_job, jobs, chunksize=8):
+                entries.append(e)
                 bar.update()
-        else:
-            with mp.get_context("fork").Pool(workers) as pool:
-                entries = []
-                for e in pool.imap(_job, jobs, chunksize=8):
-                    entries.append(e)
-                    bar.update()
         bar.close()
         stats = {}
         for split in SPLITS:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from ..audio import MODEL_SAMPLE_RATE, load_audio
+from ..audio import MODEL_SAMPLE_RATE, audio_info, load_audio
 
 
 class DatasetError(ValueError):
@@ -87,15 +86,17 @@ def entries_to_cutset(entries: list[dict], base_dir: str | os.PathLike | None = 
         offset = float(e.get("offset", 0.0))
         dur = float(e["duration"])
         rid = e.get("id", p.stem)
-        rec = Recording(id=rid, sources=[AudioSource(type="file", channels=[0], source=src)],
-                        sampling_rate=e.get("sample_rate", MODEL_SAMPLE_RATE),
-                        num_samples=int(round((offset + dur) * e.get("sample_rate", MODEL_SAMPLE_RATE))),
-                        duration=offset + dur)
+        sr, frames, channels = audio_info(p)   # the header is the truth (the user's files need not be 16 kHz)
+        rec = Recording(id=rid, sources=[AudioSource(type="file", channels=list(range(channels)), source=src)],
+                        sampling_rate=sr, num_samples=frames, duration=frames / sr)
         align = None
         if e.get("words"):
             align = {"word": [AlignmentItem(symbol=w["word"], start=w["start"], duration=round(w["end"] - w["start"], 4))
                               for w in e["words"]]}
         custom = {k: v for k, v in e.items() if k not in _CORE}
+        fillers = [i for i, w in enumerate(e.get("words") or []) if w.get("filler")]
+        if fillers:   # an AlignmentItem has no place for it
+            custom["filler_words"] = fillers
         sup = SupervisionSegment(id=rid, recording_id=rid, start=0.0, duration=dur, channel=0, text=e["text"],
                                  speaker=e.get("speaker"), alignment=align, custom=custom or None)
         cuts.append(MonoCut(id=rid, start=offset, duration=dur, channel=0, recording=rec, supervisions=[sup]))
@@ -123,7 +124,10 @@ def cutset_to_entries(cuts, base_dir: str | os.PathLike | None = None) -> list[d
             if sup.alignment and "word" in sup.alignment:
                 e["words"] = [{"word": a.symbol, "start": round(a.start, 4), "end": round(a.start + a.duration, 4)}
                               for a in sup.alignment["word"]]
-            e.update(sup.custom or {})
+            custom = dict(sup.custom or {})
+            for i in custom.pop("filler_words", []):
+                e["words"][i]["filler"] = True
+            e.update(custom)
         out.append(e)
     return out
 
@@ -186,24 +190,28 @@ class Dataset:
 PUBLIC = {"librispeech", "slurp"}
 
 
-def _online(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+def _online(url: str, timeout: float = 5.0) -> bool:
+    """Can this machine fetch ``url``? A HEAD request with a hard timeout, so offline is a fast "no"."""
+    import urllib.error
+    import urllib.request
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as r:
+            return r.status < 400
+    except (urllib.error.URLError, OSError, ValueError):
         return False
 
 
-def open_public(name: str, part: str | None = None, root: str | os.PathLike = "data/public") -> Dataset:
+def open_public(name: str, part: str | None = None, root: str | os.PathLike | None = None) -> Dataset:
     """A public corpus through lhotse's recipes: prepared from ``root`` if it is already there, else
     downloaded; offline, fails within seconds with a message saying what to put where."""
     from lhotse import recipes
-    root = Path(root)
+    from .corpus import DEFAULT_ROOT
+    root = Path(root) if root else DEFAULT_ROOT.parent / "public"
     corpus_dir = root / {"librispeech": "LibriSpeech", "slurp": "slurp"}[name]
     if name == "librispeech":
         part = part or "dev-clean"
         if not (corpus_dir / part).is_dir():
-            if not _online("www.openslr.org"):
+            if not _online(f"https://www.openslr.org/resources/12/{part}.tar.gz"):
                 raise CorpusUnavailableError(
                     f"LibriSpeech {part} is not in {corpus_dir} and openslr.org cannot be reached from here. "
                     f"Download {part}.tar.gz from https://www.openslr.org/12 and extract it under {root}.")
@@ -212,7 +220,7 @@ def open_public(name: str, part: str | None = None, root: str | os.PathLike = "d
         m = manifests[part]
     else:
         if not corpus_dir.is_dir():
-            if not _online("github.com"):
+            if not _online("https://github.com/pswietojanski/slurp"):
                 raise CorpusUnavailableError(
                     f"SLURP is not in {corpus_dir} and github.com/zenodo cannot be reached from here. "
                     f"Fetch it with lhotse.recipes.download_slurp on a connected machine and copy it to {corpus_dir}.")

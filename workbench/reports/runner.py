@@ -122,11 +122,17 @@ def day_lock(folder: Path):
 
 
 def _first_error(nb) -> dict | None:
-    for i, cell in enumerate(nb.cells):
+    """The failing cell, numbered as in the source notebook (papermill's injected cells not counted)."""
+    skip = {"injected-parameters", "papermill-error-cell-tag"}
+    i = -1
+    for cell in nb.cells:
+        if skip & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        i += 1
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
-                return {"cell": i, "ename": o.get("ename", ""), "evalue": o.get("evalue", ""),
-                        "source": cell.get("source", "")[:2000]}
+                return {"cell": i, "execution_count": cell.get("execution_count"), "ename": o.get("ename", ""),
+                        "evalue": o.get("evalue", ""), "source": cell.get("source", "")[:2000]}
     return None
 
 
@@ -165,7 +171,7 @@ def run_one(path: Path, staging: Path, parameters: dict, no_input: bool, timeout
                             report_mode=False)
     except pm.PapermillExecutionError as e:
         status = "failed"
-        error = {"cell": e.exec_count, "ename": e.ename, "evalue": e.evalue, "source": e.source[:2000]}
+        error = {"cell": None, "execution_count": e.exec_count, "ename": e.ename, "evalue": e.evalue, "source": e.source[:2000]}
     except Exception as e:   # kernel died, timeout, bad notebook: still a result, never a crash of the run
         status = "failed"
         error = {"cell": None, "ename": type(e).__name__, "evalue": str(e)[:2000], "source": ""}
@@ -300,7 +306,8 @@ def render_index(summary: dict, date: str) -> str:
         err = ""
         if n.get("error"):
             e = n["error"]
-            err = (f"<div class='err'><b>cell {e.get('cell')}: {html.escape(str(e.get('ename')))}</b>: "
+            where = f"cell {e.get('cell')}" + (f" (In [{e['execution_count']}])" if e.get("execution_count") else "")
+            err = (f"<div class='err'><b>{where}: {html.escape(str(e.get('ename')))}</b>: "
                    f"{html.escape(str(e.get('evalue')))}<pre>{html.escape(e.get('source') or '')}</pre></div>")
             if n.get("last_ok"):
                 err += (f"<div>earlier good run kept: <a href='{n['name']}.html'>{n['name']}.html</a> "

@@ -1,0 +1,220 @@
+"""workbench.data: texts, speakers, the synthesised corpus and its ground truth, and the ways data comes in."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from workbench.data import (CorpusError, DatasetError, build_corpus, config_for, make_speakers, open_dataset,
+                            read_manifest)
+from workbench.data import templates as T
+from workbench.data.synth import Speaker, speak_piece
+
+from conftest import FIXTURES
+
+
+def rms_db(x):
+    return 10 * np.log10(np.mean(np.asarray(x, np.float64) ** 2) + 1e-20)
+
+
+# --- texts -------------------------------------------------------------------------------------------
+def test_templates_give_thousands_of_distinct_sentences():
+    rng = np.random.default_rng(0)
+    texts = {T.plain(T.sample_text(rng)[1]) for _ in range(20000)}
+    assert len(texts) > 5000
+    assert all(t == t.lower() and not any(c.isdigit() for c in t) for t in texts)
+
+
+def test_held_out_templates_are_disjoint_and_text_only(smoke_corpus):
+    assert not set(T.HELD_OUT_TEMPLATES) & set(T.AUDIO_TEMPLATES)
+    held = {t.text for t in T.HELD_OUT_TEMPLATES}
+    assert not any(e["template"] in held for e in open_dataset(smoke_corpus))
+    sentences = (smoke_corpus / "texts" / "heldout_sentences.txt").read_text().split("\n")
+    assert len([s for s in sentences if s]) >= 20
+
+
+@pytest.mark.parametrize("n,words", [(0, "zero"), (13, "thirteen"), (40, "forty"), (57, "fifty seven"),
+                                     (100, "one hundred")])
+def test_number_words(n, words):
+    assert T.number_words(n) == words
+
+
+# --- speakers ----------------------------------------------------------------------------------------
+def test_speakers_split_by_timbre():
+    spk = make_speakers(config_for("default"))
+    variants = {s: {x.variant for x in v} for s, v in spk.items()}
+    assert not variants["test"] & variants["train"] and not variants["dev"] & variants["train"]
+    assert not variants["test"] & variants["dev"]
+    assert len(spk["train"]) == 160 and len({x.id for x in spk["train"]}) == 160
+    s = spk["test"][0]
+    assert Speaker.from_id(s.id) == s
+
+
+def test_synthesis_word_times_cover_the_speech():
+    wav, times = speak_piece("turn on the kitchen lights", Speaker("en-us", "m3", 170, 50))
+    assert len(times) == 5
+    starts = [a for a, _ in times]
+    assert starts == sorted(starts) and all(b > a for a, b in times), times
+    assert times[-1][1] == pytest.approx(len(wav) / 22050)
+
+
+# --- the corpus --------------------------------------------------------------------------------------
+def test_smoke_corpus_layout_and_split_by_speaker(smoke_corpus):
+    meta = json.loads((smoke_corpus / "corpus.json").read_text())
+    for split in ("train", "dev", "test"):
+        assert (smoke_corpus / f"{split}.json").is_file() and (smoke_corpus / f"{split}.cuts.jsonl.gz").is_file()
+        assert meta["splits"][split]["utterances"] == len(open_dataset(smoke_corpus, split))
+    spk = {s: set(open_dataset(smoke_corpus, s).speakers) for s in ("train", "dev", "test")}
+    assert not spk["test"] & spk["train"] and not spk["dev"] & spk["train"]
+
+
+def test_manifest_lines_are_nemo_compatible(smoke_corpus):
+    for line in (smoke_corpus / "train.json").read_text().splitlines():
+        e = json.loads(line)
+        assert not e["audio_filepath"].startswith("/")            # relative: the corpus can move
+        assert (smoke_corpus / e["audio_filepath"]).is_file()
+        assert isinstance(e["duration"], float) and e["text"]
+
+
+def test_ground_truth_matches_the_audio(smoke_corpus):
+    """Words are ordered and inside the audio; the audio really is loud inside words and near-silent
+    after the true end of speech and inside pauses (for clean utterances)."""
+    ds = open_dataset(smoke_corpus)
+    checked_pause = 0
+    for i, e in enumerate(ds):
+        words = e["words"]
+        assert [w["word"] for w in words] == e["text"].split()
+        assert all(a["end"] <= b["start"] + 1e-4 for a, b in zip(words, words[1:]))
+        assert 0 < e["speech_start"] < e["speech_end"] <= e["duration"] - 0.75
+        assert e["speech_end"] == words[-1]["end"]
+        if e["noise"] is not None:
+            continue
+        x = ds.audio(i)
+        sr = 16000
+        speech = x[int(e["speech_start"] * sr):int(e["speech_end"] * sr)]
+        tail = x[int((e["speech_end"] + 0.05) * sr):]
+        assert rms_db(speech) - rms_db(tail) > 50, e["id"]
+        for p in e["pauses"]:
+            if p["end"] - p["start"] > 0.1:
+                gap = x[int((p["start"] + 0.02) * sr):int((p["end"] - 0.02) * sr)]
+                assert rms_db(speech) - rms_db(gap) > 50, (e["id"], p)
+                checked_pause += 1
+    assert checked_pause > 0
+
+
+def test_noise_is_mixed_at_the_labelled_snr(smoke_corpus):
+    ds = open_dataset(smoke_corpus)
+    noisy = [i for i, e in enumerate(ds) if e["noise"] and e["noise"]["type"] in ("white", "pink")]
+    assert noisy
+    for i in noisy:
+        e, x = ds[i], ds.audio(i).astype(np.float64)
+        sr = 16000
+        a, b = int(e["speech_start"] * sr), int(e["speech_end"] * sr)
+        noise_power = np.mean(x[b + sr // 10:] ** 2)            # trailing silence holds only noise
+        speech_power = np.mean(x[a:b] ** 2) - noise_power
+        snr = 10 * np.log10(speech_power / noise_power)
+        assert abs(snr - e["noise"]["snr_db"]) < 1.5, (e["id"], snr, e["noise"])
+
+
+def test_truncated_utterances_are_prefixes(smoke_corpus):
+    trunc = [e for e in open_dataset(smoke_corpus) if e["truncated"]]
+    assert trunc
+    for e in trunc:
+        assert e["full_text"].startswith(e["text"] + " ")
+        assert e["duration"] - e["speech_end"] >= 0.75
+
+
+def test_build_is_deterministic_and_independent_of_workers(tmp_path):
+    a = build_corpus("smoke", seed=3, root=tmp_path / "a", workers=1, progress=False)
+    b = build_corpus("smoke", seed=3, root=tmp_path / "b", workers=2, progress=False)
+    for split in ("train", "test"):
+        assert (a / f"{split}.json").read_text() == (b / f"{split}.json").read_text()
+    for wa in (a / "wav" / "test").glob("*.wav"):
+        assert wa.read_bytes() == (b / "wav" / "test" / wa.name).read_bytes()
+    c = build_corpus("smoke", seed=4, root=tmp_path / "a", workers=2, progress=False)
+    assert (c / "test.json").read_text() != (a / "test.json").read_text()
+
+
+def test_existing_corpus_is_reused(smoke_corpus, corpus_root):
+    before = (smoke_corpus / "corpus.json").stat().st_mtime_ns
+    t0 = time.time()
+    assert build_corpus("smoke", root=corpus_root) == smoke_corpus
+    assert time.time() - t0 < 1 and (smoke_corpus / "corpus.json").stat().st_mtime_ns == before
+
+
+def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
+    from workbench.data import corpus as C
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt("simulated interrupt after synthesis, while writing")
+    monkeypatch.setattr(C, "_write_heldout_texts", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_corpus("smoke", root=tmp_path, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_synthesis_error_is_reported_with_the_utterance(tmp_path, monkeypatch):
+    from workbench.data import corpus as C
+    monkeypatch.setattr(C, "VOICES", ["xx-nonexistent"])   # make_speakers runs here, synthesis in workers
+    with pytest.raises(C.CorpusError, match=r"train-000000.*no voice"):
+        build_corpus("smoke", root=tmp_path, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_size():
+    with pytest.raises(CorpusError, match="unknown corpus size"):
+        config_for("huge")
+
+
+# --- other data through the same API ------------------------------------------------------------------
+def test_user_manifest_and_cutset_fixture():
+    d = FIXTURES / "user_data"
+    m = open_dataset(d / "manifest.json")
+    c = open_dataset(d / "cuts.jsonl")
+    assert len(m) == len(c) == 2
+    assert [e["text"] for e in m] == [e["text"] for e in c]
+    assert m[0]["audio_filepath"] == c[0]["audio_filepath"]
+    x = m.audio(0)                                  # 22.05 kHz on disk -> 16 kHz
+    assert x.dtype == np.float32 and abs(len(x) / 16000 - m[0]["duration"]) < 0.01
+    cuts = m.to_cutset()
+    assert cuts[0].recording.sampling_rate == 22050
+    assert abs(cuts[0].load_audio().shape[1] / 22050 - m[0]["duration"]) < 0.01
+
+
+def test_corpus_roundtrips_through_lhotse(smoke_corpus, tmp_path):
+    ds = open_dataset(smoke_corpus, "test")
+    via_cuts = open_dataset(smoke_corpus / "test.cuts.jsonl.gz")
+    assert ds.entries == via_cuts.entries
+    path = tmp_path / "again.jsonl.gz"
+    ds.to_cutset().to_file(path)
+    assert open_dataset(path).entries == ds.entries
+
+
+@pytest.mark.parametrize("content,match", [('{"audio_filepath": "a.wav", "text": "hi"}\n', r"line.*missing|:1: missing"),
+                                           ('{"audio_filepath": "a.wav", \n', r":1: not valid JSON")])
+def test_bad_manifest_names_the_line(tmp_path, content, match):
+    p = tmp_path / "m.json"
+    p.write_text(content)
+    with pytest.raises(DatasetError, match=match):
+        read_manifest(p)
+
+
+def test_missing_sources(tmp_path):
+    with pytest.raises(DatasetError, match="no corpus"):
+        open_dataset(tmp_path / "nothing.json")
+    with pytest.raises(DatasetError, match="not a workbench corpus"):
+        open_dataset(tmp_path)
+
+
+def test_public_corpus_offline_fails_fast(tmp_path, monkeypatch):
+    from workbench.data import CorpusUnavailableError
+    from workbench.data import dataset as D
+    monkeypatch.chdir(tmp_path)
+    t0 = time.time()
+    assert D._online("https://corpus.example.invalid/x.tar.gz", timeout=2.0) is False   # never resolves
+    assert time.time() - t0 < 5
+    monkeypatch.setattr(D, "_online", lambda *a, **k: False)
+    with pytest.raises(CorpusUnavailableError, match="openslr"):
+        open_dataset("librispeech:dev-clean")
+    with pytest.raises(CorpusUnavailableError, match="SLURP"):
+        open_dataset("slurp:devel")

@@ -1,0 +1,121 @@
+"""The report runner: parameters, metrics, failures that do not stop the run or overwrite good reports, the lock."""
+import json
+import threading
+
+import nbformat
+import pytest
+
+from workbench.reports import METRIC_MIME, metrics_of, record
+from workbench.reports.runner import ReportError, day_lock, parse_parameters, run_reports
+
+
+def make_nb(path, body, params="x = 1"):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_record_payload_and_numpy_values():
+    import numpy as np
+    p = record("wer", np.float32(0.125), "%", display=False)
+    assert p == {"name": "wer", "value": 0.125, "unit": "%"}
+    assert record("curve", np.arange(3), display=False)["value"] == [0, 1, 2]
+    with pytest.raises(TypeError):
+        record("bad", object(), display=False)
+    with pytest.raises(ValueError):
+        record("", 1, display=False)
+
+
+def test_metrics_of_reads_display_data():
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell("")
+    c.outputs = [nbformat.v4.new_output("display_data", data={METRIC_MIME: {"name": "a", "value": 1, "unit": None}}),
+                 nbformat.v4.new_output("display_data", data={METRIC_MIME: {"name": "a", "value": 2, "unit": "s"}})]
+    nb.cells = [c]
+    assert metrics_of(nb) == {"a": {"value": 2, "unit": "s"}}
+
+
+def test_parameters_from_file_and_command_line(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("parameters: {n: 1, mode: fast}\nnotebooks:\n  nb_a: {n: 5}\n")
+    common, per = parse_parameters([("n", "3"), ("flag", "true"), ("name", "hello world")], f)
+    assert common == {"n": 3, "mode": "fast", "flag": True, "name": "hello world"}
+    assert per == {"nb_a": {"n": 5}}
+    f.write_text("n: 1\n")
+    with pytest.raises(ReportError, match="parameters"):
+        parse_parameters([], f)
+    with pytest.raises(ReportError, match="not found"):
+        parse_parameters([], tmp_path / "missing.yaml")
+
+
+def test_run_failures_and_good_reports_kept(tmp_path):
+    nbs, out = tmp_path / "nbs", tmp_path / "reports"
+    nbs.mkdir()
+    make_nb(nbs / "a_ok.ipynb", "from workbench.reports import record\nrecord('twice_x', 2 * x, 'units')")
+    make_nb(nbs / "b_fails.ipynb", "raise ValueError('boom in b')")
+    make_nb(nbs / "c_ok.ipynb", "y = x + 1")
+    res = run_reports(params=[("x", "21"), ("undeclared", "1")], out_root=out, date="d1", notebook_dir=nbs)
+    assert not res.ok and [r.name for r in res.failures] == ["b_fails"]
+    by = {r.name: r for r in res.results}
+    assert by["a_ok"].metrics == {"twice_x": {"value": 42, "unit": "units"}}
+    assert by["a_ok"].parameters == {"x": 21}                      # only what the notebook declares
+    assert by["b_fails"].error["ename"] == "ValueError" and by["b_fails"].error["cell"] == 2
+    assert "boom in b" in by["b_fails"].error["source"] + by["b_fails"].error["evalue"]
+    assert by["c_ok"].status == "ok"                                # ran after the failure
+    day = out / "d1"
+    for f in ("a_ok.ipynb", "a_ok.html", "c_ok.html", "b_fails.failed.html", "index.html", "summary.json", "report.log"):
+        assert (day / f).is_file(), f
+    index = (day / "index.html").read_text()
+    assert "boom in b" in index and "cell 2" in index and "twice_x" in index
+    summary = json.loads((day / "summary.json").read_text())
+    assert summary["ok"] is False and [n["name"] for n in summary["notebooks"]] == ["a_ok", "b_fails", "c_ok"]
+
+    # a later failing run of a notebook that was good keeps the good rendering
+    good_html = (day / "a_ok.html").read_text()
+    make_nb(nbs / "a_ok.ipynb", "raise RuntimeError('regressed')")
+    res2 = run_reports(["a_ok"], params=[("x", "1")], out_root=out, date="d1", notebook_dir=nbs)
+    assert not res2.ok
+    assert (day / "a_ok.html").read_text() == good_html
+    assert "regressed" in (day / "a_ok.failed.html").read_text()
+    s2 = {n["name"]: n for n in json.loads((day / "summary.json").read_text())["notebooks"]}
+    assert s2["a_ok"]["status"] == "failed" and s2["a_ok"]["last_ok"]["metrics"]["twice_x"]["value"] == 42
+    assert "c_ok" in s2                                             # notebooks not rerun stay listed
+    assert "earlier good run kept" in (day / "index.html").read_text()
+    assert not list(out.glob(".staging-*"))
+
+
+def test_unknown_notebook_and_lock(tmp_path):
+    with pytest.raises(ReportError, match="not found"):
+        run_reports(["nope"], out_root=tmp_path, notebook_dir=tmp_path)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    make_nb(nbs / "a.ipynb", "pass")
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with day_lock(tmp_path / "out" / "d2"):
+            held.set()
+            release.wait(30)
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    try:
+        with pytest.raises(ReportError, match="another report run"):
+            run_reports(out_root=tmp_path / "out", date="d2", notebook_dir=nbs)
+    finally:
+        release.set()
+        t.join()
+    assert not (tmp_path / "out" / "d2").exists()
+
+
+def test_cli_exit_codes(tmp_path, monkeypatch):
+    from workbench.__main__ import main
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    make_nb(nbs / "bad.ipynb", "1/0")
+    assert main(["report", str(nbs / "bad.ipynb"), "--out", str(tmp_path / "o"), "--date", "d"]) == 1
+    assert main(["report", "nope", "--out", str(tmp_path / "o")]) == 2
