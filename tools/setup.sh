@@ -45,7 +45,8 @@ else
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
   say "installing the pinned stack from $LOCK (cold: a few minutes, ~2 GB download)"
   # --no-deps: the lock is complete; the resolver would otherwise trip on the setuptools conflict.
-  "$VENV/bin/pip" install -q --no-deps --progress-bar off -r "$LOCK"
+  # (this machine's pip config may list local indexes that do not exist: drop pip's warning per package)
+  "$VENV/bin/pip" install -q --no-deps --progress-bar off -r "$LOCK" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
   echo "$stamp_want" > "$stamp_file"
 fi

@@ -256,7 +256,11 @@ def _render_job(args) -> dict:
 
 
 def _init_worker() -> None:
-    engine()   # initialise espeak-ng once, before any synthesis: this is the state every utterance starts from
+    """Bring a worker to the state every utterance is forked from: libraries imported, espeak-ng
+    initialised and warmed up by one fixed sentence (the same in every worker, so still deterministic)."""
+    import soundfile  # noqa: F401  (imported here once, not in every forked child)
+    wav, _ = speak_piece("warm up", Speaker(VOICES[0], VARIANTS[0], 160, 50))
+    resample(wav, ESPEAK_RATE, MODEL_SAMPLE_RATE)
 
 
 def _job(args) -> dict:
@@ -323,7 +327,7 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
             (tmp / "wav" / split).mkdir(parents=True)
             jobs += [(str(tmp), split, i, cfg, speakers[split]) for i in range(cfg.utterances[split])]
         workers = workers or os.cpu_count() or 1
-        bar = tqdm(total=len(jobs), desc=f"corpus {final.name}", unit="utt", disable=not progress)
+        bar = tqdm(total=len(jobs), desc=f"corpus {final.name}", unit="utt", disable=not progress, mininterval=2)
         entries = []
         # spawn: workers never inherit a used espeak-ng state from this process (see _job)
         with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
