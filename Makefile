@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SIZE ?= default
 
-.PHONY: setup corpus reports test lab lock clean help
+.PHONY: setup corpus reports test lab lock models clean help
 help:
 	@sed -n '2,5p' Makefile
 
@@ -27,6 +27,10 @@ test: $(PY)
 # JupyterLab on 127.0.0.1 only, with a token (printed in the URL on start).
 lab: $(PY)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.token=$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')} --notebook-dir=.
+
+# Retrain the shipped default streaming model (profile small: ~2 h on 2 CPU cores) into data/models/asr_small.
+models: $(PY)
+	$(PY) -m workbench train-asr --profile small
 
 lock:
 	@bash tools/lock.sh

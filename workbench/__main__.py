@@ -36,6 +36,13 @@ def _report(args) -> int:
     return 0 if result.ok else 1
 
 
+def _train_asr(args) -> int:
+    from .asr.recipe import train
+    out = train(args.profile, args.overrides, out_dir=args.out, work_dir=args.work, resume=args.resume)
+    print(f"model, config and metrics in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
     p = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.splitlines()[0])
@@ -60,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-input", action="store_true", help="hide code cells in the HTML")
     r.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     r.set_defaults(func=_report)
+    t = sub.add_parser("train-asr", help="train the streaming NeMo model (hybrid RNNT+CTC, <EOU>, several lookaheads)")
+    t.add_argument("--profile", default="small", help="small (2-core CPU, ~2 h) | gpu | path/to/profile.yaml")
+    t.add_argument("--out", type=Path, default=None, help="export folder (default: data/models/asr_<profile>)")
+    t.add_argument("--work", type=Path, default=None, help="checkpoints and logs (default: data/cache/asr_<profile>)")
+    t.add_argument("--resume", action="store_true", help="continue from the work folder's last checkpoint")
+    t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
+    t.set_defaults(func=_train_asr)
     return p
 
 

@@ -1,0 +1,184 @@
+"""Training recipe for the streaming recogniser: ``python -m workbench train-asr``.
+
+Corpus manifests -> EOU manifests -> BPE tokenizer with <EOU>/<EOB> -> NeMo
+``EncDecHybridRNNTCTCBPEEOUModel`` (cache-aware FastConformer, several lookaheads) -> Lightning fit ->
+``.nemo`` + config + metrics (greedy WER per lookahead on the held-out-speaker test split).
+Profiles are YAML files in ``configs/``; every key can be overridden as ``a.b.c=value``. Scaling out is
+Lightning's job: ``trainer.devices=8 trainer.num_nodes=2``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..data import ensure_corpus, open_dataset
+from ..data.corpus import DEFAULT_ROOT
+from .tokenizer import EOB, EOU, train_tokenizer
+
+CONFIGS = Path(__file__).parent / "configs"
+MODELS = DEFAULT_ROOT.parent / "models"
+CACHE = DEFAULT_ROOT.parent / "cache"
+
+
+def load_profile(profile: str, overrides: list[str] = ()):
+    """A profile YAML (following ``defaults_from``) merged with ``key=value`` overrides."""
+    from omegaconf import OmegaConf
+    path = Path(profile) if profile.endswith(".yaml") else CONFIGS / f"{profile}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no ASR profile {profile!r} (looked for {path})")
+    cfg = OmegaConf.load(path)
+    if "defaults_from" in cfg:
+        base = load_profile(str(path.parent / cfg.pop("defaults_from")))
+        cfg = OmegaConf.merge(base, cfg)
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+
+
+def eou_manifest(entries: list[dict], path: Path, max_trail_s: float | None = None) -> Path:
+    """NeMo's EOU dataset reads ``sou_time``/``eou_time``/``utterances``/``is_backchannel`` per segment:
+    our ground-truth start and end of speech go straight in.
+
+    ``max_trail_s`` shortens the trailing silence of training audio to a per-utterance amount in
+    [0.3 s, max_trail_s] (the dataset's random padding adds more): a CPU spends its time on speech.
+    """
+    import zlib
+    with open(path, "w") as f:
+        for e in entries:
+            duration = e["duration"]
+            if max_trail_s is not None:
+                u = (zlib.crc32(e.get("id", e["audio_filepath"]).encode()) % 1000) / 1000
+                duration = min(duration, round(e["speech_end"] + 0.3 + u * (max_trail_s - 0.3), 3))
+            f.write(json.dumps({"audio_filepath": e["audio_filepath"], "duration": duration, "text": e["text"],
+                                "sou_time": [e["speech_start"]], "eou_time": [e["speech_end"]],
+                                "utterances": [e["text"]], "is_backchannel": [False]}) + "\n")
+    return path
+
+
+class TorchaudioRNNTLoss(torch.nn.Module):
+    """torchaudio's C++ RNNT loss with the call shape of NeMo's inner losses.
+
+    NeMo's CPU default (numba) takes ~10 s for a batch that torchaudio does in 0.3 s, with the same loss
+    and gradients (checked to 1e-5). NeMo's joint already returns log-probs on CPU; torchaudio applies
+    log-softmax again, which leaves log-probs unchanged.
+    """
+
+    def __init__(self, blank: int, clamp: float = -1.0):
+        super().__init__()
+        self.blank, self.clamp, self.reduction = blank, clamp, None   # RNNTLoss sets .reduction
+
+    def forward(self, acts, labels, act_lens, label_lens):
+        import torchaudio
+        return torchaudio.functional.rnnt_loss(acts.float(), labels.int(), act_lens.int(), label_lens.int(),
+                                               blank=self.blank, clamp=self.clamp, reduction="none")
+
+
+def use_torchaudio_rnnt_loss(model) -> None:
+    # model.loss is NeMo's RNNTLoss wrapper (reduction, narrowing); the fused joint holds the same object.
+    model.loss._loss = TorchaudioRNNTLoss(blank=model.loss._blank)
+
+
+def model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
+    from omegaconf import OmegaConf
+    m = OmegaConf.to_container(cfg.model, resolve=True)
+    m["train_ds"]["manifest_filepath"] = str(manifests["train"])
+    m["validation_ds"]["manifest_filepath"] = str(manifests["dev"])
+    m["validation_ds"]["sample_rate"] = m["train_ds"]["sample_rate"] = m["sample_rate"]
+    m["test_ds"] = dict(m["validation_ds"], manifest_filepath=str(manifests["test"]))
+    m["tokenizer"] = {"dir": str(tokenizer_dir), "type": "bpe"}
+    return OmegaConf.create(m)
+
+
+def clean_text(text: str) -> str:
+    return " ".join(text.replace(EOU, " ").replace(EOB, " ").split())
+
+
+def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict:
+    """Greedy RNNT WER (jiwer) on ``entries`` for each attention context, offline with the same mask
+    the streaming model uses. Returns {"[70, 13]": {"wer": ..., "rtf": ...}, ...}."""
+    import jiwer
+    model.eval()
+    refs = [e["text"] for e in entries]
+    audio_s = sum(e["duration"] for e in entries)
+    out = {}
+    for ctx in contexts:
+        model.encoder.set_default_att_context_size(list(ctx))
+        t0 = time.time()
+        with torch.inference_mode():
+            hyps = model.transcribe([e["audio_filepath"] for e in entries], batch_size=batch_size, verbose=False)
+        hyps = hyps[0] if isinstance(hyps, tuple) else hyps
+        texts = [clean_text(h.text if hasattr(h, "text") else h) for h in hyps]
+        out[str(list(ctx))] = {"wer": round(jiwer.wer(refs, texts), 4), "rtf": round((time.time() - t0) / audio_s, 5),
+                               "lookahead_ms": int(ctx[1]) * 80,
+                               "examples": [[r, h[:200]] for r, h in zip(refs[:3], texts[:3])]}
+    model.encoder.set_default_att_context_size(list(contexts[-1]))
+    return out
+
+
+def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.PathLike | None = None,
+          work_dir: str | os.PathLike | None = None, resume: bool = False) -> Path:
+    """Run the recipe; returns the folder holding model.nemo, config.yaml and metrics.json."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from nemo.collections.asr.models.asr_eou_models import EncDecHybridRNNTCTCBPEEOUModel
+    from omegaconf import OmegaConf
+
+    cfg = load_profile(profile, overrides)
+    name = f"asr_{Path(profile).stem}"
+    out = Path(out_dir or MODELS / name)
+    work = Path(work_dir or CACHE / name)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(cfg.threads))
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
+
+    corpus = ensure_corpus(cfg.corpus.size, cfg.corpus.seed)
+    splits = {s: open_dataset(corpus, s).entries for s in ("train", "dev", "test")}
+    trail = cfg.get("train_max_trailing_silence_s")
+    manifests = {s: eou_manifest(e, work / f"{s}_eou.json", trail if s == "train" else None) for s, e in splits.items()}
+    tok = work / "tokenizer"
+    if not (resume and (tok / "tokenizer.model").exists()):
+        train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
+
+    ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="{epoch}-{step}-{val_wer:.3f}",
+                           monitor="val_wer", mode="min", save_top_k=2, save_last=True)
+    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt],
+                         default_root_dir=str(work), logger=pl.loggers.CSVLogger(str(work), name="logs"))
+    model = EncDecHybridRNNTCTCBPEEOUModel(cfg=model_config(cfg, manifests, tok), trainer=trainer)
+    if cfg.rnnt_loss == "torchaudio":
+        use_torchaudio_rnnt_loss(model)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"[train-asr] {name}: {n_params / 1e6:.2f} M parameters, corpus {corpus.name}, "
+          f"{len(splits['train'])} training utterances, work dir {work}", flush=True)
+    last = work / "checkpoints" / "last.ckpt"
+    t0 = time.time()
+    trainer.fit(model, ckpt_path=str(last) if resume and last.exists() else None)
+    train_s = time.time() - t0
+    best = ckpt.best_model_path or str(last)
+    if best and Path(best).exists():
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        model.load_state_dict(state)
+    return export(model, cfg, out, splits["test"], train_s=train_s, best_ckpt=best, n_params=n_params,
+                  steps=trainer.global_step)
+
+
+def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
+    """model.nemo + config.yaml + metrics.json into ``out`` (written beside, then moved into place)."""
+    from omegaconf import OmegaConf
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_to(str(tmp / "model.nemo"))
+    OmegaConf.save(cfg, tmp / "config.yaml")
+    metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test_entries),
+               "greedy_rnnt_wer": evaluate(model, test_entries, [tuple(c) for c in cfg.eval_contexts]),
+               **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in info.items()},
+               "size_mb": round((tmp / "model.nemo").stat().st_size / 2 ** 20, 2)}
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f}" for k, v in metrics["greedy_rnnt_wer"].items()))
+    return out

@@ -1,0 +1,314 @@
+"""Cache-aware streaming recognition over a NeMo FastConformer: audio in, Partial/EndOfUtterance/Final out.
+
+Each stream keeps its own audio, features, encoder caches and partial RNNT hypothesis, so several
+streams can be stepped together in one batch (``step_streams``), at different positions in their audio.
+
+Features are computed incrementally, and a feature frame is released only once the audio its STFT window
+covers has arrived, so the frames (and therefore the chunks) are exactly the ones an offline pass over
+the whole recording computes. Chunking follows NeMo's ``CacheAwareStreamingAudioBuffer``: the first chunk
+has ``chunk_size[0]`` frames, then ``shift_size[1]`` new frames each with ``pre_encode_cache_size`` frames of
+left context for the subsampling convolutions.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import MODEL_SAMPLE_RATE, load_audio
+from ..events import EndOfUtterance, Final, Hypothesis, Partial, WordTiming
+from .tokenizer import EOB, EOU
+
+
+class ModelNotAvailableError(RuntimeError):
+    """A pretrained model name that cannot be fetched from here (offline), or a missing checkpoint."""
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from ..data.dataset import _online
+    return _online("https://huggingface.co/api/models/nvidia/parakeet-ctc-0.6b", timeout=timeout)
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | None = None):
+    """A NeMo ASR model from a ``.nemo`` file, or by name (``nvidia/...``) through NeMo's own
+    ``from_pretrained``. Offline, a name fails within seconds with a clear message, never a hang."""
+    from nemo.collections.asr.models import ASRModel
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    p = Path(name_or_path)
+    if p.suffix == ".nemo" or p.exists():
+        if not p.is_file():
+            raise ModelNotAvailableError(f"no checkpoint at {p}")
+        model = ASRModel.restore_from(str(p), map_location=device)
+    else:
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+            raise ModelNotAvailableError(
+                f"{name_or_path!r} would be downloaded from the Hugging Face hub, which cannot be reached from "
+                f"here. Download it where the hub is reachable and pass the local .nemo path instead.")
+        model = ASRModel.from_pretrained(str(name_or_path), map_location=device)
+    return model.eval()
+
+
+@dataclass
+class StreamState:
+    stream_id: str
+    audio: list = field(default_factory=list)     # received sample blocks (float32, 16 kHz)
+    n_samples: int = 0
+    feats: torch.Tensor | None = None             # (n_mels, frames released so far)
+    buffer_idx: int = 0                           # feature frames consumed by chunks
+    step: int = 0
+    cache: tuple | None = None                    # (last_channel, last_time, last_channel_len), batch dim 1
+    hyp: object = None                            # NeMo partial Hypothesis
+    encoder_frames: int = 0
+    eou_sent: bool = False
+    finished: bool = False
+
+
+class StreamingRecognizer:
+    """One NeMo cache-aware model at one attention context (lookahead), any number of streams."""
+
+    def __init__(self, model, att_context: tuple[int, int] | list[int] | None = None):
+        from omegaconf import OmegaConf
+        self.model = model.eval()
+        enc = model.encoder
+        if att_context is not None:
+            if list(att_context) not in [list(c) for c in enc.att_context_size_all]:
+                raise ValueError(f"att_context {list(att_context)} is not one the model was trained with: "
+                                 f"{[list(c) for c in enc.att_context_size_all]}")
+            enc.set_default_att_context_size(list(att_context))
+        self.att_context = list(enc.att_context_size)
+        enc.setup_streaming_params()
+        self.cfg = enc.streaming_cfg
+        # The EOU models switch on timestamps, whose dict form breaks partial-hypothesis merging across
+        # chunks in NeMo 3.0; token frames come from the alignments instead.
+        dec = OmegaConf.to_container(model.cfg.decoding, resolve=True)
+        dec.update(compute_timestamps=False, preserve_alignments=True)
+        model.change_decoding_strategy(decoding_cfg=OmegaConf.create(dec), decoder_type="rnnt", verbose=False)
+        pre = model.preprocessor.featurizer
+        self.hop = int(pre.hop_length)
+        self.half_window = int(pre.n_fft) // 2
+        self.frame_s = self.hop / MODEL_SAMPLE_RATE * enc.subsampling_factor   # one encoder frame, seconds
+        self.eou_id = getattr(model, "eou_token", None)
+        self.eob_id = getattr(model, "eob_token", None)
+        self.sampling_frames = enc.pre_encode.get_sampling_frames() if hasattr(enc.pre_encode, "get_sampling_frames") else None
+        self.device = next(model.parameters()).device
+
+    # -- sizes (NeMo gives [first, later] lists for chunked_limited) ---------------------------------
+    def _size(self, v, first: bool) -> int:
+        return int(v[0] if first else v[1]) if isinstance(v, (list, tuple)) else int(v)
+
+    @property
+    def lookahead_s(self) -> float:
+        return self.att_context[1] * self.frame_s
+
+    @property
+    def chunk_s(self) -> float:
+        return self._size(self.cfg.shift_size, False) * self.hop / MODEL_SAMPLE_RATE
+
+    # -- streams ------------------------------------------------------------------------------------
+    def new_stream(self, stream_id: str = "0") -> StreamState:
+        st = StreamState(stream_id)
+        c = self.model.encoder.get_initial_cache_state(batch_size=1, device=self.device)
+        st.cache = tuple(c)
+        return st
+
+    def _release_features(self, st: StreamState, final: bool) -> None:
+        n = st.n_samples
+        have = 0 if st.feats is None else st.feats.shape[1]
+        total = n // self.hop + 1 if final else max(0, (n - self.half_window) // self.hop + 1)
+        if total <= have or n == 0:
+            return
+        s0 = max(0, (have - 3) * self.hop)            # frames >= 2 into a segment do not see its start
+        audio = np.concatenate(st.audio)[s0:] if len(st.audio) > 1 else st.audio[0][s0:]
+        if len(st.audio) > 1:
+            st.audio = [np.concatenate(st.audio)]
+        x = torch.from_numpy(np.ascontiguousarray(audio)).unsqueeze(0).to(self.device)
+        with torch.inference_mode():
+            f, _ = self.model.preprocessor(input_signal=x, length=torch.tensor([x.shape[1]], device=self.device))
+        j0 = have - s0 // self.hop
+        new = f[0, :, j0:j0 + (total - have)]
+        st.feats = new if st.feats is None else torch.cat([st.feats, new], dim=1)
+
+    def _next_chunk(self, st: StreamState, final: bool):
+        """(chunk (1, n_mels, T), length, drop_extra, is_last) or None when not enough frames yet."""
+        first = st.buffer_idx == 0
+        size = self._size(self.cfg.chunk_size, first)
+        shift = self._size(self.cfg.shift_size, first)
+        n = 0 if st.feats is None else st.feats.shape[1]
+        if n - st.buffer_idx <= 0 or (not final and n < st.buffer_idx + size):
+            return None
+        chunk = st.feats[:, st.buffer_idx:st.buffer_idx + size]
+        pcs = self._size(self.cfg.pre_encode_cache_size, first)
+        drop = 0 if first else int(self.cfg.drop_extra_pre_encoded)
+        if first:
+            cache = torch.zeros((chunk.shape[0], pcs), dtype=chunk.dtype, device=chunk.device)
+        elif st.buffer_idx >= pcs:
+            cache = st.feats[:, st.buffer_idx - pcs:st.buffer_idx]
+        else:
+            # Fewer real frames than the pre-encode cache (only with a first chunk shorter than the cache,
+            # i.e. lookahead 0). NeMo pads the cache with zero *features*, which is not what the offline
+            # pass sees (the subsampling convolutions pad each layer's input, not the features), and the
+            # stream diverges from the second chunk on. Instead, run the pre-encoder over the stream from
+            # its start, exactly as offline, and drop the outputs already emitted.
+            cache = st.feats[:, :st.buffer_idx]
+            drop = self._pre_encoded_frames(st.buffer_idx)
+        x = torch.cat([cache, chunk], dim=1)
+        length = min(n - st.buffer_idx + cache.shape[1], x.shape[1])
+        is_last = final and st.buffer_idx + shift >= n
+        st.buffer_idx += shift
+        return x.unsqueeze(0), length, drop, is_last
+
+    def _pre_encoded_frames(self, n_feature_frames: int) -> int:
+        """Encoder frames the causal subsampling makes from the first ``n`` feature frames."""
+        s0, s1 = (self.sampling_frames if isinstance(self.sampling_frames, (list, tuple))
+                  else (self.sampling_frames, self.sampling_frames))
+        return 0 if n_feature_frames < s0 else 1 + (n_feature_frames - s0) // s1
+
+    def accept_audio(self, st: StreamState, samples: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE) -> list:
+        """Add audio; run every chunk that is now complete. Returns the events of those steps."""
+        if st.finished:
+            raise RuntimeError(f"stream {st.stream_id} is finalised; start a new one")
+        if sample_rate != MODEL_SAMPLE_RATE:   # resampling 30 ms blocks one by one would click at every edge
+            raise ValueError(f"stream {st.stream_id}: audio must arrive at {MODEL_SAMPLE_RATE} Hz, got {sample_rate} "
+                             f"(resample the stream first, e.g. with workbench.audio.resample)")
+        x = load_audio(np.asarray(samples), sample_rate) if len(samples) else np.zeros(0, np.float32)
+        if len(x):
+            st.audio.append(x)
+            st.n_samples += len(x)
+        self._release_features(st, final=False)
+        return self._run(st, final=False)
+
+    def finalize(self, st: StreamState) -> list:
+        """Flush the last (partial) chunks with all outputs kept; ends with a Final event."""
+        self._release_features(st, final=True)
+        events = self._run(st, final=True)
+        st.finished = True
+        events.append(self._final(st))
+        return events
+
+    def _run(self, st: StreamState, final: bool) -> list:
+        events = []
+        while True:
+            ch = self._next_chunk(st, final)
+            if ch is None:
+                return events
+            events += self.step_streams([st], [ch])
+            if ch[3]:
+                return events
+
+    # -- one batched cache-aware step ---------------------------------------------------------------
+    def step_streams(self, states: list[StreamState], chunks: list[tuple]) -> list:
+        """One encoder step for several streams at once (their caches gathered into a batch and
+        scattered back). All chunks must agree on ``drop_extra`` and ``is_last``."""
+        if len({(c[2], c[3]) for c in chunks}) != 1:
+            raise ValueError("a batch must not mix first/later chunks or last/non-last chunks")
+        drop, is_last = chunks[0][2], chunks[0][3]
+        T = max(c[0].shape[-1] for c in chunks)
+        x = torch.cat([torch.nn.functional.pad(c[0], (0, T - c[0].shape[-1])) for c in chunks], dim=0)
+        lengths = torch.tensor([c[1] for c in chunks], device=self.device)
+        c_ch = torch.cat([s.cache[0] for s in states], dim=1)
+        c_t = torch.cat([s.cache[1] for s in states], dim=1)
+        c_len = torch.cat([s.cache[2] for s in states], dim=0)
+        m = self.model
+        with torch.inference_mode():
+            enc, enc_len, n_ch, n_t, n_len = m.encoder.cache_aware_stream_step(
+                processed_signal=x, processed_signal_length=lengths, cache_last_channel=c_ch,
+                cache_last_time=c_t, cache_last_channel_len=c_len, keep_all_outputs=is_last,
+                drop_extra_pre_encoded=drop)
+            ctc_logp = m.ctc_decoder(encoder_output=enc) if hasattr(m, "ctc_decoder") else None
+            prev = [s.hyp for s in states]
+            hyps = m.decoding.rnnt_decoder_predictions_tensor(
+                encoder_output=enc, encoded_lengths=enc_len, return_hypotheses=True,
+                partial_hypotheses=prev if any(h is not None for h in prev) else None)
+        events = []
+        for i, st in enumerate(states):
+            st.cache = (n_ch[:, i:i + 1], n_t[:, i:i + 1], n_len[i:i + 1])
+            st.hyp = hyps[i]
+            k = int(enc_len[i])
+            st.encoder_frames += k
+            st.step += 1
+            tokens = [int(t) for t in (st.hyp.y_sequence.tolist() if torch.is_tensor(st.hyp.y_sequence) else st.hyp.y_sequence)]
+            eou_p = ctc_logp[i, :k, self.eou_id].exp().cpu().numpy() if ctc_logp is not None and self.eou_id is not None else None
+            audio_end = min(st.n_samples / MODEL_SAMPLE_RATE, (st.encoder_frames + self.att_context[1]) * self.frame_s)
+            events.append(Partial(st.stream_id, self.text(tokens), tokens, audio_end, st.step, st.encoder_frames,
+                                  encoder_output=enc[i, :, :k].T.cpu().numpy(), eou_prob=eou_p))
+            if self.eou_id is not None and not st.eou_sent and self.eou_id in tokens:
+                st.eou_sent = True
+                events.append(EndOfUtterance(st.stream_id, st.encoder_frames * self.frame_s,
+                                             float(eou_p.max()) if eou_p is not None and len(eou_p) else float("nan"),
+                                             st.step))
+        return events
+
+    # -- text ---------------------------------------------------------------------------------------
+    def text(self, tokens: list[int]) -> str:
+        special = {self.eou_id, self.eob_id, None}
+        ids = [t for t in tokens if t not in special and t < self.model.tokenizer.vocab_size]
+        return " ".join(self.model.tokenizer.ids_to_text(ids).replace(EOU, " ").replace(EOB, " ").split())
+
+    def _final(self, st: StreamState) -> Final:
+        tokens = [] if st.hyp is None else [int(t) for t in st.hyp.y_sequence]
+        words = self._word_times(st)
+        score = float(st.hyp.score) if st.hyp is not None else 0.0
+        return Final(st.stream_id, [Hypothesis(self.text(tokens), score, tokens, words)], st.n_samples / MODEL_SAMPLE_RATE)
+
+    def _word_times(self, st: StreamState) -> list[WordTiming]:
+        """Word start/end from the encoder frame at which each token was emitted (RNNT alignments)."""
+        if st.hyp is None or not getattr(st.hyp, "alignments", None):
+            return []
+        pieces = []   # (frame, piece)
+        for t, frame in enumerate(st.hyp.alignments):
+            for _, tok in frame:
+                tok = int(tok)
+                if tok < self.model.tokenizer.vocab_size and tok not in (self.eou_id, self.eob_id):
+                    pieces.append((t, self.model.tokenizer.ids_to_tokens([tok])[0]))
+        words: list[list] = []
+        for t, piece in pieces:
+            if piece.startswith("▁") or not words:
+                words.append([piece.lstrip("▁"), t, t])
+            else:
+                words[-1][0] += piece
+                words[-1][2] = t
+        return [WordTiming(w, round(a * self.frame_s, 3), round((b + 1) * self.frame_s, 3)) for w, a, b in words if w]
+
+
+def transcribe_streaming(rec: StreamingRecognizer, audio: np.ndarray, frame_ms: int = 30, stream_id: str = "0"):
+    """Replay ``audio`` in frames of ``frame_ms`` through ``rec``; returns all events (ending with Final)."""
+    st = rec.new_stream(stream_id)
+    step = int(MODEL_SAMPLE_RATE * frame_ms / 1000)
+    events = []
+    for a in range(0, len(audio), step):
+        events += rec.accept_audio(st, audio[a:a + step])
+    return events + rec.finalize(st)
+
+
+def transcribe_batch(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list[list]:
+    """Several whole recordings stepped together: each round gathers every stream's next chunk into
+    batched steps (grouped by chunk kind). Returns each stream's events, as ``transcribe_streaming`` would."""
+    states = [rec.new_stream(str(i)) for i in range(len(audios))]
+    events: list[list] = [[] for _ in audios]
+    for st, a in zip(states, audios):
+        st.audio, st.n_samples = [np.asarray(a, np.float32)], len(a)
+        rec._release_features(st, final=True)
+    active = list(range(len(states)))
+    while active:
+        groups: dict = {}
+        for i in active:
+            ch = rec._next_chunk(states[i], final=True)
+            if ch is None:
+                states[i].finished = True
+            else:
+                groups.setdefault((ch[2], ch[3]), []).append((i, ch))
+        for members in groups.values():
+            idx = [i for i, _ in members]
+            out = rec.step_streams([states[i] for i in idx], [c for _, c in members])
+            for ev in out:
+                events[int(ev.stream_id)].append(ev)
+            for i, c in members:
+                if c[3]:
+                    states[i].finished = True
+        active = [i for i in active if not states[i].finished]
+    for i, st in enumerate(states):
+        events[i].append(rec._final(st))
+    return events

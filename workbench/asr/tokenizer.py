@@ -1,0 +1,45 @@
+"""BPE tokenizer for the streaming model, with the end-of-utterance pieces NeMo's EOU models require.
+
+NeMo's EOU models check that ``<EOU>`` and ``<EOB>`` (end of backchannel) are the last two token ids.
+SentencePiece is trained on the corpus texts with two pieces fewer, then the two are appended to the
+model proto as user-defined pieces (what NeMo's own script for EOU tokenizers does).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+EOU, EOB = "<EOU>", "<EOB>"
+
+
+def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, vocab_size: int = 128) -> Path:
+    """Train SentencePiece BPE on ``texts`` into ``out_dir`` (tokenizer.model, vocab.txt); returns out_dir."""
+    os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")   # to edit the model proto
+    import sentencepiece as spm
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+    from sentencepiece import sentencepiece_model_pb2 as spm_pb2
+
+    out = Path(out_dir)
+    raw = out.with_name(out.name + ".raw")
+    for d in (out, raw):
+        shutil.rmtree(d, ignore_errors=True)
+    raw.mkdir(parents=True)
+    corpus = raw / "texts.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    create_spt_model(data_file=str(corpus), vocab_size=vocab_size - 2, sample_size=-1, do_lower_case=True,
+                     tokenizer_type="bpe", output_dir=str(raw))
+    proto = spm_pb2.ModelProto()
+    proto.ParseFromString((raw / "tokenizer.model").read_bytes())
+    for piece in (EOU, EOB):
+        proto.pieces.append(spm_pb2.ModelProto.SentencePiece(piece=piece, score=0.0,
+                                                             type=spm_pb2.ModelProto.SentencePiece.USER_DEFINED))
+    out.mkdir(parents=True)
+    (out / "tokenizer.model").write_bytes(proto.SerializeToString())
+    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    (out / "vocab.txt").write_text("".join(sp.id_to_piece(i) + "\n" for i in range(sp.get_piece_size())))
+    shutil.rmtree(raw, ignore_errors=True)
+    n = sp.get_piece_size()
+    if n != vocab_size or sp.id_to_piece(n - 2) != EOU or sp.id_to_piece(n - 1) != EOB:
+        raise RuntimeError(f"tokenizer came out with {n} pieces, last {sp.id_to_piece(n - 2)}, {sp.id_to_piece(n - 1)}")
+    return out
