@@ -79,3 +79,44 @@ def plot_corpus_stats(df, pauses_s: list[float] | None = None):
     ax[5].tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
+
+
+def plot_streaming(entry: dict, audio: np.ndarray, events: list, frame_s: float, lookahead_s: float = 0.0,
+                   sample_rate: int = MODEL_SAMPLE_RATE, max_labels: int = 12):
+    """An utterance with what the streaming recogniser said, step by step: the spectrogram, P(<EOU>)
+    per encoder frame, the partial hypothesis at each step (placed at the audio it had heard), the
+    <EOU> emission and the true end of speech."""
+    import matplotlib.pyplot as plt
+    from .events import EndOfUtterance, Partial
+    partials = [e for e in events if isinstance(e, Partial)]
+    eou = [e for e in events if isinstance(e, EndOfUtterance)]
+    fig, (ax_s, ax_p) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
+    ax_s.specgram(audio, NFFT=400, Fs=sample_rate, noverlap=240, cmap="magma", vmin=-120)
+    ax_s.set_ylabel("Hz")
+    probs = np.concatenate([p.eou_prob for p in partials if p.eou_prob is not None]) if partials else np.zeros(0)
+    t = (np.arange(len(probs)) + 1) * frame_s
+    ax_p.plot(t, probs, color="tab:purple", label="P(<EOU>) per encoder frame (CTC head)")
+    ax_p.set_ylim(-0.02, 1.02)
+    ax_p.set_ylabel("P(<EOU>)")
+    ax_p.set_xlabel("seconds of audio")
+    shown, last = 0, None
+    stride = max(1, len(partials) // max_labels)
+    for i, p in enumerate(partials):
+        if p.text != last and (i % stride == 0 or i == len(partials) - 1) and shown < max_labels:
+            ax_s.annotate(p.text[-40:], (p.audio_end, 7600 - 520 * (shown % 12)), fontsize=7, color="w",
+                          ha="right")
+            shown += 1
+            last = p.text
+    for ax in (ax_s, ax_p):
+        if "speech_end" in entry:
+            ax.axvline(entry["speech_end"], color="red", lw=1.5)
+        for e in eou:
+            ax.axvline(e.time, color="tab:purple", ls="--", lw=1.5)
+    ax_p.text(entry.get("speech_end", 0), 0.95, " true end of speech", color="red", fontsize=8, va="top")
+    for e in eou:
+        ax_p.text(e.time, 0.8, f" <EOU> emitted (+{e.time - entry.get('speech_end', e.time):.2f} s)",
+                  color="tab:purple", fontsize=8)
+    ax_p.legend(loc="upper left", fontsize=8)
+    ax_s.set_title(f"\"{entry['text']}\"  lookahead {lookahead_s * 1000:.0f} ms", fontsize=9)
+    fig.tight_layout()
+    return fig
