@@ -131,10 +131,14 @@ def test_load_by_name_offline_fails_fast(monkeypatch):
 def test_recipe_trains_and_exports(smoke_corpus, tmp_path):
     import json
     from workbench.asr.recipe import train
-    out = train("small", ["corpus.size=smoke", "trainer.max_steps=2", "trainer.max_time=null",
-                          "trainer.val_check_interval=2", "trainer.enable_progress_bar=false",
-                          "model.encoder.n_layers=1", "eval_contexts=[[70,1]]"],
-                out_dir=tmp_path / "model", work_dir=tmp_path / "work")
+    args = ["corpus.size=smoke", "trainer.max_steps=2", "trainer.max_time=null", "trainer.val_check_interval=2",
+            "trainer.enable_progress_bar=false", "model.encoder.n_layers=1", "eval_contexts=[[70,1]]"]
+    out = train("small", args, out_dir=tmp_path / "model", work_dir=tmp_path / "work")
     metrics = json.loads((out / "metrics.json").read_text())
     assert (out / "model.nemo").is_file() and (out / "config.yaml").is_file()
     assert metrics["steps"] == 2 and 0 <= metrics["greedy_rnnt_wer"]["[70, 1]"]["wer"]
+    # a new machine continues from the exported .nemo (weights and tokenizer), not from the lost work folder
+    again = train("small", args, out_dir=tmp_path / "model2", work_dir=tmp_path / "work2", init_from=out / "model.nemo")
+    assert (tmp_path / "work2" / "tokenizer" / "tokenizer.model").read_bytes() == \
+        (tmp_path / "work" / "tokenizer" / "tokenizer.model").read_bytes()
+    assert json.loads((again / "metrics.json").read_text())["steps"] == 2

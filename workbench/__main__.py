@@ -38,7 +38,8 @@ def _report(args) -> int:
 
 def _train_asr(args) -> int:
     from .asr.recipe import train
-    out = train(args.profile, args.overrides, out_dir=args.out, work_dir=args.work, resume=args.resume)
+    out = train(args.profile, args.overrides, out_dir=args.out, work_dir=args.work, resume=args.resume,
+                init_from=args.init_from)
     print(f"model, config and metrics in {out}")
     return 0
 
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=None, help="export folder (default: data/models/asr_<profile>)")
     t.add_argument("--work", type=Path, default=None, help="checkpoints and logs (default: data/cache/asr_<profile>)")
     t.add_argument("--resume", action="store_true", help="continue from the work folder's last checkpoint")
+    t.add_argument("--init-from", type=Path, default=None,
+                   help="start from a .nemo's weights and tokenizer (e.g. the shipped model) with a fresh schedule")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
     return p

@@ -119,8 +119,14 @@ def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict
 
 
 def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.PathLike | None = None,
-          work_dir: str | os.PathLike | None = None, resume: bool = False) -> Path:
-    """Run the recipe; returns the folder holding model.nemo, config.yaml and metrics.json."""
+          work_dir: str | os.PathLike | None = None, resume: bool = False,
+          init_from: str | os.PathLike | None = None) -> Path:
+    """Run the recipe; returns the folder holding model.nemo, config.yaml and metrics.json.
+
+    ``resume`` continues the work folder's Lightning checkpoint (optimizer and schedule included);
+    ``init_from`` starts from a ``.nemo`` (its weights and tokenizer) with a fresh optimizer and schedule:
+    the way to train the shipped model further on a new machine, where the work folder is gone.
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
     from nemo.collections.asr.models.asr_eou_models import EncDecHybridRNNTCTCBPEEOUModel
@@ -139,7 +145,13 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     trail = cfg.get("train_max_trailing_silence_s")
     manifests = {s: eou_manifest(e, work / f"{s}_eou.json", trail if s == "train" else None) for s, e in splits.items()}
     tok = work / "tokenizer"
-    if not (resume and (tok / "tokenizer.model").exists()):
+    if init_from:
+        from nemo.collections.asr.models import ASRModel
+        start = ASRModel.restore_from(str(init_from), map_location="cpu")
+        shutil.rmtree(tok, ignore_errors=True)
+        tok.mkdir(parents=True)
+        (tok / "tokenizer.model").write_bytes(start.tokenizer.tokenizer.serialized_model_proto())
+    elif not (resume and (tok / "tokenizer.model").exists()):
         train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
 
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="{epoch}-{step}-{val_wer:.3f}",
@@ -147,6 +159,10 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt],
                          default_root_dir=str(work), logger=pl.loggers.CSVLogger(str(work), name="logs"))
     model = EncDecHybridRNNTCTCBPEEOUModel(cfg=model_config(cfg, manifests, tok), trainer=trainer)
+    if init_from:
+        missing = model.load_state_dict(start.state_dict(), strict=False)
+        print(f"[train-asr] initialised from {init_from} ({len(missing.missing_keys)} missing keys)", flush=True)
+        del start
     if cfg.rnnt_loss == "torchaudio":
         use_torchaudio_rnnt_loss(model)
     n_params = sum(p.numel() for p in model.parameters())
