@@ -18,7 +18,7 @@ import torch
 
 from ..data import ensure_corpus, open_dataset
 from ..data.corpus import DEFAULT_ROOT
-from .tokenizer import EOB, EOU, train_tokenizer
+from .tokenizer import EOB, EOU, train_tokenizer, write_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
 MODELS = DEFAULT_ROOT.parent / "models"
@@ -149,8 +149,7 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         from nemo.collections.asr.models import ASRModel
         start = ASRModel.restore_from(str(init_from), map_location="cpu")
         shutil.rmtree(tok, ignore_errors=True)
-        tok.mkdir(parents=True)
-        (tok / "tokenizer.model").write_bytes(start.tokenizer.tokenizer.serialized_model_proto())
+        write_tokenizer(start.tokenizer.tokenizer.serialized_model_proto(), tok)
     elif not (resume and (tok / "tokenizer.model").exists()):
         train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
 

@@ -13,10 +13,20 @@ from pathlib import Path
 EOU, EOB = "<EOU>", "<EOB>"
 
 
+def write_tokenizer(model_proto: bytes, out_dir: str | os.PathLike):
+    """tokenizer.model + vocab.txt (NeMo packs both into a .nemo) from a serialized SentencePiece model."""
+    import sentencepiece as spm
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.model").write_bytes(model_proto)
+    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    (out / "vocab.txt").write_text("".join(sp.id_to_piece(i) + "\n" for i in range(sp.get_piece_size())))
+    return sp
+
+
 def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, vocab_size: int = 128) -> Path:
     """Train SentencePiece BPE on ``texts`` into ``out_dir`` (tokenizer.model, vocab.txt); returns out_dir."""
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")   # to edit the model proto
-    import sentencepiece as spm
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
     from sentencepiece import sentencepiece_model_pb2 as spm_pb2
 
@@ -34,10 +44,7 @@ def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, vocab_size: in
     for piece in (EOU, EOB):
         proto.pieces.append(spm_pb2.ModelProto.SentencePiece(piece=piece, score=0.0,
                                                              type=spm_pb2.ModelProto.SentencePiece.USER_DEFINED))
-    out.mkdir(parents=True)
-    (out / "tokenizer.model").write_bytes(proto.SerializeToString())
-    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
-    (out / "vocab.txt").write_text("".join(sp.id_to_piece(i) + "\n" for i in range(sp.get_piece_size())))
+    sp = write_tokenizer(proto.SerializeToString(), out)
     shutil.rmtree(raw, ignore_errors=True)
     n = sp.get_piece_size()
     if n != vocab_size or sp.id_to_piece(n - 2) != EOU or sp.id_to_piece(n - 1) != EOB:
