@@ -54,7 +54,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
 @dataclass
 class StreamState:
     stream_id: str
-    audio: list = field(default_factory=list)     # received sample blocks (float32, 16 kHz)
+    audio: list = field(default_factory=list)     # received sample blocks not yet needed by released frames
+    audio_start: int = 0                          # stream sample index of the first kept sample
     n_samples: int = 0
     feats: torch.Tensor | None = None             # (n_mels, frames released so far)
     buffer_idx: int = 0                           # feature frames consumed by chunks
@@ -121,9 +122,12 @@ class StreamingRecognizer:
         if total <= have or n == 0:
             return
         s0 = max(0, (have - 3) * self.hop)            # frames >= 2 into a segment do not see its start
-        audio = np.concatenate(st.audio)[s0:] if len(st.audio) > 1 else st.audio[0][s0:]
-        if len(st.audio) > 1:
-            st.audio = [np.concatenate(st.audio)]
+        kept = np.concatenate(st.audio) if len(st.audio) > 1 else st.audio[0]
+        audio = kept[s0 - st.audio_start:]
+        # keep only what the next call can need (it starts 3 frames before the frames released now)
+        keep_from = max(0, (total - 3) * self.hop)
+        st.audio = [kept[keep_from - st.audio_start:]]
+        st.audio_start = keep_from
         x = torch.from_numpy(np.ascontiguousarray(audio)).unsqueeze(0).to(self.device)
         with torch.inference_mode():
             f, _ = self.model.preprocessor(input_signal=x, length=torch.tensor([x.shape[1]], device=self.device))
@@ -289,7 +293,7 @@ def transcribe_batch(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list
     states = [rec.new_stream(str(i)) for i in range(len(audios))]
     events: list[list] = [[] for _ in audios]
     for st, a in zip(states, audios):
-        st.audio, st.n_samples = [np.asarray(a, np.float32)], len(a)
+        st.audio, st.audio_start, st.n_samples = [np.asarray(a, np.float32)], 0, len(a)
         rec._release_features(st, final=True)
     active = list(range(len(states)))
     while active:
