@@ -18,7 +18,7 @@ import torch
 
 from ..data import ensure_corpus, open_dataset
 from ..data.corpus import DEFAULT_ROOT
-from .tokenizer import EOB, EOU, train_tokenizer, write_tokenizer
+from .tokenizer import strip_special, train_tokenizer, write_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
 MODELS = DEFAULT_ROOT.parent / "models"
@@ -92,10 +92,6 @@ def model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
     return OmegaConf.create(m)
 
 
-def clean_text(text: str) -> str:
-    return " ".join(text.replace(EOU, " ").replace(EOB, " ").split())
-
-
 def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict:
     """Greedy RNNT WER (jiwer) on ``entries`` for each attention context, offline with the same mask
     the streaming model uses. Returns {"[70, 13]": {"wer": ..., "rtf": ...}, ...}."""
@@ -110,7 +106,7 @@ def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict
         with torch.inference_mode():
             hyps = model.transcribe([e["audio_filepath"] for e in entries], batch_size=batch_size, verbose=False)
         hyps = hyps[0] if isinstance(hyps, tuple) else hyps
-        texts = [clean_text(h.text if hasattr(h, "text") else h) for h in hyps]
+        texts = [strip_special(h.text if hasattr(h, "text") else h) for h in hyps]
         out[str(list(ctx))] = {"wer": round(jiwer.wer(refs, texts), 4), "rtf": round((time.time() - t0) / audio_s, 5),
                                "lookahead_ms": int(ctx[1]) * 80,
                                "examples": [[r, h[:200]] for r, h in zip(refs[:3], texts[:3])]}

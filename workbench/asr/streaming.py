@@ -20,7 +20,7 @@ import torch
 
 from ..audio import MODEL_SAMPLE_RATE, load_audio
 from ..events import EndOfUtterance, Final, Hypothesis, Partial, WordTiming
-from .tokenizer import EOB, EOU
+from .tokenizer import strip_special
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -249,7 +249,7 @@ class StreamingRecognizer:
     def text(self, tokens: list[int]) -> str:
         special = {self.eou_id, self.eob_id, None}
         ids = [t for t in tokens if t not in special and t < self.model.tokenizer.vocab_size]
-        return " ".join(self.model.tokenizer.ids_to_text(ids).replace(EOU, " ").replace(EOB, " ").split())
+        return strip_special(self.model.tokenizer.ids_to_text(ids))
 
     def _final(self, st: StreamState) -> Final:
         tokens = [] if st.hyp is None else [int(t) for t in st.hyp.y_sequence]

@@ -13,6 +13,11 @@ from pathlib import Path
 EOU, EOB = "<EOU>", "<EOB>"
 
 
+def strip_special(text: str) -> str:
+    """Decoded text without the end-of-utterance pieces, whitespace normalised."""
+    return " ".join(text.replace(EOU, " ").replace(EOB, " ").split())
+
+
 def write_tokenizer(model_proto: bytes, out_dir: str | os.PathLike):
     """tokenizer.model + vocab.txt (NeMo packs both into a .nemo) from a serialized SentencePiece model."""
     import sentencepiece as spm
