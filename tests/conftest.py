@@ -9,6 +9,7 @@ _ROOT = tempfile.mkdtemp(prefix="workbench-test-corpora-")
 os.environ["WORKBENCH_CORPUS_ROOT"] = _ROOT   # before workbench is imported (and inherited by kernels)
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,6 +24,41 @@ def corpus_root() -> Path:
 def smoke_corpus(corpus_root) -> Path:
     from workbench.data import build_corpus
     return build_corpus("smoke", seed=0, root=corpus_root, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_nemo(smoke_corpus, tmp_path_factory):
+    """A randomly initialised model of the recipe's architecture (small), saved as .nemo: equivalence of
+    streaming and offline computation does not need trained weights."""
+    from nemo.collections.asr.models.asr_eou_models import EncDecHybridRNNTCTCBPEEOUModel
+    from workbench.asr.recipe import eou_manifest, load_profile, model_config
+    from workbench.asr.tokenizer import train_tokenizer
+    from workbench.data import open_dataset
+    d = tmp_path_factory.mktemp("tiny_asr")
+    cfg = load_profile("small", ["model.encoder.n_layers=2", "model.encoder.d_model=64", "model.encoder.n_heads=2",
+                                 "model.model_defaults.enc_hidden=64",
+                                 "model.decoding.greedy.max_symbols=3"])   # random weights: keep decoding short
+    entries = {s: open_dataset(smoke_corpus, s).entries for s in ("train", "dev", "test")}
+    manifests = {s: eou_manifest(e, d / f"{s}.json") for s, e in entries.items()}
+    tok = train_tokenizer([e["text"] for e in entries["train"]], d / "tok", 64)
+    torch.manual_seed(0)
+    model = EncDecHybridRNNTCTCBPEEOUModel(cfg=model_config(cfg, manifests, tok), trainer=None)
+    path = d / "tiny.nemo"
+    model.save_to(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_nemo):
+    from workbench.asr.streaming import load_model
+    return load_model(tiny_nemo, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def test_audio(smoke_corpus):
+    from workbench.data import open_dataset
+    ds = open_dataset(smoke_corpus, "test")
+    return [ds.audio(i) for i in range(3)]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -10,41 +10,6 @@ from workbench.events import EndOfUtterance, Final, Partial
 CONTEXTS = [[70, 0], [70, 1], [70, 4], [70, 13]]
 
 
-@pytest.fixture(scope="session")
-def tiny_nemo(smoke_corpus, tmp_path_factory):
-    """A randomly initialised model of the recipe's architecture (small), saved as .nemo: equivalence of
-    streaming and offline computation does not need trained weights."""
-    from nemo.collections.asr.models.asr_eou_models import EncDecHybridRNNTCTCBPEEOUModel
-    from workbench.asr.recipe import eou_manifest, load_profile, model_config
-    from workbench.asr.tokenizer import train_tokenizer
-    from workbench.data import open_dataset
-    d = tmp_path_factory.mktemp("tiny_asr")
-    cfg = load_profile("small", ["model.encoder.n_layers=2", "model.encoder.d_model=64", "model.encoder.n_heads=2",
-                                 "model.model_defaults.enc_hidden=64",
-                                 "model.decoding.greedy.max_symbols=3"])   # random weights: keep decoding short
-    entries = {s: open_dataset(smoke_corpus, s).entries for s in ("train", "dev", "test")}
-    manifests = {s: eou_manifest(e, d / f"{s}.json") for s, e in entries.items()}
-    tok = train_tokenizer([e["text"] for e in entries["train"]], d / "tok", 64)
-    torch.manual_seed(0)
-    model = EncDecHybridRNNTCTCBPEEOUModel(cfg=model_config(cfg, manifests, tok), trainer=None)
-    path = d / "tiny.nemo"
-    model.save_to(str(path))
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_nemo):
-    from workbench.asr.streaming import load_model
-    return load_model(tiny_nemo, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def test_audio(smoke_corpus):
-    from workbench.data import open_dataset
-    ds = open_dataset(smoke_corpus, "test")
-    return [ds.audio(i) for i in range(3)]
-
-
 def offline(model, audio):
     with torch.inference_mode():
         x = torch.from_numpy(audio).unsqueeze(0)

@@ -9,6 +9,7 @@ Lightning's job: ``trainer.devices=8 trainer.num_nodes=2``.
 from __future__ import annotations
 
 import json
+import warnings
 import os
 import shutil
 import time
@@ -114,6 +115,18 @@ def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict
     return out
 
 
+def token_density(tokenizer_dir: Path, entries: list[dict], frame_s: float) -> dict:
+    """BPE tokens (+ <EOU>) per encoder frame of speech. CTC needs at least one frame per token and
+    learns slowly when most frames must carry one: with 8x subsampling a 128-piece BPE gave a median of
+    0.68 and a p95 above 1 on our corpus, and the model did not learn in 1200 steps; 512 pieces give 0.31."""
+    import numpy as np
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=str(Path(tokenizer_dir) / "tokenizer.model"))
+    r = np.array([(len(sp.encode(e["text"])) + 1) / max(1.0, (e["speech_end"] - e["speech_start"]) / frame_s)
+                  for e in entries])
+    return {"median": float(np.median(r)), "p95": float(np.percentile(r, 95)), "max": float(r.max())}
+
+
 def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.PathLike | None = None,
           work_dir: str | os.PathLike | None = None, resume: bool = False,
           init_from: str | os.PathLike | None = None) -> Path:
@@ -149,6 +162,11 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     elif not (resume and (tok / "tokenizer.model").exists()):
         train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
 
+    density = token_density(tok, splits["train"], float(cfg.model.preprocessor.window_stride) * int(cfg.model.encoder.subsampling_factor))
+    print(f"[train-asr] BPE tokens per encoder frame of speech: median {density['median']:.2f}, p95 {density['p95']:.2f}", flush=True)
+    if density["p95"] > 0.8:
+        warnings.warn(f"tokens per encoder frame p95 = {density['p95']:.2f} > 0.8: CTC/RNNT can barely align; "
+                      "raise tokenizer.vocab_size or lower encoder.subsampling_factor", stacklevel=2)
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="{epoch}-{step}-{val_wer:.3f}",
                            monitor="val_wer", mode="min", save_top_k=2, save_last=True)
     trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt],

@@ -64,7 +64,12 @@ class StreamState:
     hyp: object = None                            # NeMo partial Hypothesis
     encoder_frames: int = 0
     eou_sent: bool = False
-    finished: bool = False
+    done: bool = False                            # the last chunk has been run
+    finished: bool = False                        # finalised: no more audio accepted
+    # dynamic lookahead (workbench.asr.lookahead): committed chunks, ladder rung, pending probes
+    decisions: list = field(default_factory=list)
+    level: int = 0
+    probes: list = field(default_factory=list)
 
 
 class StreamingRecognizer:
@@ -74,14 +79,19 @@ class StreamingRecognizer:
         from omegaconf import OmegaConf
         self.model = model.eval()
         enc = model.encoder
-        if att_context is not None:
-            if list(att_context) not in [list(c) for c in enc.att_context_size_all]:
-                raise ValueError(f"att_context {list(att_context)} is not one the model was trained with: "
-                                 f"{[list(c) for c in enc.att_context_size_all]}")
-            enc.set_default_att_context_size(list(att_context))
-        self.att_context = list(enc.att_context_size)
-        enc.setup_streaming_params()
-        self.cfg = enc.streaming_cfg
+        self.contexts = [tuple(int(v) for v in c) for c in enc.att_context_size_all]
+        if att_context is not None and tuple(att_context) not in self.contexts:
+            raise ValueError(f"att_context {list(att_context)} is not one the model was trained with: "
+                             f"{[list(c) for c in self.contexts]}")
+        # NeMo keeps one current context on the encoder; the streaming sizes of every trained context are
+        # kept here so that a policy may change the context from one chunk to the next (dynamic lookahead).
+        self.cfgs = {}
+        for c in self.contexts:
+            enc.set_default_att_context_size(list(c))
+            self.cfgs[c] = enc.streaming_cfg
+        self.att_context = list(att_context) if att_context is not None else list(self.contexts[0])
+        self._use(tuple(self.att_context))
+        self.cfg = self.cfgs[tuple(self.att_context)]
         # The EOU models switch on timestamps, whose dict form breaks partial-hypothesis merging across
         # chunks in NeMo 3.0; token frames come from the alignments instead.
         dec = OmegaConf.to_container(model.cfg.decoding, resolve=True)
@@ -95,6 +105,12 @@ class StreamingRecognizer:
         self.eob_id = getattr(model, "eob_token", None)
         self.sampling_frames = enc.pre_encode.get_sampling_frames() if hasattr(enc.pre_encode, "get_sampling_frames") else None
         self.device = next(model.parameters()).device
+
+    def _use(self, ctx: tuple) -> None:
+        """Point the shared encoder at ``ctx`` (its attention mask and streaming sizes)."""
+        enc = self.model.encoder
+        if list(enc.att_context_size) != list(ctx):
+            enc.set_default_att_context_size(list(ctx))
 
     # -- sizes (NeMo gives [first, later] lists for chunked_limited) ---------------------------------
     def _size(self, v, first: bool) -> int:
@@ -135,17 +151,19 @@ class StreamingRecognizer:
         new = f[0, :, j0:j0 + (total - have)]
         st.feats = new if st.feats is None else torch.cat([st.feats, new], dim=1)
 
-    def _next_chunk(self, st: StreamState, final: bool):
-        """(chunk (1, n_mels, T), length, drop_extra, is_last) or None when not enough frames yet."""
+    def _next_chunk(self, st: StreamState, final: bool, ctx: tuple | None = None, advance: bool = True):
+        """(chunk (1, n_mels, T), length, drop_extra, is_last) or None when not enough frames yet.
+        ``ctx`` picks the chunk size of another trained context; ``advance=False`` only looks."""
+        cfg = self.cfg if ctx is None else self.cfgs[tuple(ctx)]
         first = st.buffer_idx == 0
-        size = self._size(self.cfg.chunk_size, first)
-        shift = self._size(self.cfg.shift_size, first)
+        size = self._size(cfg.chunk_size, first)
+        shift = self._size(cfg.shift_size, first)
         n = 0 if st.feats is None else st.feats.shape[1]
         if n - st.buffer_idx <= 0 or (not final and n < st.buffer_idx + size):
             return None
         chunk = st.feats[:, st.buffer_idx:st.buffer_idx + size]
-        pcs = self._size(self.cfg.pre_encode_cache_size, first)
-        drop = 0 if first else int(self.cfg.drop_extra_pre_encoded)
+        pcs = self._size(cfg.pre_encode_cache_size, first)
+        drop = 0 if first else int(cfg.drop_extra_pre_encoded)
         if first:
             cache = torch.zeros((chunk.shape[0], pcs), dtype=chunk.dtype, device=chunk.device)
         elif st.buffer_idx >= pcs:
@@ -161,7 +179,8 @@ class StreamingRecognizer:
         x = torch.cat([cache, chunk], dim=1)
         length = min(n - st.buffer_idx + cache.shape[1], x.shape[1])
         is_last = final and st.buffer_idx + shift >= n
-        st.buffer_idx += shift
+        if advance:
+            st.buffer_idx += shift
         return x.unsqueeze(0), length, drop, is_last
 
     def _pre_encoded_frames(self, n_feature_frames: int) -> int:
@@ -200,12 +219,13 @@ class StreamingRecognizer:
                 return events
             events += self.step_streams([st], [ch])
             if ch[3]:
+                st.done = True
                 return events
 
     # -- one batched cache-aware step ---------------------------------------------------------------
-    def step_streams(self, states: list[StreamState], chunks: list[tuple]) -> list:
-        """One encoder step for several streams at once (their caches gathered into a batch and
-        scattered back). All chunks must agree on ``drop_extra`` and ``is_last``."""
+    def _encode(self, states: list[StreamState], chunks: list[tuple], ctx: tuple | None):
+        """The batched cache-aware encoder step (no state changes): encoder output, lengths, new caches,
+        CTC log-probs."""
         if len({(c[2], c[3]) for c in chunks}) != 1:
             raise ValueError("a batch must not mix first/later chunks or last/non-last chunks")
         drop, is_last = chunks[0][2], chunks[0][3]
@@ -216,12 +236,29 @@ class StreamingRecognizer:
         c_t = torch.cat([s.cache[1] for s in states], dim=1)
         c_len = torch.cat([s.cache[2] for s in states], dim=0)
         m = self.model
+        self._use(tuple(self.att_context) if ctx is None else tuple(ctx))
         with torch.inference_mode():
             enc, enc_len, n_ch, n_t, n_len = m.encoder.cache_aware_stream_step(
                 processed_signal=x, processed_signal_length=lengths, cache_last_channel=c_ch,
                 cache_last_time=c_t, cache_last_channel_len=c_len, keep_all_outputs=is_last,
                 drop_extra_pre_encoded=drop)
             ctc_logp = m.ctc_decoder(encoder_output=enc) if hasattr(m, "ctc_decoder") else None
+        return enc, enc_len, (n_ch, n_t, n_len), ctc_logp
+
+    def probe(self, states: list[StreamState], chunks: list[tuple], ctx: tuple) -> list[torch.Tensor]:
+        """CTC log-probs (frames, vocab) of each stream's next chunk at ``ctx``, leaving the streams as
+        they were: what a lookahead policy looks at before it decides to wait for more audio."""
+        enc, enc_len, _, ctc_logp = self._encode(states, chunks, ctx)
+        return [ctc_logp[i, :int(enc_len[i])] for i in range(len(states))]
+
+    def step_streams(self, states: list[StreamState], chunks: list[tuple], ctx: tuple | None = None,
+                     encoded=None) -> list:
+        """One encoder step for several streams at once (their caches gathered into a batch and
+        scattered back). All chunks must agree on ``drop_extra`` and ``is_last``. ``ctx`` overrides the
+        recogniser's context for this step; ``encoded`` reuses an ``_encode`` result of the same chunks."""
+        enc, enc_len, (n_ch, n_t, n_len), ctc_logp = encoded or self._encode(states, chunks, ctx)
+        m = self.model
+        with torch.inference_mode():
             prev = [s.hyp for s in states]
             hyps = m.decoding.rnnt_decoder_predictions_tensor(
                 encoder_output=enc, encoded_lengths=enc_len, return_hypotheses=True,
@@ -235,7 +272,8 @@ class StreamingRecognizer:
             st.step += 1
             tokens = [int(t) for t in (st.hyp.y_sequence.tolist() if torch.is_tensor(st.hyp.y_sequence) else st.hyp.y_sequence)]
             eou_p = ctc_logp[i, :k, self.eou_id].exp().cpu().numpy() if ctc_logp is not None and self.eou_id is not None else None
-            audio_end = min(st.n_samples / MODEL_SAMPLE_RATE, (st.encoder_frames + self.att_context[1]) * self.frame_s)
+            look = self.att_context[1] if ctx is None else ctx[1]
+            audio_end = min(st.n_samples / MODEL_SAMPLE_RATE, (st.encoder_frames + look) * self.frame_s)
             events.append(Partial(st.stream_id, self.text(tokens), tokens, audio_end, st.step, st.encoder_frames,
                                   encoder_output=enc[i, :, :k].T.cpu().numpy(), eou_prob=eou_p))
             if self.eou_id is not None and not st.eou_sent and self.eou_id in tokens:

@@ -1,0 +1,82 @@
+"""Dynamic lookahead: the cascade's extremes are the fixed contexts, decisions cover every frame once,
+live streaming equals the batched replay, and latency accounting matches the definition."""
+import numpy as np
+import pytest
+
+from workbench.events import Final, Partial
+
+
+def _tokens(events):
+    return [e for e in events if isinstance(e, Final)][-1].nbest[0].tokens
+
+
+def test_cascade_extremes_are_the_fixed_contexts(tiny_model, test_audio):
+    from workbench.asr.lookahead import CascadePolicy, DynamicLookaheadRecognizer
+    from workbench.asr.streaming import StreamingRecognizer, transcribe_streaming
+    ladder = ((70, 0), (70, 13))
+    for thr, ctx in [(1.0, (70, 0)), (-1.0, (70, 13))]:       # never wait / always wait
+        dyn = DynamicLookaheadRecognizer(tiny_model, CascadePolicy(ladder, threshold=thr))
+        fixed = StreamingRecognizer(tiny_model, list(ctx))
+        for audio in test_audio[:2]:
+            a = transcribe_streaming(dyn, audio)
+            b = transcribe_streaming(fixed, audio)
+            assert _tokens(a) == _tokens(b)
+            pa = np.concatenate([e.eou_prob for e in a if isinstance(e, Partial)])
+            pb = np.concatenate([e.eou_prob for e in b if isinstance(e, Partial)])
+            assert pa.shape == pb.shape and np.abs(pa - pb).max() < 1e-5
+
+
+def test_decisions_cover_every_frame_once(tiny_model, test_audio):
+    from workbench.asr.lookahead import CascadePolicy, DynamicLookaheadRecognizer, transcribe_dynamic
+    from workbench.asr.streaming import StreamingRecognizer, transcribe_streaming
+    # a threshold in the middle of the probes' range, so that the policy really mixes contexts
+    dyn = DynamicLookaheadRecognizer(tiny_model, CascadePolicy(((70, 0), (70, 4), (70, 13)), threshold=0.0))
+    probe = DynamicLookaheadRecognizer(tiny_model, CascadePolicy(((70, 0), (70, 4), (70, 13)), threshold=1.0))
+    _, dec = transcribe_dynamic(probe, test_audio[:1])
+    us = [u for d in dec[0] for _, u in d.probes]
+    dyn.policy.threshold = float(np.median(us))
+    texts, decisions = transcribe_dynamic(dyn, test_audio)
+    for audio, dec, text in zip(test_audio, decisions, texts):
+        starts = [d.start for d in dec]
+        assert starts == sorted(starts) and starts[0] == 0
+        assert all(b.start == a.start + a.frames for a, b in zip(dec, dec[1:]))    # no gap, no overlap
+        offline = transcribe_streaming(StreamingRecognizer(tiny_model, [70, 13]), audio)
+        assert dec[-1].start + dec[-1].frames == [e for e in offline if isinstance(e, Partial)][-1].encoder_frames
+    assert len({d.context for dec in decisions for d in dec}) >= 2, "the policy never changed its context"
+
+
+def test_live_stream_equals_batched_replay(tiny_model, test_audio):
+    from workbench.asr.lookahead import CascadePolicy, DynamicLookaheadRecognizer, transcribe_dynamic
+    from workbench.asr.streaming import transcribe_streaming
+    dyn = DynamicLookaheadRecognizer(tiny_model, CascadePolicy(((70, 0), (70, 13)), threshold=0.9))
+    texts, decisions = transcribe_dynamic(dyn, test_audio)
+    for audio, text, dec in zip(test_audio, texts, decisions):
+        st_events = transcribe_streaming(dyn, audio, frame_ms=30)
+        assert st_events[-1].nbest[0].text == text
+    # and each live stream recorded the same decisions
+    st = dyn.new_stream("x")
+    for a in range(0, len(test_audio[0]), 480):
+        dyn.accept_audio(st, test_audio[0][a:a + 480])
+    dyn.finalize(st)
+    assert [(d.start, d.frames, d.context) for d in st.decisions] == \
+        [(d.start, d.frames, d.context) for d in decisions[0]]
+
+
+def test_latency_accounting():
+    from workbench.asr.lookahead import Decision, fixed_latency_ms, mean_latency_ms
+    assert [fixed_latency_ms((70, r), 0.08) for r in (0, 1, 4, 13)] == pytest.approx([80, 120, 240, 600])
+    fixed13 = [Decision(i * 14, 14, (70, 13)) for i in range(5)]
+    assert mean_latency_ms(fixed13, 0.08) == pytest.approx(600)
+    mixed = [Decision(0, 1, (70, 0)), Decision(1, 14, (70, 13))]
+    assert mean_latency_ms(mixed, 0.08) == pytest.approx(80 * (1 + 105) / 15)
+
+
+def test_bad_policies_are_refused(tiny_model):
+    from workbench.asr.lookahead import CascadePolicy, DynamicLookaheadRecognizer, uncertainty
+    with pytest.raises(ValueError, match="grow"):
+        CascadePolicy(((70, 13), (70, 0)))
+    with pytest.raises(ValueError, match="trained with"):
+        DynamicLookaheadRecognizer(tiny_model, CascadePolicy(((70, 0), (70, 7))))
+    import torch
+    with pytest.raises(ValueError, match="maxprob"):
+        uncertainty(torch.zeros(2, 3), "nonsense")
