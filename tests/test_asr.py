@@ -95,9 +95,7 @@ def test_load_by_name_offline_fails_fast(monkeypatch):
 @pytest.mark.slow
 def test_recipe_trains_and_exports(smoke_corpus, tmp_path):
     import json
-    from workbench.asr.recipe import train
-    args = ["corpus.size=smoke", "trainer.max_steps=2", "trainer.max_time=null", "trainer.val_check_interval=2",
-            "trainer.enable_progress_bar=false", "model.encoder.n_layers=1", "eval_contexts=[[70,1]]"]
+    from workbench.asr.recipe import SMOKE_OVERRIDES as args, train
     out = train("small", args, out_dir=tmp_path / "model", work_dir=tmp_path / "work")
     metrics = json.loads((out / "metrics.json").read_text())
     assert (out / "model.nemo").is_file() and (out / "config.yaml").is_file()

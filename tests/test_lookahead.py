@@ -80,3 +80,30 @@ def test_bad_policies_are_refused(tiny_model):
     import torch
     with pytest.raises(ValueError, match="maxprob"):
         uncertainty(torch.zeros(2, 3), "nonsense")
+
+
+def test_goals_are_read_off_the_front():
+    from workbench.asr.bench import goals, interpolate_fixed
+    fixed = [{"policy": f"fixed {r}", "context": [70, r], "latency_ms": l, "wer": w}
+             for r, l, w in [(0, 80, 0.30), (4, 240, 0.20), (13, 600, 0.10)]]
+    assert interpolate_fixed(fixed, 420) == pytest.approx(0.15)
+    better = [{"policy": "cascade 0>13 @0.3", "latency_ms": 300, "wer": 0.10}]
+    g = goals(fixed, better)
+    assert g["below_fixed_front"] and g["max_wer_gain_over_fixed_front"] == pytest.approx(0.0833, abs=1e-3)
+    assert g["latency_saving_at_equal_wer"] == pytest.approx(0.5) and g["saving_goal_met"]
+    worse = [{"policy": "cascade 0>13 @0.3", "latency_ms": 300, "wer": 0.25}]
+    g = goals(fixed, worse)
+    assert not g["below_fixed_front"] and g["latency_saving_at_equal_wer"] is None and not g["saving_goal_met"]
+
+
+def test_bench_asr_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_path, capsys):
+    import json
+    from workbench.__main__ import main
+    assert main(["bench", "asr", "--model", str(tiny_nemo), "--n", "2", "--corpus-size", "smoke",
+                 "--thresholds", "0.5", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "bench_asr.json").read_text())
+    assert (tmp_path / "asr_front.png").stat().st_size > 1000
+    assert len(res["fixed"]) == 4 and len(res["dynamic"]) == 3 and res["n_utterances"] == 2
+    assert all(p["latency_ms"] > 0 and p["wer"] >= 0 for p in res["fixed"] + res["dynamic"])
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["goals"] == res["goals"]

@@ -44,6 +44,21 @@ def _train_asr(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    import json
+    if args.what == "asr":
+        from .asr.bench import run
+        thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
+        res = run(args.model, n=args.n, split=args.split, out_dir=args.out, corpus_size=args.corpus_size,
+                  device=args.device, **({"thresholds": thresholds} if thresholds else {}))
+        show = {k: res[k] for k in ("n_utterances", "goals", "rtf_streaming_30ms_frames", "peak_rss_mb", "out_dir")}
+        show["fixed"] = [{k: p[k] for k in ("policy", "wer", "wer_clean", "latency_ms")} for p in res["fixed"]]
+        print(json.dumps(show, indent=1))
+        return 0
+    print(f"bench: unknown benchmark {args.what!r}", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
     p = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.splitlines()[0])
@@ -77,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a .nemo's weights and tokenizer (e.g. the shipped model) with a fresh schedule")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
+    b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
+    b.add_argument("what", choices=["asr"], help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory")
+    b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
+    b.add_argument("--n", type=int, default=200, help="utterances of the split")
+    b.add_argument("--split", default="test")
+    b.add_argument("--corpus-size", default="default")
+    b.add_argument("--thresholds", default=None, help="comma-separated cascade thresholds")
+    b.add_argument("--device", default=None, help="cpu | cuda (default: a GPU when present)")
+    b.add_argument("--out", type=Path, default=None)
+    b.set_defaults(func=_bench)
     return p
 
 

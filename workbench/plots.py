@@ -120,3 +120,34 @@ def plot_streaming(entry: dict, audio: np.ndarray, events: list, frame_s: float,
     ax_s.set_title(f"\"{entry['text']}\"  lookahead {lookahead_s * 1000:.0f} ms", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_lookahead_decisions(entry: dict, audio: np.ndarray, decisions: list, frame_s: float, threshold: float,
+                             sample_rate: int = MODEL_SAMPLE_RATE):
+    """The dynamic-lookahead policy on one utterance: the spectrogram with each committed chunk coloured by
+    the context it was run at, and the uncertainty of every probe against the policy's threshold."""
+    import matplotlib.pyplot as plt
+    contexts = sorted({d.context for d in decisions}, key=lambda c: c[1])
+    colors = {c: plt.cm.viridis(i / max(1, len(contexts) - 1)) for i, c in enumerate(contexts)}
+    fig, (ax_s, ax_u) = plt.subplots(2, 1, figsize=(12, 5), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
+    ax_s.specgram(audio, NFFT=400, Fs=sample_rate, noverlap=240, cmap="magma", vmin=-120)
+    ax_s.set_ylabel("Hz")
+    for d in decisions:
+        a, b = d.start * frame_s, (d.start + d.frames) * frame_s
+        ax_s.axvspan(a, b, ymin=0, ymax=0.06, color=colors[d.context])
+        ax_u.axvspan(a, b, color=colors[d.context], alpha=0.25, lw=0)
+        for ctx, u in d.probes:
+            ax_u.plot([a], [u], "o", color="k", ms=3)
+    for c in contexts:
+        ax_u.plot([], [], "s", color=colors[c], alpha=0.6, label=f"chunk run at [{c[0]},{c[1]}]")
+    ax_u.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax_u.plot([], [], "o", color="k", ms=3, label="probe uncertainty")
+    if "speech_end" in entry:
+        for ax in (ax_s, ax_u):
+            ax.axvline(entry["speech_end"], color="red", lw=1.2)
+    ax_u.set_ylabel("uncertainty")
+    ax_u.set_xlabel("seconds of audio")
+    ax_u.legend(fontsize=7, loc="upper right", ncol=2)
+    ax_s.set_title(f"\"{entry['text']}\"", fontsize=9)
+    fig.tight_layout()
+    return fig

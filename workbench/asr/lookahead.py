@@ -68,7 +68,15 @@ class CascadePolicy:
 
     @property
     def name(self) -> str:
-        return f"cascade {'>'.join(str(c[1]) for c in self.ladder)} @{self.threshold:g}"
+        """'<family> <ladder lookaheads> @<threshold>'; plots draw one curve per name before the '@'."""
+        family = "cascade" if type(self) is CascadePolicy else type(self).__name__
+        return f"{family} {'>'.join(str(c[1]) for c in self.ladder)} @{self.threshold:g}"
+
+    def commit(self, context: tuple, logp: torch.Tensor) -> tuple[bool, float]:
+        """Decide on a probe of ``context``: (commit now?, the score it was decided on). ``logp`` holds the
+        CTC log-probs (frames, vocab) of the chunk. Override this to write another policy."""
+        u = uncertainty(logp, self.score)
+        return u <= self.threshold, u
 
 
 class DynamicLookaheadRecognizer(StreamingRecognizer):
@@ -114,11 +122,11 @@ class DynamicLookaheadRecognizer(StreamingRecognizer):
                 enc = self._encode(sts, chs, ctx)
                 commit, wait = [], []
                 for i, st in enumerate(sts):
-                    last_rung = st.level == len(ladder) - 1
-                    u = None if last_rung else uncertainty(enc[3][i, :int(enc[1][i])], pol.score)
-                    if u is not None:
+                    ok = st.level == len(ladder) - 1          # the last rung is where waiting ends
+                    if not ok:
+                        ok, u = pol.commit(ctx, enc[3][i, :int(enc[1][i])])
                         st.probes.append((ctx, u))
-                    (commit if last_rung or u <= pol.threshold else wait).append(i)
+                    (commit if ok else wait).append(i)
                 for st in (sts[i] for i in wait):
                     st.level += 1
                 if commit:

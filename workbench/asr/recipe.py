@@ -22,8 +22,9 @@ from ..data.corpus import DEFAULT_ROOT
 from .tokenizer import strip_special, train_tokenizer, write_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
-MODELS = DEFAULT_ROOT.parent / "models"
-CACHE = DEFAULT_ROOT.parent / "cache"
+DATA = Path(__file__).resolve().parents[2] / "data"
+MODELS = DATA / "models"     # shipped checkpoints live in the repository, wherever corpora are built
+CACHE = DATA / "cache"
 
 
 def load_profile(profile: str, overrides: list[str] = ()):
@@ -211,3 +212,23 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
     tmp.rename(out)
     print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f}" for k, v in metrics["greedy_rnnt_wer"].items()))
     return out
+
+
+SMOKE_OVERRIDES = ["corpus.size=smoke", "tokenizer.vocab_size=128", "trainer.max_steps=2", "trainer.max_time=null",
+                   "trainer.val_check_interval=2", "trainer.enable_progress_bar=false", "model.encoder.n_layers=1",
+                   "model.decoding.greedy.max_symbols=1", "eval_contexts=[[70,1]]"]   # untrained: 1 token per frame at most
+
+
+def default_model(model_path: str | os.PathLike | None = None, smoke_dir: str | os.PathLike = "/tmp/workbench_smoke_asr"):
+    """(path, shipped?) of the model a notebook should use: ``model_path`` if given, else the shipped
+    ``data/models/asr_small/model.nemo``; without one, a throw-away model trained for two steps on the
+    smoke corpus (seconds; recognises nothing), so that a notebook still runs end to end."""
+    if model_path:
+        return Path(model_path), True
+    shipped = MODELS / "asr_small" / "model.nemo"
+    if shipped.exists():
+        return shipped, True
+    smoke = Path(smoke_dir) / "model" / "model.nemo"
+    if not smoke.exists():
+        train("small", SMOKE_OVERRIDES, out_dir=smoke.parent, work_dir=Path(smoke_dir) / "work")
+    return smoke, False

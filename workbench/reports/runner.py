@@ -215,9 +215,12 @@ def run_reports(notebooks: list[str] | None = None, params: list[tuple[str, str]
     """Run notebooks into ``<out_root>/<date>/``; see the module docstring for the guarantees."""
     paths = resolve_notebooks(notebooks, Path(notebook_dir))
     common, per = parse_parameters(list(params), param_file)
-    unknown = set(per) - {p.stem for p in paths}
+    # a parameter file may cover more notebooks than this run (smoke.yaml for a subset), but a name that
+    # matches no notebook at all is a typo
+    known = {p.stem for p in Path(notebook_dir).glob("*.ipynb")} | {p.stem for p in paths}
+    unknown = set(per) - known
     if unknown:
-        raise ReportError(f"parameter file names notebooks that are not being run: {sorted(unknown)}")
+        raise ReportError(f"parameter file names notebooks that do not exist in {notebook_dir}: {sorted(unknown)}")
     out_root = Path(out_root or REPORTS)
     date = date or dt.date.today().isoformat()
     folder = out_root / date
