@@ -105,3 +105,14 @@ def test_recipe_trains_and_exports(smoke_corpus, tmp_path):
     assert (tmp_path / "work2" / "tokenizer" / "tokenizer.model").read_bytes() == \
         (tmp_path / "work" / "tokenizer" / "tokenizer.model").read_bytes()
     assert json.loads((again / "metrics.json").read_text())["steps"] == 2
+
+
+def test_token_density_falls_with_a_larger_vocabulary(smoke_corpus, tmp_path):
+    from workbench.asr.recipe import token_density
+    from workbench.asr.tokenizer import train_tokenizer
+    from workbench.data import open_dataset
+    train = open_dataset(smoke_corpus, "train").entries
+    texts = [e["text"] for e in train]
+    small = token_density(train_tokenizer(texts, tmp_path / "a", 40), train, 0.08)
+    large = token_density(train_tokenizer(texts, tmp_path / "b", 128), train, 0.08)
+    assert 0 < large["median"] < small["median"] and large["p95"] < small["p95"] <= small["max"]

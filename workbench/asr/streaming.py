@@ -224,8 +224,8 @@ class StreamingRecognizer:
 
     # -- one batched cache-aware step ---------------------------------------------------------------
     def _encode(self, states: list[StreamState], chunks: list[tuple], ctx: tuple | None):
-        """The batched cache-aware encoder step (no state changes): encoder output, lengths, new caches,
-        CTC log-probs."""
+        """The batched cache-aware encoder step, changing no stream: encoder output, lengths, new caches,
+        CTC log-probs. A lookahead policy probes a chunk with it before deciding to wait for more audio."""
         if len({(c[2], c[3]) for c in chunks}) != 1:
             raise ValueError("a batch must not mix first/later chunks or last/non-last chunks")
         drop, is_last = chunks[0][2], chunks[0][3]
@@ -244,12 +244,6 @@ class StreamingRecognizer:
                 drop_extra_pre_encoded=drop)
             ctc_logp = m.ctc_decoder(encoder_output=enc) if hasattr(m, "ctc_decoder") else None
         return enc, enc_len, (n_ch, n_t, n_len), ctc_logp
-
-    def probe(self, states: list[StreamState], chunks: list[tuple], ctx: tuple) -> list[torch.Tensor]:
-        """CTC log-probs (frames, vocab) of each stream's next chunk at ``ctx``, leaving the streams as
-        they were: what a lookahead policy looks at before it decides to wait for more audio."""
-        enc, enc_len, _, ctc_logp = self._encode(states, chunks, ctx)
-        return [ctc_logp[i, :int(enc_len[i])] for i in range(len(states))]
 
     def step_streams(self, states: list[StreamState], chunks: list[tuple], ctx: tuple | None = None,
                      encoded=None) -> list:
