@@ -116,3 +116,19 @@ def test_token_density_falls_with_a_larger_vocabulary(smoke_corpus, tmp_path):
     small = token_density(train_tokenizer(texts, tmp_path / "a", 40), train, 0.08)
     large = token_density(train_tokenizer(texts, tmp_path / "b", 128), train, 0.08)
     assert 0 < large["median"] < small["median"] and large["p95"] < small["p95"] <= small["max"]
+
+
+@pytest.mark.slow
+def test_ctc_stage_hands_its_encoder_and_head_to_the_hybrid(smoke_corpus, tmp_path):
+    import json
+    from workbench.asr.recipe import SMOKE_OVERRIDES as args, train
+    from workbench.asr.streaming import load_model
+    ctc = train("small_ctc", args, out_dir=tmp_path / "ctc", work_dir=tmp_path / "w1")
+    assert "greedy_ctc_wer" in json.loads((ctc / "metrics.json").read_text())
+    hybrid = train("small", args + ["trainer.max_steps=1", "model.optim.lr=1e-9"], out_dir=tmp_path / "hyb",
+                   work_dir=tmp_path / "w2", init_from=ctc / "model.nemo")
+    a, b = load_model(ctc / "model.nemo", "cpu"), load_model(hybrid / "model.nemo", "cpu")
+    sa, sb = a.state_dict(), b.state_dict()
+    for k, v in sa.items():      # encoder and CTC head carried over (one step at lr 1e-9 barely moves them)
+        kb = "ctc_" + k if k.startswith("decoder.") else k
+        assert torch.allclose(v.float(), sb[kb].float(), atol=1e-5), k

@@ -93,6 +93,34 @@ def model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
     return OmegaConf.create(m)
 
 
+def ctc_model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
+    """EncDecCTCModelBPE config with the profile's preprocessor, augmentation, encoder and optimiser: the
+    encoder pre-training stage. NeMo's plain manifest dataset; the tokenizer is the hybrid's own (its
+    <EOU>/<EOB> pieces stay unused here), so the CTC head carries over to the hybrid model unchanged."""
+    from omegaconf import OmegaConf
+    m = OmegaConf.to_container(cfg.model, resolve=True)
+
+    def ds(split, shuffle, batch):
+        return {"manifest_filepath": str(manifests[split]), "sample_rate": m["sample_rate"], "batch_size": batch,
+                "shuffle": shuffle, "num_workers": m["train_ds"].get("num_workers", 1), "max_duration": 20.0,
+                "min_duration": 0.1, "pin_memory": False}
+    return OmegaConf.create({
+        "sample_rate": m["sample_rate"], "train_ds": ds("train", True, m["train_ds"]["batch_size"]),
+        "validation_ds": ds("dev", False, m["validation_ds"]["batch_size"]),
+        "test_ds": ds("test", False, m["validation_ds"]["batch_size"]),
+        "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"}, "preprocessor": m["preprocessor"],
+        "spec_augment": m["spec_augment"], "encoder": m["encoder"],
+        "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": m["encoder"]["d_model"],
+                    "num_classes": -1, "vocabulary": []},
+        "decoding": {"strategy": "greedy"}, "optim": m["optim"]})
+
+
+def ctc_to_hybrid_state(state: dict) -> dict:
+    """Weights of a CTC-stage model under the hybrid model's names (its CTC head is ``ctc_decoder``; the
+    hybrid's ``decoder`` is the RNNT prediction network, which starts fresh)."""
+    return {("ctc_" + k if k.startswith("decoder.") else k): v for k, v in state.items()}
+
+
 def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict:
     """Greedy RNNT WER (jiwer) on ``entries`` for each attention context, offline with the same mask
     the streaming model uses. Returns {"[70, 13]": {"wer": ..., "rtf": ...}, ...}."""
@@ -167,16 +195,27 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     if density["p95"] > 0.8:
         warnings.warn(f"tokens per encoder frame p95 = {density['p95']:.2f} > 0.8: CTC/RNNT can barely align; "
                       "raise tokenizer.vocab_size or lower encoder.subsampling_factor", stacklevel=2)
+    stage = cfg.get("stage", "hybrid")
+    if stage not in ("hybrid", "ctc"):
+        raise ValueError(f"profile {profile!r}: stage must be 'hybrid' or 'ctc', not {stage!r}")
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="{epoch}-{step}-{val_wer:.3f}",
                            monitor="val_wer", mode="min", save_top_k=2, save_last=True)
     trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt],
                          default_root_dir=str(work), logger=pl.loggers.CSVLogger(str(work), name="logs"))
-    model = EncDecHybridRNNTCTCBPEEOUModel(cfg=model_config(cfg, manifests, tok), trainer=trainer)
+    if stage == "ctc":
+        from nemo.collections.asr.models import EncDecCTCModelBPE
+        model = EncDecCTCModelBPE(cfg=ctc_model_config(cfg, manifests, tok), trainer=trainer)
+    else:
+        model = EncDecHybridRNNTCTCBPEEOUModel(cfg=model_config(cfg, manifests, tok), trainer=trainer)
     if init_from:
-        missing = model.load_state_dict(start.state_dict(), strict=False)
-        print(f"[train-asr] initialised from {init_from} ({len(missing.missing_keys)} missing keys)", flush=True)
+        state = start.state_dict()
+        if stage == "hybrid" and not any(k.startswith("ctc_decoder.") for k in state):
+            state = ctc_to_hybrid_state(state)       # from the CTC pre-training stage
+        missing = model.load_state_dict(state, strict=False)
+        print(f"[train-asr] initialised from {init_from} ({len(missing.missing_keys)} missing keys, "
+              f"{len(missing.unexpected_keys)} unexpected)", flush=True)
         del start
-    if cfg.rnnt_loss == "torchaudio":
+    if stage == "hybrid" and cfg.rnnt_loss == "torchaudio":
         use_torchaudio_rnnt_loss(model)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"[train-asr] {name}: {n_params / 1e6:.2f} M parameters, corpus {corpus.name}, "
@@ -201,15 +240,16 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
     tmp.mkdir(parents=True)
     model.save_to(str(tmp / "model.nemo"))
     OmegaConf.save(cfg, tmp / "config.yaml")
+    head = "ctc" if cfg.get("stage", "hybrid") == "ctc" else "rnnt"
     metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test_entries),
-               "greedy_rnnt_wer": evaluate(model, test_entries, [tuple(c) for c in cfg.eval_contexts]),
+               f"greedy_{head}_wer": evaluate(model, test_entries, [tuple(c) for c in cfg.eval_contexts]),
                **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in info.items()},
                "size_mb": round((tmp / "model.nemo").stat().st_size / 2 ** 20, 2)}
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f}" for k, v in metrics["greedy_rnnt_wer"].items()))
+    print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f}" for k, v in metrics[f"greedy_{head}_wer"].items()))
     return out
 
 
