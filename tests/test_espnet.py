@@ -1,0 +1,80 @@
+"""The ESPnet backend behind the workbench's stream interface: partials per chunk, n-best with scores and
+word times, state kept per stream (interleaved streams equal streams alone), bad input refused."""
+import numpy as np
+import pytest
+
+from workbench.events import Final, Partial
+
+
+@pytest.fixture(scope="session")
+def tiny_espnet(smoke_corpus, tmp_path_factory):
+    """A randomly initialised contextual-block conformer in espnet2's own file format."""
+    import torch
+    from workbench.asr.espnet_backend import write_config
+    from workbench.asr.tokenizer import train_tokenizer
+    from workbench.data import open_dataset
+    d = tmp_path_factory.mktemp("tiny_espnet")
+    tok = train_tokenizer([e["text"] for e in open_dataset(smoke_corpus, "train").entries], d / "tok", 64)
+    torch.manual_seed(0)
+    _, model = write_config(d, tok / "tokenizer.model", {"output_size": 64, "attention_heads": 2, "linear_units": 128,
+                                                         "num_blocks": 2}, {"linear_units": 128, "num_blocks": 1})
+    torch.save(model.state_dict(), d / "model.pth")
+    return d / "config.yaml", d / "model.pth"
+
+
+@pytest.fixture(scope="session")
+def esp(tiny_espnet):
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer
+    return EspnetStreamingRecognizer(*tiny_espnet, beam_size=3, nbest=3, device="cpu")
+
+
+def _run(rec, audio, frame):
+    st = rec.new_stream("s")
+    events = []
+    for a in range(0, len(audio), frame):
+        events += rec.accept_audio(st, audio[a:a + frame])
+    return events + rec.finalize(st)
+
+
+def test_partials_then_nbest_with_word_times(esp, test_audio):
+    audio = test_audio[0][:32000]
+    events = _run(esp, audio, 480)
+    partials = [e for e in events if isinstance(e, Partial)]
+    final = events[-1]
+    assert isinstance(final, Final) and partials
+    assert all(p.encoder_output.shape[1] == 64 for p in partials)
+    assert [p.step for p in partials] == list(range(1, len(partials) + 1))
+    scores = [h.score for h in final.nbest]
+    assert 1 <= len(final.nbest) <= 3 and scores == sorted(scores, reverse=True)
+    for h in final.nbest:
+        assert all(0 <= w.start < w.end <= len(audio) / 16000 + 0.2 for w in h.words)
+        assert [w.start for w in h.words] == sorted(w.start for w in h.words)
+
+
+def test_interleaved_streams_equal_streams_alone(esp, test_audio):
+    a, b = test_audio[0][:24000], test_audio[1][:24000]
+    alone = [_run(esp, x, 480)[-1].nbest[0].tokens for x in (a, b)]
+    sa, sb = esp.new_stream("a"), esp.new_stream("b")
+    for i in range(0, 24000, 480):
+        esp.accept_audio(sa, a[i:i + 480])
+        esp.accept_audio(sb, b[i:i + 480])
+    assert [esp.finalize(sa)[-1].nbest[0].tokens, esp.finalize(sb)[-1].nbest[0].tokens] == alone
+
+
+def test_bad_input_and_missing_files(esp, test_audio, tmp_path):
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer
+    from workbench.asr.streaming import ModelNotAvailableError
+    from workbench.audio import NonFiniteAudioError
+    st = esp.new_stream("x")
+    esp.accept_audio(st, test_audio[0][:8000])
+    n = st.n_samples
+    with pytest.raises(NonFiniteAudioError):
+        esp.accept_audio(st, np.full(480, np.nan, np.float32))
+    with pytest.raises(ValueError, match="16000 Hz"):
+        esp.accept_audio(st, test_audio[0][:480], sample_rate=8000)
+    assert st.n_samples == n
+    esp.finalize(st)
+    with pytest.raises(RuntimeError, match="finalised"):
+        esp.accept_audio(st, test_audio[0][:480])
+    with pytest.raises(ModelNotAvailableError, match="no ESPnet checkpoint"):
+        EspnetStreamingRecognizer(tmp_path / "config.yaml", tmp_path / "model.pth")
