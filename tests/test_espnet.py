@@ -78,3 +78,21 @@ def test_bad_input_and_missing_files(esp, test_audio, tmp_path):
         esp.accept_audio(st, test_audio[0][:480])
     with pytest.raises(ModelNotAvailableError, match="no ESPnet checkpoint"):
         EspnetStreamingRecognizer(tmp_path / "config.yaml", tmp_path / "model.pth")
+
+
+@pytest.mark.slow
+def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
+    import json
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer, train_espnet
+    out = train_espnet("smoke", out_dir=tmp_path / "out", work_dir=tmp_path / "work", max_epoch=1, batch_size=4,
+                       vocab_size=64, encoder_conf={"output_size": 64, "attention_heads": 2, "linear_units": 128,
+                                                    "num_blocks": 2},
+                       decoder_conf={"linear_units": 128, "num_blocks": 1}, n_eval=2)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test"] == 2 and metrics["streaming_beam4_wer"]["wer"] >= 0
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "model.pth", "bpe.model", "feats_stats.npz"}
+    monkeypatch.chdir(tmp_path)           # the shipped folder is self-contained (relative paths)
+    rec = EspnetStreamingRecognizer(out / "config.yaml", out / "model.pth", device="cpu")
+    st = rec.new_stream("s")
+    rec.accept_audio(st, np.zeros(16000, np.float32))
+    assert isinstance(rec.finalize(st)[-1], Final)

@@ -37,6 +37,12 @@ def _report(args) -> int:
 
 
 def _train_asr(args) -> int:
+    if args.backend == "espnet":
+        from .asr.espnet_backend import train_espnet
+        out = train_espnet(args.corpus_size, out_dir=args.out, work_dir=args.work, max_epoch=args.epochs,
+                           extra=args.overrides)
+        print(f"model, config and metrics in {out}")
+        return 0
     from .asr.recipe import train
     out = train(args.profile, args.overrides, out_dir=args.out, work_dir=args.work, resume=args.resume,
                 init_from=args.init_from)
@@ -90,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the work folder's last checkpoint")
     t.add_argument("--init-from", type=Path, default=None,
                    help="start from a .nemo's weights and tokenizer (e.g. the shipped model) with a fresh schedule")
+    t.add_argument("--backend", choices=["nemo", "espnet"], default="nemo",
+                   help="espnet: contextual-block conformer through espnet2's ASR task -> data/models/asr_espnet_small")
+    t.add_argument("--epochs", type=int, default=10, help="espnet only: training epochs")
+    t.add_argument("--corpus-size", default="default", help="espnet only: corpus size (nemo: corpus.size=...)")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")

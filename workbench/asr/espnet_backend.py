@@ -58,6 +58,26 @@ def write_config(out_dir: str | os.PathLike, bpemodel: str | os.PathLike, encode
     return args, model
 
 
+def _resolved_config(path: Path) -> Path:
+    """A shipped config names its tokenizer and feature statistics relative to its folder; espnet2 opens
+    them relative to the working directory. Resolve them into a temporary copy when needed."""
+    import tempfile
+    import yaml
+    cfg = yaml.safe_load(path.read_text())
+    changed = False
+    for holder, key in ((cfg, "bpemodel"), (cfg.get("normalize_conf") or {}, "stats_file")):
+        v = holder.get(key)
+        if isinstance(v, str) and v and not Path(v).is_absolute() and (path.parent / v).exists():
+            holder[key] = str((path.parent / v).resolve())
+            changed = True
+    if not changed:
+        return path
+    fd, tmp = tempfile.mkstemp(suffix=".yaml", prefix="espnet_config_")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    return Path(tmp)
+
+
 @dataclass
 class EspnetStream:
     stream_id: str
@@ -81,6 +101,7 @@ class EspnetStreamingRecognizer:
                 from .streaming import ModelNotAvailableError
                 raise ModelNotAvailableError(f"no ESPnet checkpoint file at {p}")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        asr_train_config = _resolved_config(Path(asr_train_config))
         self.s2t = Speech2TextStreaming(asr_train_config=str(asr_train_config), asr_model_file=str(asr_model_file),
                                         device=device, beam_size=beam_size, nbest=nbest, ctc_weight=ctc_weight)
         self.model = self.s2t.asr_model
@@ -175,3 +196,120 @@ class EspnetStreamingRecognizer:
                 words[-1][2] = t
             prev = lab
         return [WordTiming(w, round(a * self.frame_s, 3), round((b + 1) * self.frame_s, 3)) for w, a, b in words if w]
+
+
+# -- training through espnet2's task API ------------------------------------------------------------------
+
+def kaldi_dir(entries: list[dict], out_dir: str | os.PathLike) -> Path:
+    """``wav.scp`` and ``text`` (espnet2's data-directory format) for corpus entries, sorted by id."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = sorted((e["id"], str(Path(e["audio_filepath"]).resolve()), e["text"]) for e in entries)
+    (out / "wav.scp").write_text("".join(f"{i} {p}\n" for i, p, _ in rows))
+    (out / "text").write_text("".join(f"{i} {t}\n" for i, _, t in rows))
+    return out
+
+
+def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None = None,
+                 work_dir: str | os.PathLike | None = None, max_epoch: int = 10, iters_per_epoch: int | None = None,
+                 batch_size: int = 16, vocab_size: int = 512, encoder_conf: dict | None = None,
+                 decoder_conf: dict | None = None, extra: list[str] = (), n_eval: int | None = None) -> Path:
+    """Train the contextual-block conformer with ``espnet2.tasks.asr.ASRTask.main`` on the corpus: stats
+    collection (global mean/variance of the features), then training; export config.yaml (paths made
+    relative), model.pth, tokenizer and metrics.json (streaming greedy-beam WER on the test split)."""
+    import json
+    import shutil
+    import time
+    import yaml
+    from espnet2.tasks.asr import ASRTask
+    from ..data import ensure_corpus, open_dataset
+    from .recipe import CACHE, MODELS
+    from .tokenizer import train_tokenizer
+    out = Path(out_dir or MODELS / "asr_espnet_small")
+    work = Path(work_dir or CACHE / "asr_espnet_small")
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = ensure_corpus(corpus_size)
+    splits = {s: open_dataset(corpus, s).entries for s in ("train", "dev", "test")}
+    dirs = {s: kaldi_dir(e, work / "data" / s) for s, e in splits.items()}
+    tok = train_tokenizer([e["text"] for e in splits["train"]], work / "tokenizer", vocab_size)
+    bpe = tok / "tokenizer.model"
+    write_config(work, bpe, encoder_conf, decoder_conf)        # tokens.txt (and a check that the model builds)
+
+    def kv(flag, conf):
+        return [a for k, v in conf.items() for a in (flag, f"{k}={v}")]
+    common = ["--token_list", str(work / "tokens.txt"), "--token_type", "bpe", "--bpemodel", str(bpe),
+              "--frontend", "default", *kv("--frontend_conf", FRONTEND_CONF),
+              "--encoder", "contextual_block_conformer", *kv("--encoder_conf", {**ENCODER_CONF, **(encoder_conf or {})}),
+              "--decoder", "transformer", *kv("--decoder_conf", {**DECODER_CONF, **(decoder_conf or {})}),
+              "--model_conf", "ctc_weight=0.3", "--ngpu", str(int(torch.cuda.is_available())), "--num_workers", "1",
+              "--train_data_path_and_name_and_type", f"{dirs['train']}/wav.scp,speech,sound",
+              "--train_data_path_and_name_and_type", f"{dirs['train']}/text,text,text",
+              "--valid_data_path_and_name_and_type", f"{dirs['dev']}/wav.scp,speech,sound",
+              "--valid_data_path_and_name_and_type", f"{dirs['dev']}/text,text,text"]
+    stats = work / "stats"
+    if not (stats / "train" / "feats_stats.npz").exists():
+        ASRTask.main(cmd=common + ["--collect_stats", "true", "--normalize", "null", "--output_dir", str(stats),
+                                   "--train_shape_file", f"{dirs['train']}/wav.scp",
+                                   "--valid_shape_file", f"{dirs['dev']}/wav.scp", "--batch_size", str(batch_size)])
+    n_tokens = len((work / "tokens.txt").read_text().split())
+    for part in ("train", "valid"):     # as espnet's asr.sh: token shapes get the vocabulary size appended
+        rows = (stats / part / "text_shape").read_text().splitlines()
+        (stats / part / "text_shape.bpe").write_text("".join(f"{r},{n_tokens}\n" for r in rows if r.strip()))
+    exp = work / "exp"
+    t0 = time.time()
+    ASRTask.main(cmd=common + [
+        "--normalize", "global_mvn", "--normalize_conf", f"stats_file={stats / 'train' / 'feats_stats.npz'}",
+        "--train_shape_file", str(stats / "train" / "speech_shape"), "--train_shape_file", str(stats / "train" / "text_shape.bpe"),
+        "--valid_shape_file", str(stats / "valid" / "speech_shape"), "--valid_shape_file", str(stats / "valid" / "text_shape.bpe"),
+        "--output_dir", str(exp), "--fold_length", "80000", "--fold_length", "150", "--batch_type", "folded", "--batch_size", str(batch_size), "--max_epoch", str(max_epoch),
+        *(["--num_iters_per_epoch", str(iters_per_epoch)] if iters_per_epoch else []),
+        "--optim", "adam", "--optim_conf", "lr=0.001", "--scheduler", "warmuplr", "--scheduler_conf", "warmup_steps=500",
+        "--grad_clip", "5", "--best_model_criterion", "valid,acc,max", "--keep_nbest_models", "1",
+        "--resume", "true", *extra])
+    train_s = time.time() - t0
+
+    # export: the config with the tokenizer and stats beside it (relative paths), the best weights
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy(bpe, tmp / "bpe.model")
+    shutil.copy(stats / "train" / "feats_stats.npz", tmp / "feats_stats.npz")
+    cfg = yaml.safe_load((exp / "config.yaml").read_text())
+    cfg["bpemodel"] = "bpe.model"
+    cfg["normalize_conf"]["stats_file"] = "feats_stats.npz"
+    for k in [k for k in cfg if "data_path" in k or "shape_file" in k]:
+        cfg[k] = []
+    cfg["output_dir"] = "."
+    (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    best = exp / "valid.acc.best.pth"
+    shutil.copy(best if best.exists() else exp / "latest.pth", tmp / "model.pth")
+    rec = EspnetStreamingRecognizer(tmp / "config.yaml", tmp / "model.pth", beam_size=4, nbest=1)
+    test = splits["test"][:n_eval] if n_eval else splits["test"]
+    metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test),
+               "streaming_beam4_wer": evaluate_streaming(rec, test), "train_s": round(train_s, 1),
+               "max_epoch": max_epoch, "n_params": sum(p.numel() for p in rec.model.parameters()),
+               "block": {k: ENCODER_CONF[k] for k in ("block_size", "hop_size", "look_ahead")}}
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    print(f"[train-asr espnet] exported {out}: WER {metrics['streaming_beam4_wer']['wer']:.3f}", flush=True)
+    return out
+
+
+def evaluate_streaming(rec: "EspnetStreamingRecognizer", entries: list[dict], frame_ms: int = 30) -> dict:
+    """WER (jiwer) and real-time factor of chunk-by-chunk decoding over ``entries``."""
+    import time
+    import jiwer
+    hyps, audio_s, t0 = [], 0.0, time.time()
+    step = MODEL_SAMPLE_RATE * frame_ms // 1000
+    for e in entries:
+        x = load_audio(e["audio_filepath"])
+        audio_s += len(x) / MODEL_SAMPLE_RATE
+        st = rec.new_stream(e.get("id", "0"))
+        for a in range(0, len(x), step):
+            rec.accept_audio(st, x[a:a + step])
+        final = rec.finalize(st)[-1]
+        hyps.append(final.nbest[0].text if final.nbest else "")
+    return {"wer": round(float(jiwer.wer([e["text"] for e in entries], hyps)), 4),
+            "rtf": round((time.time() - t0) / max(audio_s, 1e-9), 4)}
