@@ -58,7 +58,7 @@ def _bench(args) -> int:
         res = run(args.model, n=args.n, split=args.split, out_dir=args.out, corpus_size=args.corpus_size,
                   device=args.device, **({"thresholds": thresholds} if thresholds else {}))
         show = {k: res[k] for k in ("n_utterances", "goals", "rtf_streaming_30ms_frames", "peak_rss_mb", "out_dir")}
-        show["fixed"] = [{k: p[k] for k in ("policy", "wer", "wer_clean", "latency_ms")} for p in res["fixed"]]
+        show["fixed"] = [{k: p.get(k) for k in ("policy", "wer", "wer_clean", "latency_ms")} for p in res["fixed"]]
         print(json.dumps(show, indent=1))
         return 0
     print(f"bench: unknown benchmark {args.what!r}", file=sys.stderr)

@@ -34,6 +34,19 @@ def token_list(bpemodel: str | os.PathLike) -> list[str]:
         + ["<sos/eos>"]
 
 
+def _model_args(tokens: Path, bpemodel, encoder_conf: dict | None, decoder_conf: dict | None,
+                ctc_weight: float) -> list[str]:
+    """espnet2 ASR-task arguments for the tokenizer, frontend, encoder, decoder and CTC weight: shared by the
+    model-building helper and the training run, so both describe the same model."""
+    def kv(flag, conf):
+        return [a for k, v in conf.items() for a in (flag, f"{k}={v}")]
+    return ["--token_list", str(tokens), "--token_type", "bpe", "--bpemodel", str(bpemodel),
+            "--frontend", "default", *kv("--frontend_conf", FRONTEND_CONF),
+            "--encoder", "contextual_block_conformer", *kv("--encoder_conf", {**ENCODER_CONF, **(encoder_conf or {})}),
+            "--decoder", "transformer", *kv("--decoder_conf", {**DECODER_CONF, **(decoder_conf or {})}),
+            "--model_conf", f"ctc_weight={ctc_weight}"]
+
+
 def write_config(out_dir: str | os.PathLike, bpemodel: str | os.PathLike, encoder_conf: dict | None = None,
                  decoder_conf: dict | None = None, ctc_weight: float = 0.3, extra: list[str] = ()):
     """Parse an espnet2 ASR task configuration (the task's own parser), build the model from it and write
@@ -43,14 +56,7 @@ def write_config(out_dir: str | os.PathLike, bpemodel: str | os.PathLike, encode
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tokens.txt").write_text("\n".join(token_list(bpemodel)) + "\n")
-
-    def kv(flag, conf):
-        return [a for k, v in conf.items() for a in (flag, f"{k}={v}")]
-    argv = ["--token_list", str(out / "tokens.txt"), "--token_type", "bpe", "--bpemodel", str(bpemodel),
-            "--frontend", "default", *kv("--frontend_conf", FRONTEND_CONF), "--normalize", "null",
-            "--encoder", "contextual_block_conformer", *kv("--encoder_conf", {**ENCODER_CONF, **(encoder_conf or {})}),
-            "--decoder", "transformer", *kv("--decoder_conf", {**DECODER_CONF, **(decoder_conf or {})}),
-            "--model_conf", f"ctc_weight={ctc_weight}", *extra]
+    argv = _model_args(out / "tokens.txt", bpemodel, encoder_conf, decoder_conf, ctc_weight) + ["--normalize", "null", *extra]
     args = ASRTask.get_parser().parse_args(argv)
     model = ASRTask.build_model(args)
     with open(out / "config.yaml", "w") as f:
@@ -233,15 +239,9 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     dirs = {s: kaldi_dir(e, work / "data" / s) for s, e in splits.items()}
     tok = train_tokenizer([e["text"] for e in splits["train"]], work / "tokenizer", vocab_size)
     bpe = tok / "tokenizer.model"
-    write_config(work, bpe, encoder_conf, decoder_conf)        # tokens.txt (and a check that the model builds)
-
-    def kv(flag, conf):
-        return [a for k, v in conf.items() for a in (flag, f"{k}={v}")]
-    common = ["--token_list", str(work / "tokens.txt"), "--token_type", "bpe", "--bpemodel", str(bpe),
-              "--frontend", "default", *kv("--frontend_conf", FRONTEND_CONF),
-              "--encoder", "contextual_block_conformer", *kv("--encoder_conf", {**ENCODER_CONF, **(encoder_conf or {})}),
-              "--decoder", "transformer", *kv("--decoder_conf", {**DECODER_CONF, **(decoder_conf or {})}),
-              "--model_conf", "ctc_weight=0.3", "--ngpu", str(int(torch.cuda.is_available())), "--num_workers", "1",
+    (work / "tokens.txt").write_text("\n".join(token_list(bpe)) + "\n")
+    common = _model_args(work / "tokens.txt", bpe, encoder_conf, decoder_conf, 0.3) + [
+              "--ngpu", str(int(torch.cuda.is_available())), "--num_workers", "1",
               "--train_data_path_and_name_and_type", f"{dirs['train']}/wav.scp,speech,sound",
               "--train_data_path_and_name_and_type", f"{dirs['train']}/text,text,text",
               "--valid_data_path_and_name_and_type", f"{dirs['dev']}/wav.scp,speech,sound",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .streaming import StreamingRecognizer, StreamState
+from .streaming import StreamingRecognizer, StreamState, preloaded_streams
 
 
 def uncertainty(logp: torch.Tensor, score: str = "maxprob") -> float:
@@ -174,10 +174,7 @@ def fixed_latency_ms(context, frame_s: float) -> float:
 def transcribe_dynamic(rec: DynamicLookaheadRecognizer, audios: list[np.ndarray]):
     """Whole recordings stepped together under the policy (each round batches every stream's probe).
     Returns (texts, decisions per stream)."""
-    states = [rec.new_stream(str(i)) for i in range(len(audios))]
-    for st, a in zip(states, audios):
-        st.audio, st.audio_start, st.n_samples = [np.asarray(a, np.float32)], 0, len(a)
-        rec._release_features(st, final=True)
+    states = preloaded_streams(rec, audios)
     active = list(states)
     while active:
         rec.advance(active, final=True)

@@ -319,14 +319,20 @@ def transcribe_streaming(rec: StreamingRecognizer, audio: np.ndarray, frame_ms: 
     return events + rec.finalize(st)
 
 
-def transcribe_batch(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list[list]:
-    """Several whole recordings stepped together: each round gathers every stream's next chunk into
-    batched steps (grouped by chunk kind). Returns each stream's events, as ``transcribe_streaming`` would."""
+def preloaded_streams(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list[StreamState]:
+    """One stream per whole recording, all its features released (offline replay of many streams)."""
     states = [rec.new_stream(str(i)) for i in range(len(audios))]
-    events: list[list] = [[] for _ in audios]
     for st, a in zip(states, audios):
         st.audio, st.audio_start, st.n_samples = [np.asarray(a, np.float32)], 0, len(a)
         rec._release_features(st, final=True)
+    return states
+
+
+def transcribe_batch(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list[list]:
+    """Several whole recordings stepped together: each round gathers every stream's next chunk into
+    batched steps (grouped by chunk kind). Returns each stream's events, as ``transcribe_streaming`` would."""
+    states = preloaded_streams(rec, audios)
+    events: list[list] = [[] for _ in audios]
     active = list(range(len(states)))
     while active:
         groups: dict = {}
