@@ -61,6 +61,22 @@ def _bench(args) -> int:
         show["fixed"] = [{k: p.get(k) for k in ("policy", "wer", "wer_clean", "latency_ms")} for p in res["fixed"]]
         print(json.dumps(show, indent=1))
         return 0
+    if args.what == "batching":
+        from .batching.bench import run
+        res = run(args.model, out_dir=args.out, corpus_size=args.corpus_size, split=args.split,
+                  target_batch=args.target_batch, max_wait_ms=args.max_wait_ms, pause_ms=args.pause_ms,
+                  duration_s=args.duration, device=args.device, n_utts=min(args.n, 200),
+                  context=[int(v) for v in args.context.split(",")] if args.context else None,
+                  **({"grid": tuple(int(v) for v in args.grid.split(","))} if args.grid else {}))
+        show = {k: res[k] for k in ("device", "context", "chunk_ms", "ratio", "targets", "end_of_speech",
+                                     "flush_within_one_chunk", "step_time_by_batch", "wall_s", "out_dir")}
+        for key in ("single", "batched"):
+            best = res[key]["sustained_streams"]
+            at = [r for r in res[key]["runs"] if r["streams"] == best]
+            show[key] = {"sustained_streams": best, **({k: at[0][k] for k in ("added_latency_ms", "device_busy_fraction",
+                                                                             "mean_batch", "batch_fill")} if at else {})}
+        print(json.dumps(show, indent=1))
+        return 0
     print(f"bench: unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
 
@@ -103,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr"], help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory")
+    b.add_argument("what", choices=["asr", "batching"],
+                   help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
+                        "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
     b.add_argument("--n", type=int, default=200, help="utterances of the split")
     b.add_argument("--split", default="test")
@@ -111,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--thresholds", default=None, help="comma-separated cascade thresholds")
     b.add_argument("--device", default=None, help="cpu | cuda (default: a GPU when present)")
     b.add_argument("--out", type=Path, default=None)
+    b.add_argument("--target-batch", type=int, default=16, help="batching: run when this many chunks are ready")
+    b.add_argument("--max-wait-ms", type=float, default=40.0, help="batching: ... or when the oldest waited this long")
+    b.add_argument("--pause-ms", type=float, default=300.0, help="batching: VAD silence that flushes a stream")
+    b.add_argument("--duration", type=float, default=20.0, help="batching: seconds of (virtual) time per load level")
+    b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
+    b.add_argument("--context", default=None, help="batching: attention context, e.g. 70,1 (default: the model's first)")
     b.set_defaults(func=_bench)
     return p
 

@@ -54,6 +54,7 @@ class Final:
     stream_id: str
     nbest: list[Hypothesis]
     audio_end: float
+    reason: str = "close"            # "close": the stream ended; "pause": a pause flush (the stream goes on)
 
     @property
     def text(self) -> str:

@@ -179,6 +179,10 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
 
     corpus = ensure_corpus(cfg.corpus.size, cfg.corpus.seed)
     splits = {s: open_dataset(corpus, s).entries for s in ("train", "dev", "test")}
+    if cfg.get("train_filter") == "clean":      # a curriculum's first stage: no noise, no truncated prefixes
+        splits["train"] = [e for e in splits["train"] if not e.get("noise") and not e.get("truncated")]
+    elif cfg.get("train_filter") not in (None, "all"):
+        raise ValueError(f"train_filter must be 'all' or 'clean', not {cfg.train_filter!r}")
     trail = cfg.get("train_max_trailing_silence_s")
     manifests = {s: eou_manifest(e, work / f"{s}_eou.json", trail if s == "train" else None) for s, e in splits.items()}
     tok = work / "tokenizer"

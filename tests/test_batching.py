@@ -1,0 +1,233 @@
+"""Frame batching: batched results equal each stream decoded alone, under random load; the policy's
+dispatch rules; the pause flush; bad frames and leaving streams."""
+import asyncio
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workbench.asr.streaming import StreamingRecognizer
+from workbench.batching import BatchPolicy, FrameBatcher, FrameError, LiveBatcher, PauseDetector, UnknownStreamError
+from workbench.events import Final, Partial
+
+SR = 16000
+
+
+class NoPause(PauseDetector):
+    def __init__(self):
+        super().__init__(300)
+
+    def speech_prob(self, frame):
+        return 1.0
+
+
+class PauseAt(PauseDetector):
+    """Fires once the stream has received ``at_s`` seconds (speech before, silence after)."""
+
+    def __init__(self, at_s: float, pause_ms: float = 90):
+        super().__init__(pause_ms)
+        self.at, self.t = at_s, 0.0
+
+    def speech_prob(self, frame):
+        self.t += len(frame) / SR
+        return 1.0 if self.t <= self.at else 0.0
+
+
+def alone(rec, frames, close=True):
+    s = rec.new_stream("alone")
+    ev = []
+    for f in frames:
+        ev += rec.accept_audio(s, f)
+    return ev + (rec.finalize(s) if close else [])
+
+
+def same_events(got, want):
+    gp = [e for e in got if isinstance(e, Partial)]
+    wp = [e for e in want if isinstance(e, Partial)]
+    assert [e.tokens for e in gp] == [e.tokens for e in wp]
+    for a, b in zip(gp, wp):
+        np.testing.assert_allclose(a.encoder_output, b.encoder_output, atol=1e-4)
+        np.testing.assert_allclose(a.eou_prob, b.eou_prob, atol=1e-5)
+    gf = [e for e in got if isinstance(e, Final)]
+    wf = [e for e in want if isinstance(e, Final)]
+    assert [(f.text, f.nbest[0].tokens) for f in gf] == [(f.text, f.nbest[0].tokens) for f in wf]
+
+
+def frames_of(audio, sizes):
+    out, a, k = [], 0, 0
+    while a < len(audio):
+        n = sizes[k % len(sizes)]
+        out.append(audio[a:a + n])
+        a, k = a + n, k + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_model):
+    return StreamingRecognizer(tiny_model, [70, 1])
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.large_base_example])
+@given(data=st.data())
+def test_batched_equals_alone_under_random_load(rec, test_audio, data):
+    n = data.draw(st.integers(3, 6), label="streams")
+    policy = BatchPolicy(target_batch=data.draw(st.integers(1, 4)), max_wait_ms=data.draw(st.sampled_from([0, 20, 80])),
+                         pause_ms=None)
+    eng = FrameBatcher(rec, policy, pause_factory=lambda sid: None)
+    plan = {}
+    for i in range(n):
+        audio = test_audio[i % len(test_audio)]
+        sizes = data.draw(st.lists(st.integers(80, 2400), min_size=1, max_size=4), label="frame sizes")
+        frames = frames_of(audio, sizes)
+        leave = data.draw(st.integers(len(frames) // 3, len(frames)), label="frames before leaving")
+        start = data.draw(st.floats(0, 1.0), label="join time")
+        jitter = np.random.default_rng(data.draw(st.integers(0, 2**31), label="jitter seed")).uniform(0, 0.03, len(frames))
+        times = np.cumsum([len(f) / SR for f in frames]) + start + jitter
+        times = np.maximum.accumulate(times)
+        plan[str(i)] = (frames[:leave], times[:leave])
+    timeline = sorted((t, sid, k) for sid, (fr, ts) in plan.items() for k, t in enumerate(ts))
+    got = {sid: [] for sid in plan}
+    for t, sid, k in timeline:
+        eng.submit(sid, plan[sid][0][k], now=t)
+        for e in eng.poll(t):
+            got[e.stream_id].append(e)
+        if k == len(plan[sid][0]) - 1:
+            got[sid] += eng.close(sid, now=t)
+    assert eng.streams == {}, "every stream that left is freed"
+    for sid, (frames, _) in plan.items():
+        same_events(got[sid], alone(rec, frames))
+    sizes = [len(s.stream_ids) for s in eng.steps if s.kind == "batch"]
+    assert max(sizes) <= n
+
+
+def test_dispatch_waits_for_target_or_max_wait(rec, test_audio):
+    eng = FrameBatcher(rec, BatchPolicy(target_batch=3, max_wait_ms=50, pause_ms=None), pause_factory=lambda s: None)
+    frames = frames_of(test_audio[0], [480])
+    t = 0.0
+    for k, f in enumerate(frames[:40]):
+        t = k * 0.03
+        eng.submit("a", f, now=t)
+        eng.poll(t)
+    ran = [s for s in eng.steps if s.kind == "batch"]
+    assert ran, "a lone stream still runs, after max_wait"
+    for s in ran:
+        assert s.start - s.ready_times[0] >= 0.05 - 1e-9        # waited for the batch ...
+        assert s.start - s.ready_times[0] <= 0.05 + 0.03 + 1e-9  # ... but not past max_wait (+ one frame of polling)
+    eng2 = FrameBatcher(rec, BatchPolicy(target_batch=3, max_wait_ms=1e6, pause_ms=None), pause_factory=lambda s: None)
+    for k in range(40):
+        for sid in "abc":
+            eng2.submit(sid, frames[k], now=k * 0.03)
+        eng2.poll(k * 0.03)
+    assert [len(s.stream_ids) for s in eng2.steps] and all(len(s.stream_ids) == 3 for s in eng2.steps)
+    assert all(s.start == s.ready_times[0] for s in eng2.steps), "a full batch runs at once"
+
+
+def test_pause_flush_gives_the_result_at_once_and_leaves_the_stream_exact(rec, test_audio):
+    audio = test_audio[1]
+    frames = frames_of(audio, [480])
+    at = 0.6 * len(audio) / SR
+    eng = FrameBatcher(rec, BatchPolicy(target_batch=8, max_wait_ms=1e6, pause_ms=90),
+                       pause_factory=lambda sid: PauseAt(at))
+    got = []
+    flush_t = None
+    for k, f in enumerate(frames):
+        t = (k + 1) * 0.03
+        eng.submit("s", f, now=t)
+        out = eng.poll(t)
+        if any(isinstance(e, Final) for e in out):
+            flush_t, flush_k = t, k
+        got += out
+    got += eng.close("s", now=t)
+    finals = [e for e in got if isinstance(e, Final)]
+    assert [f.reason for f in finals] == ["pause", "close"]
+    assert flush_t is not None and flush_t <= at + 0.09 + 0.03 + 1e-9, "flushed when the pause was detected"
+    # the flushed result is the prefix decoded alone and finalised there
+    prefix = alone(rec, frames[:flush_k + 1])
+    assert finals[0].text == prefix[-1].text and finals[0].nbest[0].tokens == prefix[-1].nbest[0].tokens
+    # and the stream itself went on as if never flushed
+    same_events([e for e in got if not (isinstance(e, Final) and e.reason == "pause")], alone(rec, frames))
+
+
+def test_bad_frame_is_refused_for_that_stream_only(rec, test_audio):
+    eng = FrameBatcher(rec, BatchPolicy(target_batch=1, max_wait_ms=0, pause_ms=None), pause_factory=lambda s: None)
+    a, b = frames_of(test_audio[0], [480]), frames_of(test_audio[2], [480])
+    got = {"a": [], "b": []}
+    for k in range(min(len(a), len(b))):
+        t = k * 0.03
+        eng.submit("a", a[k], now=t)
+        if k == 5:
+            n = eng.streams["b"].state.n_samples
+            for bad, what in ((np.full(480, np.nan, np.float32), "NaN"), (a[k].astype(np.int32), "dtype"),
+                              (np.zeros((480, 2), np.float32), "mono"), ([0.0] * 480, "numpy")):
+                with pytest.raises(FrameError, match=what):
+                    eng.submit("b", bad, now=t)
+            with pytest.raises(FrameError, match="Hz"):
+                eng.submit("b", b[k], now=t, sample_rate=8000)
+            assert eng.streams["b"].state.n_samples == n, "nothing of the bad frame was kept"
+        eng.submit("b", b[k], now=t)
+        for e in eng.poll(t):
+            got[e.stream_id].append(e)
+    k = min(len(a), len(b))
+    got["a"] += eng.close("a", now=k * 0.03)
+    got["b"] += eng.close("b", now=k * 0.03)
+    same_events(got["a"], alone(rec, a[:k]))
+    same_events(got["b"], alone(rec, b[:k]))
+    with pytest.raises(UnknownStreamError):
+        eng.close("a", now=1.0)
+    with pytest.raises(UnknownStreamError):
+        eng.drop("nobody")
+
+
+def test_bad_policy_is_refused():
+    for kw in ({"target_batch": 0}, {"max_wait_ms": -1}, {"pause_ms": 0}, {"max_batch": 0}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            BatchPolicy(**kw)
+
+
+def test_live_batcher_async_iterator(rec, test_audio):
+    async def main():
+        live = LiveBatcher(rec, BatchPolicy(target_batch=2, max_wait_ms=5, pause_ms=None), pause_factory=lambda s: None)
+        frames = frames_of(test_audio[0], [4800])
+        for f in frames:
+            live.submit("x", f)
+            live.submit("y", f)
+            await asyncio.sleep(0.01)
+        await live.aclose()
+        return [e async for e in live.events()]
+    events = asyncio.run(main())
+    for sid in "xy":
+        mine = [e for e in events if e.stream_id == sid]
+        assert isinstance(mine[-1], Final) and mine[-1].reason == "close"
+        same_events(mine, alone(rec, frames_of(test_audio[0], [4800])))
+
+
+def test_simulation_accounts_for_every_chunk_and_the_flush(rec, smoke_corpus):
+    from workbench.batching.bench import load_utterances, simulate, sustained
+    utts = load_utterances("smoke", "test", 4)
+    r = simulate(rec, utts, 3, BatchPolicy(target_batch=2, max_wait_ms=30, pause_ms=200), duration_s=3.0,
+                 keep_steps=True)
+    batches = [s for s in r["steps"] if s["kind"] == "batch"]
+    assert r["chunks"] == sum(len(s["streams"]) for s in batches) > 0
+    assert all(s["start"] >= max(s["ready"]) - 1e-9 for s in batches), "no chunk runs before it is complete"
+    starts = [s["start"] for s in r["steps"]]
+    ends = [s["start"] + s["duration"] for s in r["steps"]]
+    assert all(b >= a - 1e-9 for a, b in zip(ends, starts[1:])), "the device runs one step at a time"
+    assert r["added_latency_ms"]["p50"] >= 0 and 0 < r["device_busy_fraction"] < 1
+    if "detect_to_final_ms_flush" in r:
+        assert r["detect_to_final_ms_flush"]["p50"] >= 0
+    n, runs = sustained(rec, utts, BatchPolicy(1, 0.0, None), grid=(1, 2), duration_s=2.0)
+    assert n in (0, 1, 2) and [x["streams"] for x in runs][:1] == [1]
+
+
+def test_bench_batching_cli_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_path, capsys):
+    import json
+    from workbench.__main__ import main
+    rc = main(["bench", "batching", "--model", str(tiny_nemo), "--corpus-size", "smoke", "--n", "4",
+               "--duration", "2", "--grid", "1,2", "--target-batch", "2", "--out", str(tmp_path)])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((tmp_path / "bench_batching.json").read_text())
+    assert (tmp_path / "batching.png").stat().st_size > 10_000
+    assert printed["ratio"] == saved["ratio"] == saved["batched"]["sustained_streams"] / saved["single"]["sustained_streams"]
+    assert [r["batch"] for r in saved["step_time_by_batch"]][:2] == [1, 2]

@@ -1,0 +1,336 @@
+"""``python -m workbench bench batching``: how many live streams one device sustains in real time, batched
+against stepped one at a time, measured side by side in one run.
+
+Load: N concurrent streams replayed from the corpus (each slot plays test utterances back to back, a new
+stream each, staggered starts), 30 ms frames on a **virtual clock**: frames arrive on schedule, and every
+step occupies the device for the time it really took on this machine (the real model, really run). So
+the run takes as long as the compute, not as long as the audio, and a saturated device shows up as a
+growing queue exactly as it would live. The VAD runs in front of the device (probabilities computed
+beforehand per utterance, replayed), and the feature front end is timed separately.
+
+Measured per configuration (batched policy / batch size 1, the per-stream CPU baseline):
+added latency per chunk (chunk complete -> its result; p50/p95/p99), device busy fraction, batch fill;
+the largest N with p95 added latency <= the budget (100 ms) is "sustained in real time". End of speech:
+time from the true end of speech to the final result with the pause flush, and without it (the first
+result that has decoded the audio up to the point the pause was detected).
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import MODEL_SAMPLE_RATE
+from ..events import Final, Partial
+from .engine import BatchPolicy, FrameBatcher, ScriptedPause, silero_probs
+
+FRAME_S = 0.03
+
+
+def load_utterances(corpus_size: str = "default", split: str = "test", n: int = 40) -> list[dict]:
+    """Test utterances with their audio, true end of speech and silero-vad probabilities."""
+    from ..data import ensure_corpus, open_dataset
+    ds = open_dataset(ensure_corpus(corpus_size), split)
+    out = []
+    for i in range(min(n, len(ds))):
+        a = ds.audio(i)
+        probs, hop = silero_probs(a)
+        out.append({"audio": a, "speech_end": float(ds.entries[i]["speech_end"]), "probs": probs, "hop": hop,
+                    "text": ds.entries[i]["text"]})
+    return out
+
+
+def _timer(device) -> callable:
+    if str(device).startswith("cuda"):
+        import torch
+
+        def t():
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return t
+    return time.perf_counter
+
+
+def simulate(rec, utts: list[dict], n_streams: int, policy: BatchPolicy, duration_s: float = 20.0,
+             stagger_s: float | None = None, seed: int = 0, latency_budget_ms: float = 100.0,
+             keep_steps: bool = False, engine_cls=FrameBatcher) -> dict:
+    """Replay ``n_streams`` concurrent streams for ``duration_s`` of virtual time through one engine.
+    ``keep_steps`` adds every step (start, duration, streams, ready times) for timelines; ``engine_cls``
+    swaps in a FrameBatcher subclass (another dispatch policy)."""
+    rng = np.random.default_rng(seed)
+    stagger_s = FRAME_S * 40 if stagger_s is None else stagger_s
+    timer = _timer(rec.device)
+    pause_ms = policy.pause_ms or 300.0
+    meta: dict = {}
+
+    def pauses(sid):
+        m = meta[sid]
+        return ScriptedPause(pause_ms, m["utt"]["probs"], m["utt"]["hop"])
+    eng = engine_cls(rec, policy, pause_factory=pauses if policy.pause_ms else (lambda sid: None), timer=timer)
+    # arrivals: (time, seq, slot, stream id, frame index or -1 for close)
+    heap, seq = [], 0
+    for slot in range(n_streams):
+        t, j = float(rng.uniform(0, stagger_s)), 0
+        while t < duration_s:
+            u = utts[int(rng.integers(len(utts)))]
+            sid = f"{slot}-{j}"
+            n = int(np.ceil(len(u["audio"]) / (FRAME_S * MODEL_SAMPLE_RATE)))
+            meta[sid] = {"utt": u, "start": t, "n": n}
+            for k in range(n):
+                heapq.heappush(heap, (t + (k + 1) * FRAME_S, seq, sid, k))
+                seq += 1
+            t += n * FRAME_S
+            heapq.heappush(heap, (t, seq, sid, -1))
+            seq += 1
+            j += 1
+    # the pause each stream's detector finds (same replay), for the no-flush comparison
+    for sid, m in meta.items():
+        det = ScriptedPause(pause_ms, m["utt"]["probs"], m["utt"]["hop"])
+        fs = int(FRAME_S * MODEL_SAMPLE_RATE)
+        m["detect_k"] = next((k for k in range(m["n"])
+                              if det.push(m["utt"]["audio"][k * fs:(k + 1) * fs])
+                              and (k + 1) * FRAME_S >= m["utt"]["speech_end"]), None)
+    free_at, front_s = 0.0, 0.0
+    first_cover: dict = {}       # stream -> time of the first result covering the detected pause
+    flush_at: dict = {}
+
+    def collect(events, t_end):
+        for e in events:
+            m = meta[e.stream_id]
+            if isinstance(e, Partial):
+                if m["detect_k"] is not None and e.stream_id not in first_cover \
+                        and e.audio_end >= (m["detect_k"] + 1) * FRAME_S - 1e-6:
+                    first_cover[e.stream_id] = t_end
+            elif isinstance(e, Final) and e.reason == "pause" and e.stream_id not in flush_at:
+                flush_at[e.stream_id] = t_end
+
+    def collect_last(eng, sid, t_end):     # a stream that ended before its pause was covered: its Final
+        if meta[sid]["detect_k"] is not None and sid not in first_cover:
+            first_cover[sid] = t_end
+    clock = 0.0
+    fs = int(FRAME_S * MODEL_SAMPLE_RATE)
+    while heap or eng.next_due() is not None:
+        due = eng.next_due()
+        start = None if due is None else max(free_at, clock, due)     # when the device can take the work
+        if heap and (start is None or heap[0][0] <= start):
+            t, _, sid, k = heapq.heappop(heap)
+            clock = t
+            m = meta[sid]
+            if k < 0:                         # the stream ends: its last chunk runs at once
+                events = eng.close(sid, now=max(t, free_at))
+                free_at = eng.steps[-1].end
+                collect(events, free_at)
+                collect_last(eng, sid, free_at)
+                continue
+            c0 = time.perf_counter()
+            eng.submit(sid, m["utt"]["audio"][k * fs:(k + 1) * fs], now=t)
+            front_s += time.perf_counter() - c0
+            continue
+        clock = start
+        events = eng.dispatch(start)
+        free_at = eng.steps[-1].end if eng.steps else start
+        collect(events, free_at)
+    span = max(free_at, duration_s)
+    batches = [s for s in eng.steps if s.kind == "batch"]
+    added = np.array([s.end - r for s in batches for r in s.ready_times]) * 1000
+    busy = sum(s.duration for s in eng.steps)
+    eos_flush = [flush_at[s] - (m["start"] + m["utt"]["speech_end"]) for s, m in meta.items() if s in flush_at]
+    det_to_flush = [flush_at[s] - (m["start"] + (m["detect_k"] + 1) * FRAME_S) for s, m in meta.items()
+                    if s in flush_at and m["detect_k"] is not None]
+    eos_cover = [first_cover[s] - (m["start"] + m["utt"]["speech_end"]) for s, m in meta.items() if s in first_cover]
+    pct = (lambda a, q: float(np.percentile(a, q)) if len(a) else float("nan"))
+    out = {"streams": n_streams, "policy": {"target_batch": policy.target_batch, "max_wait_ms": policy.max_wait_ms,
+                                            "pause_ms": policy.pause_ms},
+           "chunks": int(len(added)), "steps": len(batches),
+           "added_latency_ms": {"p50": pct(added, 50), "p95": pct(added, 95), "p99": pct(added, 99)},
+           "device_busy_fraction": busy / span, "front_end_cpu_fraction": front_s / span,
+           "mean_batch": float(np.mean([len(s.stream_ids) for s in batches])) if batches else 0.0,
+           "batch_fill": (float(np.mean([len(s.stream_ids) for s in batches])) / policy.target_batch) if batches else 0.0,
+           "virtual_s": span, "utterances": len(meta)}
+    if eos_flush:
+        out["eos_to_final_ms_flush"] = {"p50": pct(np.array(eos_flush) * 1000, 50), "p95": pct(np.array(eos_flush) * 1000, 95)}
+        out["detect_to_final_ms_flush"] = {"p50": pct(np.array(det_to_flush) * 1000, 50),
+                                           "p95": pct(np.array(det_to_flush) * 1000, 95)}
+    if eos_cover:
+        out["eos_to_final_ms_no_flush"] = {"p50": pct(np.array(eos_cover) * 1000, 50),
+                                           "p95": pct(np.array(eos_cover) * 1000, 95)}
+    if keep_steps:
+        out["steps"] = [{"start": s.start, "duration": s.duration, "streams": list(s.stream_ids),
+                         "ready": list(s.ready_times), "kind": s.kind} for s in eng.steps]
+        out["stream_starts"] = {sid: m["start"] for sid, m in meta.items()}
+    out["real_time"] = bool(out["added_latency_ms"]["p95"] <= latency_budget_ms and busy / span < 1.0)
+    return out
+
+
+def sustained(rec, utts, policy: BatchPolicy, grid=(1, 2, 4, 8, 16, 32, 64, 128), **kw) -> tuple[int, list]:
+    """The largest stream count on ``grid`` (refined by bisection) that runs in real time; every run."""
+    runs, best, fail = [], 0, None
+    for n in grid:
+        r = simulate(rec, utts, n, policy, **kw)
+        runs.append(r)
+        if not r["real_time"]:
+            fail = n
+            break
+        best = n
+    while fail is not None and fail - best > max(1, best // 8):
+        mid = (best + fail) // 2
+        r = simulate(rec, utts, mid, policy, **kw)
+        runs.append(r)
+        best, fail = (mid, fail) if r["real_time"] else (best, mid)
+    return best, runs
+
+
+def step_time_by_batch(rec, utts, sizes=(1, 2, 4, 8, 16, 32, 64), repeats: int = 5) -> list[dict]:
+    """Measured time of one cache-aware step against the number of streams in it (later chunks)."""
+    from ..asr.streaming import preloaded_streams
+    timer = _timer(rec.device)
+    out = []
+    for b in sizes:
+        audios = [utts[i % len(utts)]["audio"] for i in range(b)]
+        states = preloaded_streams(rec, audios)
+        for s in states:     # run each stream's first chunk so the timed ones are ordinary later chunks
+            rec.step_streams([s], [rec._next_chunk(s, final=False)])
+        ts = []
+        for _ in range(repeats):
+            chunks = [rec._next_chunk(s, final=False) for s in states]
+            if any(c is None or c[3] for c in chunks):
+                break
+            t0 = timer()
+            rec.step_streams(states, chunks)
+            ts.append(timer() - t0)
+        if ts:
+            med = float(np.median(ts))
+            out.append({"batch": b, "step_ms": med * 1000, "ms_per_stream": med * 1000 / b})
+    return out
+
+
+def plot_timeline(run: dict, slots: int = 4, t0: float = 0.0, t1: float | None = None, ax=None):
+    """Device steps over time (bar height = streams in the step) and, below, the first ``slots`` stream
+    slots: a tick where a chunk became complete, a bar where it ran (inside which batch)."""
+    import matplotlib.pyplot as plt
+    steps = run["steps"]
+    t1 = t1 if t1 is not None else max(s["start"] + s["duration"] for s in steps)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 3.5))
+    cmap = plt.get_cmap("viridis")
+    top = max(len(s["streams"]) for s in steps)
+    for s in steps:
+        if s["start"] > t1 or s["start"] + s["duration"] < t0:
+            continue
+        c = "tab:red" if s["kind"] != "batch" else cmap(len(s["streams"]) / max(1, top))
+        ax.broken_barh([(s["start"], s["duration"])], (slots + 0.5, 1.0), color=c)
+        for sid, ready in zip(s["streams"], s["ready"]):
+            slot = int(sid.split("-")[0])
+            if slot < slots:
+                ax.broken_barh([(s["start"], s["duration"])], (slot - 0.3, 0.6), color=c)
+                if ready is not None:
+                    ax.plot([ready, ready], [slot - 0.4, slot + 0.4], "k-", lw=1)
+                    ax.plot([ready, s["start"]], [slot, slot], "k:", lw=0.8)
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
+    ax.figure.colorbar(sm, ax=ax, label="streams in the step", pad=0.01)
+    ax.set_yticks(list(range(slots)) + [slots + 1], [f"stream slot {i}" for i in range(slots)] + ["device"])
+    ax.set_xlim(t0, t1)
+    ax.set_xlabel("time (s): | chunk complete, ... waiting, bar = the step it ran in (colour: batch size; red: flush/close)")
+    ax.set_title(f"{run['streams']} streams, target batch {run['policy']['target_batch']}, "
+                 f"max wait {run['policy']['max_wait_ms']:.0f} ms")
+    return ax
+
+
+def plot(result: dict, path: Path | None = None):
+    """Three panels: step time per stream against batch size; p95 added latency against streams (both
+    configurations, the budget); end-of-speech latency with and without the pause flush."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    sb = result["step_time_by_batch"]
+    ax[0].plot([r["batch"] for r in sb], [r["ms_per_stream"] for r in sb], "o-")
+    ax[0].set_xscale("log", base=2)
+    ax[0].set_xlabel("streams in one step")
+    ax[0].set_ylabel("ms per stream-chunk")
+    ax[0].set_title(f"why batch: step cost per stream ({result['device']})")
+    for key, style in (("single", "s--"), ("batched", "o-")):
+        runs = sorted(result[key]["runs"], key=lambda r: r["streams"])
+        ax[1].plot([r["streams"] for r in runs], [r["added_latency_ms"]["p95"] for r in runs], style,
+                   label=f"{key}: sustains {result[key]['sustained_streams']}")
+    ax[1].axhline(result["latency_budget_ms"], color="k", lw=0.8, ls=":")
+    ax[1].set_xscale("log", base=2)
+    ax[1].set_yscale("log")
+    ax[1].set_xlabel("concurrent streams")
+    ax[1].set_ylabel("p95 added latency per chunk (ms)")
+    ax[1].set_title(f"ratio {result['ratio']:.1f}x streams in real time")
+    ax[1].legend(fontsize=8)
+    eos = result.get("end_of_speech", {})
+    labels, vals = [], []
+    for k, lab in (("eos_to_final_ms_no_flush", "no flush"), ("eos_to_final_ms_flush", "pause flush")):
+        if k in eos:
+            labels.append(lab)
+            vals.append((eos[k]["p50"], eos[k]["p95"]))
+    if vals:
+        x = np.arange(len(vals))
+        ax[2].bar(x - 0.2, [v[0] for v in vals], 0.4, label="p50")
+        ax[2].bar(x + 0.2, [v[1] for v in vals], 0.4, label="p95")
+        ax[2].set_xticks(x, labels)
+        ax[2].set_ylabel("true end of speech -> final result (ms)")
+        ax[2].set_title(f"pause {result['policy']['pause_ms']:.0f} ms, chunk {result['chunk_ms']:.0f} ms")
+        ax[2].legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def run(model_path=None, out_dir=None, corpus_size: str = "default", split: str = "test", n_utts: int = 40,
+        target_batch: int = 16, max_wait_ms: float = 40.0, pause_ms: float = 300.0, duration_s: float = 20.0,
+        context=None, device: str | None = None, grid=(1, 2, 4, 8, 16, 32, 64, 128),
+        latency_budget_ms: float = 100.0) -> dict:
+    """The whole benchmark; returns the result and writes ``bench_batching.json`` + ``batching.png``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    from ..asr.recipe import default_model
+    from ..asr.streaming import StreamingRecognizer, load_model
+    path, shipped = default_model(model_path)
+    model = load_model(path, device=device)
+    rec = StreamingRecognizer(model, context)
+    out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
+    t0 = time.time()
+    utts = load_utterances(corpus_size, split, n_utts)
+    batched = BatchPolicy(target_batch=target_batch, max_wait_ms=max_wait_ms, pause_ms=pause_ms)
+    single = BatchPolicy(target_batch=1, max_wait_ms=0.0, pause_ms=pause_ms)
+    kw = {"duration_s": duration_s, "latency_budget_ms": latency_budget_ms}
+    n_single, runs_single = sustained(rec, utts, single, grid, **kw)
+    n_batched, runs_batched = sustained(rec, utts, batched, grid, **kw)
+    # end of speech at the batched configuration's sustained load: with and without the flush
+    n_eos = max(1, n_batched)
+    with_flush = next(r for r in runs_batched if r["streams"] == n_eos) if n_batched else simulate(rec, utts, 1, batched, **kw)
+    no_flush = simulate(rec, utts, n_eos, BatchPolicy(target_batch, max_wait_ms, None), **kw)
+    result = {
+        "model": str(path), "shipped_model": shipped, "context": list(rec.att_context),
+        "chunk_ms": rec.chunk_s * 1000, "device": str(rec.device), "torch_threads": torch.get_num_threads(),
+        "policy": {"target_batch": target_batch, "max_wait_ms": max_wait_ms, "pause_ms": pause_ms},
+        "latency_budget_ms": latency_budget_ms, "duration_s": duration_s, "utterances": len(utts),
+        "single": {"sustained_streams": n_single, "runs": runs_single},
+        "batched": {"sustained_streams": n_batched, "runs": runs_batched},
+        "ratio": (n_batched / n_single) if n_single else float("inf"),
+        "end_of_speech": {"streams": n_eos,
+                          "eos_to_final_ms_flush": with_flush.get("eos_to_final_ms_flush"),
+                          "detect_to_final_ms_flush": with_flush.get("detect_to_final_ms_flush"),
+                          "eos_to_final_ms_no_flush": no_flush.get("eos_to_final_ms_no_flush")},
+        "step_time_by_batch": step_time_by_batch(rec, utts),
+        "wall_s": None}
+    d = result["end_of_speech"]["detect_to_final_ms_flush"]
+    result["flush_within_one_chunk"] = bool(d and d["p95"] <= result["chunk_ms"])
+    result["targets"] = {"ratio_goal": 20.0 if result["device"].startswith("cuda") else 3.0,
+                         "ratio_met": bool(result["ratio"] >= (20.0 if result["device"].startswith("cuda") else 3.0))}
+    result["wall_s"] = round(time.time() - t0, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".bench_batching.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out_dir / "bench_batching.json")
+    fig = plot(result, out_dir / "batching.png")
+    plt.close(fig)
+    result["out_dir"] = str(out_dir)
+    return result
