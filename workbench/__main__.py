@@ -50,6 +50,14 @@ def _train_asr(args) -> int:
     return 0
 
 
+def _train_arbitrator(args) -> int:
+    from .endpoint.bench import train
+    out = train(args.model, corpus_size=args.corpus_size, n_train=args.n_train, n_dev=args.n_dev,
+                epochs=args.epochs, out=args.out, context=[int(v) for v in args.context.split(",")])
+    print(f"arbitrator and metrics in {out}")
+    return 0
+
+
 def _bench(args) -> int:
     import json
     if args.what == "asr":
@@ -76,6 +84,16 @@ def _bench(args) -> int:
             show[key] = {"sustained_streams": best, **({k: at[0][k] for k in ("added_latency_ms", "device_busy_fraction",
                                                                              "mean_batch", "batch_fill")} if at else {})}
         print(json.dumps(show, indent=1))
+        return 0
+    if args.what == "endpoint":
+        from .endpoint.bench import run
+        res = run(args.model, arbitrator_path=args.arbitrator, corpus_size=args.corpus_size, split=args.split,
+                  n=args.n, out_dir=args.out, device=args.device,
+                  context=[int(v) for v in args.context.split(",")] if args.context else (70, 1))
+        show = {k: res[k] for k in ("n_utterances", "matched", "two_pass_cutoff_over_pause", "goal_halved", "wall_s", "out_dir")}
+        show["at_settings"] = {name: [{k: r[k] for k in ("setting", "EP50_ms", "EP90_ms", "cutoff_rate", "wer_cost")}
+                                      for r in c][:12] for name, c in res["curves"].items() if name != "two-pass"}
+        print(json.dumps(show, indent=1, default=str))
         return 0
     print(f"bench: unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
@@ -118,8 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus-size", default="default", help="espnet only: corpus size (nemo: corpus.size=...)")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
+    a = sub.add_parser("train-arbitrator", help="train the two-pass end-pointer's arbitrator on the default ASR model's streaming outputs")
+    a.add_argument("--model", type=Path, default=None, help="ASR .nemo (default: the shipped model)")
+    a.add_argument("--corpus-size", default="default")
+    a.add_argument("--n-train", type=int, default=1500, help="training utterances (those with pauses/truncation first)")
+    a.add_argument("--n-dev", type=int, default=300)
+    a.add_argument("--epochs", type=int, default=30)
+    a.add_argument("--context", default="70,1", help="the recogniser's attention context")
+    a.add_argument("--out", type=Path, default=None, help="default: data/models/arbitrator")
+    a.set_defaults(func=_train_arbitrator)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
@@ -133,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-wait-ms", type=float, default=40.0, help="batching: ... or when the oldest waited this long")
     b.add_argument("--pause-ms", type=float, default=300.0, help="batching: VAD silence that flushes a stream")
     b.add_argument("--duration", type=float, default=20.0, help="batching: seconds of (virtual) time per load level")
+    b.add_argument("--arbitrator", type=Path, default=None, help="endpoint: arbitrator folder (default data/models/arbitrator)")
     b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
     b.add_argument("--context", default=None, help="batching: attention context, e.g. 70,1 (default: the model's first)")
     b.set_defaults(func=_bench)

@@ -24,7 +24,7 @@ class Partial:
     stream_id: str
     text: str
     tokens: list[int]
-    audio_end: float                 # seconds of audio the hypothesis has heard (incl. lookahead)
+    audio_end: float                 # s of audio the step needed (its chunk + lookahead): when it could run live
     step: int
     encoder_frames: int              # encoder frames emitted so far
     encoder_output: np.ndarray | None = None   # (frames_this_step, d_model): for the two-pass arbitrator

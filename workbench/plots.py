@@ -151,3 +151,39 @@ def plot_lookahead_decisions(entry: dict, audio: np.ndarray, decisions: list, fr
     ax_s.set_title(f"\"{entry['text']}\"", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_endpoint_timeline(sig, audio: np.ndarray | None, decisions: dict, arbitrator_probs: np.ndarray | None = None,
+                           ax=None, sample_rate: int = MODEL_SAMPLE_RATE):
+    """One utterance for the end-pointers: waveform, silero-vad speech probability, P(<EOU>) per encoder
+    frame, the arbitrator's P(end) per recogniser step, the true end of speech and mid-sentence pauses,
+    and each end-pointer's decision (``{name: time or None}``)."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 3.6))
+    if audio is not None and len(audio):
+        t = np.arange(len(audio)) / sample_rate
+        ax.plot(t, 0.5 + 0.45 * audio / (np.abs(audio).max() + 1e-9), color="0.75", lw=0.5)
+    if len(sig.vad_prob):
+        ax.step((np.arange(len(sig.vad_prob)) + 1) * sig.vad_hop, sig.vad_prob, where="post", color="tab:blue",
+                lw=1, label="VAD P(speech)")
+    if len(sig.eou_prob):
+        ax.plot(sig.frame_available(), sig.eou_prob, ".-", color="tab:purple", lw=1, ms=3, label="P(<EOU>)")
+    if arbitrator_probs is not None and len(arbitrator_probs):
+        ax.plot(sig.step_time, arbitrator_probs, "-", color="tab:green", lw=1.5, label="arbitrator P(end)")
+    for a, b, kind in sig.pauses:
+        ax.axvspan(a, b, color="orange", alpha=0.15)
+    ax.axvline(sig.true_end, color="red", lw=2, label="true end of speech")
+    styles = ["--", "-.", ":", (0, (5, 1))]
+    for k, (name, t_ep) in enumerate(decisions.items()):
+        if t_ep is None:
+            continue
+        cut = t_ep < sig.true_end
+        ax.axvline(t_ep, color="k", ls=styles[k % len(styles)], lw=1.3,
+                   label=f"{name}: {'CUT OFF ' if cut else ''}{1000 * (t_ep - sig.true_end):+.0f} ms")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlim(0, sig.audio_end)
+    ax.set_xlabel("seconds (orange: mid-sentence pauses)")
+    ax.set_title(f"\"{sig.text}\"" + (" (truncated)" if sig.truncated else ""), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    return ax

@@ -83,6 +83,7 @@ def use_torchaudio_rnnt_loss(model) -> None:
 
 
 def model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
+    from . import features  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor)
     from omegaconf import OmegaConf
     m = OmegaConf.to_container(cfg.model, resolve=True)
     m["train_ds"]["manifest_filepath"] = str(manifests["train"])
@@ -97,6 +98,7 @@ def ctc_model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
     """EncDecCTCModelBPE config with the profile's preprocessor, augmentation, encoder and optimiser: the
     encoder pre-training stage. NeMo's plain manifest dataset; the tokenizer is the hybrid's own (its
     <EOU>/<EOB> pieces stay unused here), so the CTC head carries over to the hybrid model unchanged."""
+    from . import features  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor)
     from omegaconf import OmegaConf
     m = OmegaConf.to_container(cfg.model, resolve=True)
 
@@ -169,6 +171,7 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     from nemo.collections.asr.models.asr_eou_models import EncDecHybridRNNTCTCBPEEOUModel
     from omegaconf import OmegaConf
 
+    from . import features  # noqa: F401  (registers the global-MVN preprocessor with NeMo)
     cfg = load_profile(profile, overrides)
     name = f"asr_{Path(profile).stem}"
     out = Path(out_dir or MODELS / name)
@@ -194,6 +197,15 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     elif not (resume and (tok / "tokenizer.model").exists()):
         train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
 
+    pre = cfg.model.preprocessor
+    if str(pre.get("_target_", "")).endswith("GlobalMVNMelSpectrogram") and pre.get("mvn_mean") is None:
+        if init_from and start.cfg.preprocessor.get("mvn_mean") is not None:   # they belong to the weights
+            pre.mvn_mean, pre.mvn_std = start.cfg.preprocessor.mvn_mean, start.cfg.preprocessor.mvn_std
+        else:
+            from .features import corpus_mvn
+            pre.mvn_mean, pre.mvn_std = corpus_mvn(splits["train"], OmegaConf.to_container(pre, resolve=True))
+        print(f"[train-asr] global MVN: mean of bins {min(pre.mvn_mean):.2f}..{max(pre.mvn_mean):.2f}, "
+              f"std {min(pre.mvn_std):.2f}..{max(pre.mvn_std):.2f}", flush=True)
     density = token_density(tok, splits["train"], float(cfg.model.preprocessor.window_stride) * int(cfg.model.encoder.subsampling_factor))
     print(f"[train-asr] BPE tokens per encoder frame of speech: median {density['median']:.2f}, p95 {density['p95']:.2f}", flush=True)
     if density["p95"] > 0.8:

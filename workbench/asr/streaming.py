@@ -36,6 +36,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
     """A NeMo ASR model from a ``.nemo`` file, or by name (``nvidia/...``) through NeMo's own
     ``from_pretrained``. Offline, a name fails within seconds with a clear message, never a hang."""
     from nemo.collections.asr.models import ASRModel
+    from . import features  # noqa: F401  (our models' preprocessor: NeMo must be allowed to build it)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     p = Path(name_or_path)
     if p.suffix == ".nemo" or p.exists():
@@ -66,6 +67,7 @@ class StreamState:
     eou_sent: bool = False
     done: bool = False                            # the last chunk has been run
     finished: bool = False                        # finalised: no more audio accepted
+    heard: int = 0                                # samples the last chunk run needed (its audio_end)
     # dynamic lookahead (workbench.asr.lookahead): committed chunks, ladder rung, pending probes
     decisions: list = field(default_factory=list)
     level: int = 0
@@ -180,6 +182,8 @@ class StreamingRecognizer:
         length = min(n - st.buffer_idx + cache.shape[1], x.shape[1])
         is_last = final and st.buffer_idx + shift >= n
         if advance:
+            # audio the chunk's last feature frame needs (centred STFT): when it could run, live
+            st.heard = min(st.n_samples, (min(n, st.buffer_idx + size) - 1) * self.hop + self.half_window)
             st.buffer_idx += shift
         return x.unsqueeze(0), length, drop, is_last
 
@@ -266,8 +270,7 @@ class StreamingRecognizer:
             st.step += 1
             tokens = [int(t) for t in (st.hyp.y_sequence.tolist() if torch.is_tensor(st.hyp.y_sequence) else st.hyp.y_sequence)]
             eou_p = ctc_logp[i, :k, self.eou_id].exp().cpu().numpy() if ctc_logp is not None and self.eou_id is not None else None
-            look = self.att_context[1] if ctx is None else ctx[1]
-            audio_end = min(st.n_samples / MODEL_SAMPLE_RATE, (st.encoder_frames + look) * self.frame_s)
+            audio_end = st.heard / MODEL_SAMPLE_RATE
             events.append(Partial(st.stream_id, self.text(tokens), tokens, audio_end, st.step, st.encoder_frames,
                                   encoder_output=enc[i, :, :k].T.cpu().numpy(), eou_prob=eou_p))
             if self.eou_id is not None and not st.eou_sent and self.eou_id in tokens:

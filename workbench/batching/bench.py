@@ -104,7 +104,8 @@ def simulate(rec, utts: list[dict], n_streams: int, policy: BatchPolicy, duratio
                 if m["detect_k"] is not None and e.stream_id not in first_cover \
                         and e.audio_end >= (m["detect_k"] + 1) * FRAME_S - 1e-6:
                     first_cover[e.stream_id] = t_end
-            elif isinstance(e, Final) and e.reason == "pause" and e.stream_id not in flush_at:
+            elif isinstance(e, Final) and e.reason == "pause" and e.stream_id not in flush_at \
+                    and e.audio_end >= m["utt"]["speech_end"]:      # not a pause inside the sentence
                 flush_at[e.stream_id] = t_end
 
     def collect_last(eng, sid, t_end):     # a stream that ended before its pause was covered: its Final

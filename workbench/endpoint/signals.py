@@ -1,0 +1,76 @@
+"""What the end-pointers read, computed once per utterance so that threshold sweeps (and the tuning widget)
+re-score in milliseconds: silero-vad speech probability per 32 ms window, and the streaming recogniser's
+output per step (when it became available, P(<EOU>) per encoder frame, the encoder output, the partial
+transcript's tokens). The recogniser runs exactly as deployed: chunk by chunk with its caches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..audio import MODEL_SAMPLE_RATE
+from ..events import Partial
+
+
+@dataclass
+class Signals:
+    utt_id: str
+    text: str
+    true_end: float                      # s, true end of speech (the corpus knows it exactly)
+    audio_end: float                     # s, end of the recording
+    words: tuple = ()                    # ((word, start, end), ...)
+    pauses: tuple = ()                   # ((start, end, kind), ...) inside the utterance
+    truncated: bool = False
+    vad_prob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))   # per window
+    vad_hop: float = 512 / MODEL_SAMPLE_RATE
+    step_time: np.ndarray = field(default_factory=lambda: np.zeros(0))   # s of audio heard when each step ran
+    step_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, int))   # encoder frames after each step
+    eou_prob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # per encoder frame
+    frame_s: float = 0.08
+    encoder: np.ndarray | None = None    # (frames, d) float16
+    tokens: list = field(default_factory=list)   # partial tokens after each step
+
+    def frame_available(self) -> np.ndarray:
+        """For each encoder frame, the audio time at which the step that produced it ran."""
+        return np.repeat(self.step_time, np.diff(np.concatenate([[0], self.step_frames])))
+
+
+def vad_windows(audio: np.ndarray) -> tuple[np.ndarray, float]:
+    """silero-vad speech probability per 512-sample window (its bundled model, no download)."""
+    from ..batching.engine import silero_probs
+    return silero_probs(audio)
+
+
+def asr_signals(events: list) -> dict:
+    """Per-step arrays from a recogniser's Partial events (any backend that fills them)."""
+    parts = [e for e in events if isinstance(e, Partial)]
+    enc = [e.encoder_output for e in parts if e.encoder_output is not None and len(e.encoder_output)]
+    eou = [e.eou_prob for e in parts if e.eou_prob is not None]
+    return {"step_time": np.array([e.audio_end for e in parts]),
+            "step_frames": np.array([e.encoder_frames for e in parts], dtype=int),
+            "eou_prob": np.concatenate(eou).astype(np.float32) if eou else np.zeros(0, np.float32),
+            "encoder": np.concatenate(enc).astype(np.float16) if enc else None,
+            "tokens": [list(e.tokens) for e in parts]}
+
+
+def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: int = 32,
+                    keep_encoder: bool = True) -> list[Signals]:
+    """Signals for every utterance: the recogniser run chunk by chunk (several streams per batched step)
+    and silero-vad over the audio."""
+    from ..asr.streaming import transcribe_batch
+    out = []
+    for i in range(0, len(audios), batch):
+        evs = transcribe_batch(rec, audios[i:i + batch])
+        for e, a, ev in zip(entries[i:i + batch], audios[i:i + batch], evs):
+            probs, hop = vad_windows(a)
+            s = asr_signals(ev)
+            if not keep_encoder:
+                s["encoder"] = None
+            out.append(Signals(
+                utt_id=str(e.get("id", len(out))), text=e["text"], true_end=float(e["speech_end"]),
+                audio_end=len(a) / MODEL_SAMPLE_RATE,
+                words=tuple((w["word"], float(w["start"]), float(w["end"])) for w in e.get("words", [])),
+                pauses=tuple((float(p["start"]), float(p["end"]), p.get("kind", "")) for p in e.get("pauses", [])),
+                truncated=bool(e.get("truncated")), vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
+    return out
