@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 TOP=(
   "nemo_toolkit[asr]==3.0.0" "jupyterlab>=4,<5" "ipywidgets>=8,<9" "anywidget" "papermill" "matplotlib"
-  "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis"
+  "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis" "playwright"
 )
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

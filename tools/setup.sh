@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 LOCK=requirements.lock
-APT_PACKAGES=(espeak-ng sox ffmpeg)     # synthesis, audio tools, torchcodec's FFmpeg
-# chromium joins this list with the browser tests (widgets issue).
+APT_PACKAGES=(espeak-ng sox ffmpeg chromium)   # synthesis, audio tools, torchcodec's FFmpeg, the browser tests
+                                                # (Playwright drives Debian's chromium: never `playwright install`)
 
 say() { printf '[setup] %s\n' "$*"; }
 

@@ -79,12 +79,13 @@ class EndpointTuner:
     def widget(self):
         import ipywidgets as w
         style = {"description_width": "150px"}
+        wide = w.Layout(width="460px")
         ui = {"pause_ms": w.FloatSlider(value=self.values["pause_ms"], min=50, max=1500, step=50,
-                                        description="pause T (ms)", style=style, continuous_update=False),
+                                        description="pause T (ms)", style=style, layout=wide, continuous_update=False),
               "theta": w.FloatSlider(value=self.values["theta"], min=0.01, max=0.99, step=0.01,
-                                     description="EOU threshold θ", style=style, continuous_update=False),
+                                     description="EOU threshold θ", style=style, layout=wide, continuous_update=False),
               "arb_threshold": w.FloatSlider(value=self.values["arb_threshold"], min=0.05, max=0.95, step=0.05,
-                                             description="arbitrator threshold", style=style, continuous_update=False),
+                                             description="arbitrator threshold", style=style, layout=wide, continuous_update=False),
               "utt": w.Dropdown(options=self._options(), value=self.utterance, description="utterance", style=style),
               "stats": w.HTML(), "plot": w.Output()}
         self._ui = ui

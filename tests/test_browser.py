@@ -1,0 +1,225 @@
+"""The widgets in a real browser: JupyterLab started here on 127.0.0.1 with a token, Debian's chromium driven
+by Playwright (never `playwright install`), a fake microphone playing a held-out-speaker corpus wav.
+
+Checks: the audio that reached the kernel is the source (correlation > 0.9 after alignment); the live
+transcript shown in the page is the recogniser's; a denied permission shows the message and sends
+nothing; the end-point tuner's sliders change its numbers. Screenshots go to reports/screenshots/.
+Measured: browser-to-kernel block latency and mic-to-transcript latency (printed, in the JSON beside the
+screenshots)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.audio import MODEL_SAMPLE_RATE, load_audio, save_wav
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "reports" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--use-fake-device-for-media-stream",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+NOTEBOOK_CELLS = [
+    """import json, numpy as np
+from pathlib import Path
+from workbench.asr.streaming import StreamingRecognizer, load_model
+from workbench.endpoint import PauseEndpointer
+from workbench.widgets import MicCapture
+OUT = Path({out!r})
+rec = StreamingRecognizer(load_model({model!r}, device="cpu"), [70, 1])
+mic = MicCapture()
+session = mic.connect(rec, PauseEndpointer(300))
+
+class Dump:
+    def __call__(self, x): pass
+    def start(self): pass
+    def stop(self):
+        np.save(OUT / "received.npy", mic.audio())
+        (OUT / "kernel.json").write_text(json.dumps({{"final": session.final.text, "arrivals": mic.arrivals,
+                                                     "endpoint": mic.endpoint}}))
+mic.on_chunk(Dump())
+mic""",
+    """from workbench.data import open_dataset
+from workbench.endpoint import compute_signals
+from workbench.widgets import EndpointTuner
+dev = open_dataset({corpus!r}, "dev")
+sig = compute_signals(rec, dev.entries[:6], [dev.audio(i) for i in range(6)])
+tuner = EndpointTuner(sig, None, audios=[dev.audio(i) for i in range(6)])
+tuner""",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def source_wav(smoke_corpus, tmp_path_factory):
+    """A held-out-speaker test utterance, with a second of silence after it (the fake device loops)."""
+    from workbench.data import open_dataset
+    ds = open_dataset(smoke_corpus, "test")
+    i = max(range(len(ds)), key=lambda k: len(ds.entries[k]["text"]))
+    a = np.concatenate([ds.audio(i), np.zeros(MODEL_SAMPLE_RATE, np.float32)])
+    p = tmp_path_factory.mktemp("fake_mic") / "source.wav"
+    save_wav(p, a)
+    return p, a, ds.entries[i]
+
+
+@pytest.fixture(scope="module")
+def lab(tiny_nemo, smoke_corpus, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: run `make setup` (it installs Debian's chromium for these tests)")
+    root = tmp_path_factory.mktemp("lab")
+    cfg = root / "jupyter_config"
+    (cfg / "labconfig").mkdir(parents=True)
+    (cfg / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    out = root / "out"
+    out.mkdir()
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c.format(out=str(out), model=str(tiny_nemo), corpus=str(smoke_corpus)))
+                for c in NOTEBOOK_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "mic.ipynb")
+    port, token = _free_port(), "wbtest" + str(os.getpid())
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_RUNTIME_DIR=str(root / "runtime"))
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                             f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True", "--allow-root",
+                             f"--ServerApp.root_dir={root}"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(root / "lab.log", "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        if proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited: {(root / 'lab.log').read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.25)
+    else:
+        proc.kill()
+        pytest.fail(f"jupyter lab did not listen within 60 s: {(root / 'lab.log').read_text()[-2000:]}")
+    yield {"url": url, "token": token, "out": out, "root": root}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _open(pw, lab, wav, allow: bool):
+    flags = FLAGS + [f"--use-file-for-fake-audio-capture={wav}"] + (["--use-fake-ui-for-media-stream"] if allow else [])
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab['url']}/lab/tree/mic.ipynb?reset&token={lab['token']}")
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".wb-mic button", timeout=120_000)
+    return browser, page
+
+
+def _align_corr(got: np.ndarray, src: np.ndarray) -> float:
+    from scipy.signal import correlate
+    n = min(len(got), len(src))
+    c = correlate(got[:n], src[:n], mode="full", method="fft")
+    lag = int(np.argmax(c)) - (n - 1)
+    a, b = (got[lag:], src) if lag >= 0 else (got, src[-lag:])
+    m = min(len(a), len(b))
+    return float(np.corrcoef(a[:m], b[:m])[0, 1])
+
+
+def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav):
+    from playwright.sync_api import sync_playwright
+    wav, src, entry = source_wav
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser, page = _open(pw, lab, wav, allow=True)
+        page.click(".wb-mic button")
+        page.wait_for_function("document.querySelector('.wb-mic button').textContent.includes('Stop')", timeout=20_000)
+        time.sleep(len(src) / MODEL_SAMPLE_RATE - 0.3)       # one pass of the looping fake device
+        page.screenshot(path=str(SHOTS / "mic_recording.png"))
+        page.click(".wb-mic button")
+        for _ in range(120):
+            if (lab["out"] / "kernel.json").exists():
+                break
+            time.sleep(0.25)
+        shown = page.inner_text(".wb-mic .wb-transcript")
+        timing = page.evaluate("window.__wb_mic")
+        page.screenshot(path=str(SHOTS / "mic_done.png"))
+        browser.close()
+    got = np.load(lab["out"] / "received.npy")
+    kernel = json.loads((lab["out"] / "kernel.json").read_text())
+    assert len(got) > 0.6 * len(src), "blocks arrived while recording"
+    corr = _align_corr(got, src)
+    assert corr > 0.9, f"received audio correlates {corr:.3f} with the source"
+    assert shown.strip() == kernel["final"].strip(), "the page shows the recogniser's transcript"
+    arrivals = np.array(kernel["arrivals"])
+    sends = {int(k): v for k, v in timing["sends"].items()}
+    transport = [1000 * (t_kernel - sends[int(seq)] / 1000) for seq, _, t_kernel in arrivals if int(seq) in sends]
+    to_text = [e["t"] - sends[e["seq"]] for e in timing["shown"] if e["seq"] in sends and e["text"]]
+    report = {"correlation": corr, "blocks": len(arrivals), "source_s": len(src) / MODEL_SAMPLE_RATE,
+              "browser_to_kernel_ms": {"p50": float(np.percentile(transport, 50)), "p95": float(np.percentile(transport, 95))},
+              "mic_to_transcript_ms": ({"p50": float(np.percentile(to_text, 50)), "p95": float(np.percentile(to_text, 95)),
+                                        "n": len(to_text)} if to_text else None),
+              "reference": entry["text"], "live_transcript": shown}
+    (SHOTS / "mic_timing.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report))
+
+
+def test_denied_permission_shows_the_reason_and_sends_nothing(lab, source_wav):
+    from playwright.sync_api import sync_playwright
+    wav, _, _ = source_wav
+    before = sorted(p.name for p in lab["out"].iterdir())
+    with sync_playwright() as pw:
+        browser, page = _open(pw, lab, wav, allow=False)
+        page.click(".wb-mic button")
+        page.wait_for_function("document.querySelector('.wb-mic .wb-msg').textContent.length > 0", timeout=20_000)
+        msg = page.inner_text(".wb-mic .wb-msg")
+        assert "denied" in msg.lower() or "permission" in msg.lower(), msg
+        assert "Record" in page.inner_text(".wb-mic button")
+        page.screenshot(path=str(SHOTS / "mic_denied.png"))
+        browser.close()
+    assert sorted(p.name for p in lab["out"].iterdir()) == before, "nothing reached the kernel"
+
+
+def test_tuner_sliders_change_its_numbers_and_plot(lab, source_wav):
+    from playwright.sync_api import sync_playwright
+    wav, _, _ = source_wav
+    with sync_playwright() as pw:
+        browser, page = _open(pw, lab, wav, allow=True)
+        page.wait_for_selector("table >> text=EP90 ms", timeout=120_000)
+        stats = page.locator("table:has-text('EP90 ms')").first
+        before = stats.inner_text()
+        img_before = page.locator(".jp-OutputArea-output img").last.get_attribute("src")
+        row = page.locator(".widget-slider:has-text('pause T')").first
+        row.scroll_into_view_if_needed()       # JupyterLab renders (and hit-tests) what is on screen
+        page.wait_for_timeout(500)
+        base, handle = row.locator(".noUi-base").bounding_box(), row.locator(".noUi-handle").bounding_box()
+        page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+        page.mouse.down()                      # drag the handle: the slider reports on release
+        page.mouse.move(base["x"] + 0.05 * base["width"], handle["y"] + handle["height"] / 2, steps=8)
+        page.mouse.up()
+
+        page.wait_for_function("(b) => { const t = [...document.querySelectorAll('table')].find(x => x.innerText.includes('EP90 ms'));"
+                               " return t && t.innerText !== b; }", arg=before, timeout=30_000)
+        after = stats.inner_text()
+        page.wait_for_timeout(1500)
+        img_after = page.locator(".jp-OutputArea-output img").last.get_attribute("src")
+        page.locator(".jp-OutputArea-output img").last.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "endpoint_tuner.png"))
+        browser.close()
+    assert after != before
+    assert img_after != img_before, "the plot was redrawn"

@@ -1,0 +1,74 @@
+"""Widgets in the kernel (no browser: tests/test_browser.py drives them in chromium): the microphone
+widget's block path, its corpus export and live session; the end-point tuner's re-scoring."""
+import json
+
+import numpy as np
+import pytest
+
+from workbench.endpoint import PauseEndpointer, Signals, score, summarize
+from workbench.widgets import EndpointTuner, MicCapture
+
+HOP = 0.032
+
+
+def _sig(i, pause_at=None):
+    vad = [0] * 5 + [1] * 20 + ([0] * 12 + [1] * 10 if pause_at else []) + [0] * 40
+    end = (25 + (22 if pause_at else 0)) * HOP
+    pauses = ((25 * HOP, 37 * HOP, "hesitation"),) if pause_at else ()
+    return Signals(f"u{i}", "set a timer", true_end=end, audio_end=len(vad) * HOP,
+                   words=(("set", 0.2, 0.5), ("a", 0.5, 0.6), ("timer", 0.6, end)), pauses=pauses,
+                   vad_prob=np.asarray(vad, np.float32), vad_hop=HOP)
+
+
+def test_tuner_rescores_from_cached_signals():
+    sigs = [_sig(0), _sig(1, pause_at=True), _sig(2)]
+    tuner = EndpointTuner(sigs, curves={"pause": []})
+    short = tuner.rescore(pause_ms=200)["pause"]
+    assert short == summarize(score(PauseEndpointer(200), sigs))
+    assert short["cutoff_rate"] == pytest.approx(1 / 3), "the hesitation is cut off at 200 ms"
+    long = tuner.rescore(pause_ms=600)["pause"]
+    assert long["cutoff_rate"] == 0 and long["EP90_ms"] > short["EP90_ms"]
+    assert tuner.last_rescore_s is not None
+    with pytest.raises(ValueError, match="unknown setting"):
+        tuner.rescore(pause=3)
+    with pytest.raises(ValueError):
+        EndpointTuner([])
+
+
+def test_tuner_widget_redraws_on_slider_moves():
+    tuner = EndpointTuner([_sig(0), _sig(1, pause_at=True)])
+    box = tuner.widget()
+    assert box is not None
+    before = tuner._ui["stats"].value
+    tuner._ui["pause_ms"].value = 150
+    assert tuner.values["pause_ms"] == 150 and tuner._ui["stats"].value != before
+
+
+def test_mic_blocks_reach_callbacks_and_the_recording(tmp_path, test_audio):
+    mic = MicCapture()
+    got = []
+    mic.on_chunk(got.append)
+    audio = test_audio[0]
+    mic.feed(audio)
+    assert [len(b) for b in got[:-1]] == [1600] * (len(got) - 1), "100 ms blocks at 16 kHz"
+    np.testing.assert_allclose(mic.audio(), audio, atol=1 / 32767 + 1e-6)
+    line = mic.to_corpus(tmp_path, text="hello there", utt_id="rec1")
+    assert (tmp_path / "wav" / "rec1.wav").exists() and line["duration"] == pytest.approx(len(audio) / 16000, abs=1e-3)
+    saved = [json.loads(x) for x in (tmp_path / "recordings.json").read_text().splitlines()]
+    assert saved[-1]["text"] == "hello there" and 0 < saved[-1]["speech_end"] <= line["duration"]
+    from workbench.data import open_dataset
+    assert open_dataset(tmp_path / "recordings.json").audio(0).shape == audio.shape, "a manifest our loaders read"
+    with pytest.raises(ValueError, match="Record"):
+        MicCapture().save(tmp_path / "x.wav")
+
+
+def test_mic_live_session_transcribes_as_the_recogniser(tiny_model, test_audio):
+    from workbench.asr.streaming import StreamingRecognizer, transcribe_streaming
+    rec = StreamingRecognizer(tiny_model, [70, 1])
+    mic = MicCapture()
+    session = mic.connect(rec, PauseEndpointer(300))
+    audio = test_audio[1]
+    mic.feed(audio)
+    quantised = (np.clip(audio, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768.0
+    want = transcribe_streaming(rec, quantised, frame_ms=100)[-1]
+    assert mic.transcript == session.final.text == want.text
