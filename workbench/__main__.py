@@ -74,7 +74,7 @@ def _bench(args) -> int:
         res = run(args.model, out_dir=args.out, corpus_size=args.corpus_size, split=args.split,
                   target_batch=args.target_batch, max_wait_ms=args.max_wait_ms, pause_ms=args.pause_ms,
                   duration_s=args.duration, device=args.device, n_utts=min(args.n, 200),
-                  context=[int(v) for v in args.context.split(",")] if args.context else None,
+                  context=[int(v) for v in args.context.split(",")] if args.context else (70, 1),
                   **({"grid": tuple(int(v) for v in args.grid.split(","))} if args.grid else {}))
         show = {k: res[k] for k in ("device", "context", "chunk_ms", "ratio", "targets", "end_of_speech",
                                      "flush_within_one_chunk", "step_time_by_batch", "wall_s", "out_dir")}
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--duration", type=float, default=20.0, help="batching: seconds of (virtual) time per load level")
     b.add_argument("--arbitrator", type=Path, default=None, help="endpoint: arbitrator folder (default data/models/arbitrator)")
     b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
-    b.add_argument("--context", default=None, help="batching: attention context, e.g. 70,1 (default: the model's first)")
+    b.add_argument("--context", default=None, help="batching/endpoint: attention context (default 70,1: 160 ms chunks)")
     b.set_defaults(func=_bench)
     return p
 

@@ -138,7 +138,10 @@ def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict
             hyps = model.transcribe([e["audio_filepath"] for e in entries], batch_size=batch_size, verbose=False)
         hyps = hyps[0] if isinstance(hyps, tuple) else hyps
         texts = [strip_special(h.text if hasattr(h, "text") else h) for h in hyps]
-        out[str(list(ctx))] = {"wer": round(jiwer.wer(refs, texts), 4), "rtf": round((time.time() - t0) / audio_s, 5),
+        clean = [i for i, e in enumerate(entries) if not e.get("noise") and not e.get("truncated")]
+        out[str(list(ctx))] = {"wer": round(jiwer.wer(refs, texts), 4),
+                               "wer_clean": round(jiwer.wer([refs[i] for i in clean], [texts[i] for i in clean]), 4) if clean else None,
+                               "rtf": round((time.time() - t0) / audio_s, 5),
                                "lookahead_ms": int(ctx[1]) * 80,
                                "examples": [[r, h[:200]] for r, h in zip(refs[:3], texts[:3])]}
     model.encoder.set_default_att_context_size(list(contexts[-1]))
@@ -258,14 +261,17 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
     OmegaConf.save(cfg, tmp / "config.yaml")
     head = "ctc" if cfg.get("stage", "hybrid") == "ctc" else "rnnt"
     metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test_entries),
-               f"greedy_{head}_wer": evaluate(model, test_entries, [tuple(c) for c in cfg.eval_contexts]),
+               f"greedy_{head}_wer": evaluate(model, test_entries, [tuple(c) for c in cfg.eval_contexts
+                                                                   if list(c) in model.encoder.att_context_size_all]
+                                              or [tuple(c) for c in model.encoder.att_context_size_all]),
                **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in info.items()},
                "size_mb": round((tmp / "model.nemo").stat().st_size / 2 ** 20, 2)}
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f}" for k, v in metrics[f"greedy_{head}_wer"].items()))
+    print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f} (clean {v['wer_clean']})"
+                                                       for k, v in metrics[f"greedy_{head}_wer"].items()))
     return out
 
 

@@ -10,7 +10,8 @@ beforehand per utterance, replayed), and the feature front end is timed separate
 
 Measured per configuration (batched policy / batch size 1, the per-stream CPU baseline):
 added latency per chunk (chunk complete -> its result; p50/p95/p99), device busy fraction, batch fill;
-the largest N with p95 added latency <= the budget (100 ms) is "sustained in real time". End of speech:
+the largest N with p95 added latency <= the budget (100 ms), and the device (on a CPU: the steps plus the
+feature front end, which share its cores) busy less than the wall time, is "sustained in real time". End of speech:
 time from the true end of speech to the final result with the pause flush, and without it (the first
 result that has decoded the audio up to the point the pause was detected).
 """
@@ -162,7 +163,11 @@ def simulate(rec, utts: list[dict], n_streams: int, policy: BatchPolicy, duratio
         out["steps"] = [{"start": s.start, "duration": s.duration, "streams": list(s.stream_ids),
                          "ready": list(s.ready_times), "kind": s.kind} for s in eng.steps]
         out["stream_starts"] = {sid: m["start"] for sid, m in meta.items()}
-    out["real_time"] = bool(out["added_latency_ms"]["p95"] <= latency_budget_ms and busy / span < 1.0)
+    # on a CPU the feature front end runs on the same cores as the steps: both must fit in real time
+    shared = str(rec.device).startswith("cpu")
+    out["cpu_load"] = (busy + (front_s if shared else 0.0)) / span
+    out["real_time"] = bool(out["added_latency_ms"]["p95"] <= latency_budget_ms and out["cpu_load"] < 1.0
+                            and busy / span < 1.0)
     return out
 
 
@@ -284,7 +289,7 @@ def plot(result: dict, path: Path | None = None):
 
 def run(model_path=None, out_dir=None, corpus_size: str = "default", split: str = "test", n_utts: int = 40,
         target_batch: int = 16, max_wait_ms: float = 40.0, pause_ms: float = 300.0, duration_s: float = 20.0,
-        context=None, device: str | None = None, grid=(1, 2, 4, 8, 16, 32, 64, 128),
+        context=(70, 1), device: str | None = None, grid=(1, 2, 4, 8, 16, 32, 64, 128),
         latency_budget_ms: float = 100.0) -> dict:
     """The whole benchmark; returns the result and writes ``bench_batching.json`` + ``batching.png``."""
     import matplotlib
@@ -295,7 +300,8 @@ def run(model_path=None, out_dir=None, corpus_size: str = "default", split: str 
     from ..asr.streaming import StreamingRecognizer, load_model
     path, shipped = default_model(model_path)
     model = load_model(path, device=device)
-    rec = StreamingRecognizer(model, context)
+    trained = [tuple(c) for c in model.encoder.att_context_size_all]
+    rec = StreamingRecognizer(model, list(context) if context and tuple(context) in trained else None)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
     t0 = time.time()
     utts = load_utterances(corpus_size, split, n_utts)
