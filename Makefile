@@ -34,7 +34,7 @@ lab: $(PY)
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
 	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo
-	$(PY) -m workbench train-arbitrator
+	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
 
 lock:
 	@bash tools/lock.sh

@@ -216,7 +216,9 @@ def test_simulation_accounts_for_every_chunk_and_the_flush(rec, smoke_corpus):
     assert r["added_latency_ms"]["p50"] >= 0 and 0 < r["device_busy_fraction"] < 1
     if "detect_to_final_ms_flush" in r:
         assert r["detect_to_final_ms_flush"]["p50"] >= 0
-    n, runs = sustained(rec, utts, BatchPolicy(1, 0.0, None), grid=(1, 2), duration_s=2.0)
+    alone = simulate(rec, utts, 3, BatchPolicy(1, 0.0, None, max_batch=1), duration_s=2.0, keep_steps=True)
+    assert all(len(s["streams"]) == 1 for s in alone["steps"]), "the baseline steps every chunk alone"
+    n, runs = sustained(rec, utts, BatchPolicy(1, 0.0, None, max_batch=1), grid=(1, 2), duration_s=2.0)
     assert n in (0, 1, 2) and [x["streams"] for x in runs][:1] == [1]
 
 

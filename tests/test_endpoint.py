@@ -147,3 +147,15 @@ def test_bench_endpoint_cli(tiny_nemo, smoke_corpus, tmp_path, capsys):
     assert set(saved["curves"]) >= {"pause", "two-pass"} and saved["n_utterances"] == 8
     assert printed["matched"] == saved["matched"]
     assert (tmp_path / "endpoint_tradeoff.png").stat().st_size > 10_000
+
+
+def test_recordings_continue_after_speech_with_their_own_background():
+    from workbench.endpoint.bench import extend_after_speech
+    sr = 16000
+    rng = np.random.default_rng(0)
+    speech, noise = rng.normal(0, 0.3, sr), rng.normal(0, 0.01, sr // 2)
+    a = np.concatenate([speech, noise]).astype(np.float32)
+    out = extend_after_speech(a, 1.0, seconds=2.0)
+    assert len(out) == 3 * sr and np.array_equal(out[:len(a)], a)
+    assert abs(out[len(a):].std() - 0.01) < 0.002, "the background goes on, not the speech"
+    assert extend_after_speech(out, 1.0, 2.0) is out

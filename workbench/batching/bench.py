@@ -306,7 +306,7 @@ def run(model_path=None, out_dir=None, corpus_size: str = "default", split: str 
     t0 = time.time()
     utts = load_utterances(corpus_size, split, n_utts)
     batched = BatchPolicy(target_batch=target_batch, max_wait_ms=max_wait_ms, pause_ms=pause_ms)
-    single = BatchPolicy(target_batch=1, max_wait_ms=0.0, pause_ms=pause_ms)
+    single = BatchPolicy(target_batch=1, max_wait_ms=0.0, pause_ms=pause_ms, max_batch=1)   # each chunk alone
     kw = {"duration_s": duration_s, "latency_budget_ms": latency_budget_ms}
     n_single, runs_single = sustained(rec, utts, single, grid, **kw)
     n_batched, runs_batched = sustained(rec, utts, batched, grid, **kw)

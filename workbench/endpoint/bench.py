@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import MODEL_SAMPLE_RATE
 from .endpointers import EouEndpointer, PauseEndpointer, TwoPassEndpointer, sweep
 
 PAUSES_MS = (100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1500)
@@ -32,9 +33,26 @@ def recognizer(model_path=None, context=(70, 1), device=None):
     return StreamingRecognizer(model, list(ctx) if ctx else None), path, shipped
 
 
-def split_signals(rec, corpus_size: str, split: str, n: int, prefer_events: bool = False, seed: int = 0):
+def extend_after_speech(audio: np.ndarray, speech_end: float, seconds: float = 2.0) -> np.ndarray:
+    """The recording continued until ``seconds`` after the end of speech, as a live microphone would: the
+    background after the speech (noise, babble, silence) looped. Corpus files stop 0.3-1.5 s after the speech,
+    which would otherwise end every slow end-pointer by the end of the file, not by its own decision."""
+    sr = MODEL_SAMPLE_RATE
+    want = int((speech_end + seconds) * sr)
+    if len(audio) >= want:
+        return audio
+    tail = audio[min(len(audio), int(speech_end * sr) + sr // 10):]
+    if len(tail) < sr // 10:
+        tail = np.zeros(sr // 10, np.float32)
+    reps = int(np.ceil((want - len(audio)) / len(tail)))
+    return np.concatenate([audio, np.tile(tail, reps)[:want - len(audio)]]).astype(np.float32)
+
+
+def split_signals(rec, corpus_size: str, split: str, n: int, prefer_events: bool = False, seed: int = 0,
+                  after_speech_s: float = 2.0):
     """Signals for ``n`` utterances of a split (with ``prefer_events``: those with pauses or truncation
-    first, the rest at random: the arbitrator's training set)."""
+    first, the rest at random: the arbitrator's training set), each recording continued to
+    ``after_speech_s`` after its end of speech (``extend_after_speech``)."""
     from ..data import ensure_corpus, open_dataset
     from .signals import compute_signals
     ds = open_dataset(ensure_corpus(corpus_size), split)
@@ -44,7 +62,8 @@ def split_signals(rec, corpus_size: str, split: str, n: int, prefer_events: bool
         rng.shuffle(idx)
         idx.sort(key=lambda i: not (ds.entries[i].get("pauses") or ds.entries[i].get("truncated")))
     idx = idx[:min(n, len(ds))]
-    return compute_signals(rec, [ds.entries[i] for i in idx], [ds.audio(i) for i in idx])
+    audios = [extend_after_speech(ds.audio(i), float(ds.entries[i]["speech_end"]), after_speech_s) for i in idx]
+    return compute_signals(rec, [ds.entries[i] for i in idx], audios)
 
 
 def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_dev: int = 300,
