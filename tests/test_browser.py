@@ -156,6 +156,12 @@ def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav):
             if (lab["out"] / "kernel.json").exists():
                 break
             time.sleep(0.25)
+        final = json.loads((lab["out"] / "kernel.json").read_text())["final"].strip()
+        try:        # the final transcript is a trait update on its way to the page
+            page.wait_for_function("(t) => document.querySelector('.wb-mic .wb-transcript').textContent.trim() === t",
+                                   arg=final, timeout=15_000)
+        except Exception:
+            pass     # the assertion below shows both texts
         shown = page.inner_text(".wb-mic .wb-transcript")
         timing = page.evaluate("window.__wb_mic")
         page.screenshot(path=str(SHOTS / "mic_done.png"))
