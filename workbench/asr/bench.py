@@ -4,7 +4,6 @@ JSON and plots. Every figure is measured in the run that prints it; nothing is c
 """
 from __future__ import annotations
 
-import json
 import resource
 import time
 from pathlib import Path
@@ -141,7 +140,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     """The whole ASR benchmark; returns the result dict and writes ``bench_asr.json`` + ``front.png``."""
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..reports import save_bench
     import torch
     from ..data import ensure_corpus, open_dataset
     from .streaming import load_model
@@ -166,12 +165,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
               "rtf_streaming_30ms_frames": streaming_rtf(model, audios[:rtf_n]),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "rss_before_model_mb": round(rss0 / 1024, 1), "wall_s": round(time.time() - t0, 1)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".bench_asr.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_dir / "bench_asr.json")
     ax = plot_front(fixed, dynamic, title=f"{split} split, {len(entries)} utterances ({model_path.parent.name})")
-    ax.figure.savefig(out_dir / "asr_front.png", dpi=120, bbox_inches="tight")
-    plt.close(ax.figure)
+    save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure})
     result["out_dir"] = str(out_dir)
     return result

@@ -18,7 +18,6 @@ result that has decoded the audio up to the point the pause was detected).
 from __future__ import annotations
 
 import heapq
-import json
 import time
 from pathlib import Path
 
@@ -109,7 +108,7 @@ def simulate(rec, utts: list[dict], n_streams: int, policy: BatchPolicy, duratio
                     and e.audio_end >= m["utt"]["speech_end"]:      # not a pause inside the sentence
                 flush_at[e.stream_id] = t_end
 
-    def collect_last(eng, sid, t_end):     # a stream that ended before its pause was covered: its Final
+    def collect_last(sid, t_end):     # a stream that ended before its pause was covered: its Final
         if meta[sid]["detect_k"] is not None and sid not in first_cover:
             first_cover[sid] = t_end
     clock = 0.0
@@ -125,7 +124,7 @@ def simulate(rec, utts: list[dict], n_streams: int, policy: BatchPolicy, duratio
                 events = eng.close(sid, now=max(t, free_at))
                 free_at = eng.steps[-1].end
                 collect(events, free_at)
-                collect_last(eng, sid, free_at)
+                collect_last(sid, free_at)
                 continue
             c0 = time.perf_counter()
             eng.submit(sid, m["utt"]["audio"][k * fs:(k + 1) * fs], now=t)
@@ -294,7 +293,7 @@ def run(model_path=None, out_dir=None, corpus_size: str = "default", split: str 
     """The whole benchmark; returns the result and writes ``bench_batching.json`` + ``batching.png``."""
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..reports import save_bench
     import torch
     from ..asr.recipe import default_model
     from ..asr.streaming import StreamingRecognizer, load_model
@@ -333,11 +332,6 @@ def run(model_path=None, out_dir=None, corpus_size: str = "default", split: str 
     result["targets"] = {"ratio_goal": 20.0 if result["device"].startswith("cuda") else 3.0,
                          "ratio_met": bool(result["ratio"] >= (20.0 if result["device"].startswith("cuda") else 3.0))}
     result["wall_s"] = round(time.time() - t0, 1)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".bench_batching.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_dir / "bench_batching.json")
-    fig = plot(result, out_dir / "batching.png")
-    plt.close(fig)
+    save_bench(out_dir, "bench_batching", result, {"batching.png": plot(result)})
     result["out_dir"] = str(out_dir)
     return result

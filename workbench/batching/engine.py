@@ -153,8 +153,6 @@ class _Stream:
     pause: PauseDetector | None
     ready: deque = field(default_factory=deque)   # completion times of the complete, not yet run chunks
     urgent: bool = False                          # pause fired: run now, then decode a result
-    frames: int = 0
-    samples: int = 0
 
 
 class FrameBatcher:
@@ -225,8 +223,6 @@ class FrameBatcher:
         st = s.state
         st.audio.append(x)
         st.n_samples += len(x)
-        s.frames += 1
-        s.samples += len(x)
         self.rec._release_features(st, final=False)
         for _ in range(self._complete_chunks(st) - len(s.ready)):
             s.ready.append(now)

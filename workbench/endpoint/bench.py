@@ -131,7 +131,7 @@ def run(model_path=None, arbitrator_path=None, corpus_size: str = "default", spl
         context=(70, 1), out_dir=None, ep90_ms: float | None = None, device=None) -> dict:
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..reports import save_bench
     from .arbitrator import load
     from .metrics import compare_at_ep90
     t0 = time.time()
@@ -154,12 +154,7 @@ def run(model_path=None, arbitrator_path=None, corpus_size: str = "default", spl
               "wall_s": None}
     result["wall_s"] = round(time.time() - t0, 1)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".bench_endpoint.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_dir / "bench_endpoint.json")
     ax = plot_curves(cv, matched, title=f"{split} split, {len(sig)} utterances")
-    ax.figure.savefig(out_dir / "endpoint_tradeoff.png", dpi=120, bbox_inches="tight")
-    plt.close(ax.figure)
+    save_bench(out_dir, "bench_endpoint", result, {"endpoint_tradeoff.png": ax.figure})
     result["out_dir"] = str(out_dir)
     return result

@@ -134,7 +134,6 @@ class StreamingEndpointer:
     what has arrived, so it equals the offline decision on the same audio (tested)."""
 
     def __init__(self, endpointer: Endpointer, recognizer=None, stream_id: str = "live"):
-        from ..asr.streaming import StreamingRecognizer  # noqa: F401  (type only)
         self.ep, self.rec = endpointer, recognizer
         self.state = recognizer.new_stream(stream_id) if recognizer is not None else None
         self.events: list = []

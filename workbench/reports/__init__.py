@@ -23,6 +23,22 @@ def _plain(value):
     return value
 
 
+def save_bench(out_dir, name: str, result: dict, figures: dict | None = None):
+    """A benchmark's ``<name>.json`` (written beside, then moved into place: never half-written) and its
+    figures (``{file name: matplotlib figure}``, closed after saving) into ``out_dir``."""
+    from pathlib import Path
+    import matplotlib.pyplot as plt
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out_dir / f"{name}.json")
+    for fname, fig in (figures or {}).items():
+        fig.savefig(out_dir / fname, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    return out_dir
+
+
 def record(name: str, value, unit: str | None = None, display: bool = True) -> dict:
     """Record a key metric of this notebook for the report index and summary.json."""
     if not isinstance(name, str) or not name:
