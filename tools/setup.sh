@@ -42,12 +42,22 @@ stamp_file="$VENV/.workbench-stamp"
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] && [ -x "$VENV/bin/python" ]; then
   say "venv $VENV is up to date with $LOCK"
 else
+  # The venv takes ~6.5 GB (torch 2.11 is the CUDA build: torchaudio, which ESPnet imports, exists only
+  # for it). pip's wheel cache would add ~2.7 GB more, so it is off; check the room first and say so.
+  need_kb=$((7 * 1024 * 1024))
+  mkdir -p "$(dirname "$VENV")"
+  free_kb=$(df -Pk "$(dirname "$VENV")" | awk 'NR==2 {print $4}')
+  if [ ! -x "$VENV/bin/python" ] && [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ]; then
+    echo "[setup] ERROR: $(( free_kb / 1024 )) MB free where $VENV goes; the pinned stack needs ~7 GB." >&2
+    echo "[setup]        free some space (old clones' .venv folders?) or set VENV=/path/with/room" >&2
+    exit 1
+  fi
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
-  say "installing the pinned stack from $LOCK (cold: a few minutes, ~2 GB download)"
+  say "installing the pinned stack from $LOCK (cold: a few minutes, ~2.7 GB download, 6.5 GB installed)"
   # --no-deps: the lock is complete; the resolver would otherwise trip on the setuptools conflict.
   # (this machine's pip config may list local indexes that do not exist: drop pip's warning per package)
-  "$VENV/bin/pip" install -q --no-deps --progress-bar off -r "$LOCK" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
+  "$VENV/bin/pip" install -q --no-cache-dir --no-deps --progress-bar off -r "$LOCK" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  "$VENV/bin/pip" install -q --no-cache-dir --no-deps --no-build-isolation -e .
   echo "$stamp_want" > "$stamp_file"
 fi
 "$VENV/bin/python" -m workbench --help >/dev/null
