@@ -29,11 +29,15 @@ lab: $(PY)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.token=$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')} --notebook-dir=.
 
 # Retrain the shipped defaults into data/models/: stage 1 CTC-only encoder pre-training (profile small_ctc,
-# ~40 min on 2 CPU cores, kept in data/cache), stage 2 the hybrid RNNT+CTC <EOU> model from it (profile small,
-# ~50 min) -> data/models/asr_small; then the two-pass end-pointer's arbitrator on that model (minutes).
+# ~58 min on 2 CPU cores, kept in data/cache), stage 2 the hybrid RNNT+CTC <EOU> model from it (profile small,
+# ~34 min), stage 3 the same trained further (profile small_ft, ~67 min) -> data/models/asr_small; then the
+# two-pass end-pointer's arbitrator on that model (minutes).
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
-	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo
+	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo \
+	    --out data/cache/asr_small_s2/export
+	$(PY) -m workbench train-asr --profile small_ft --init-from data/cache/asr_small_s2/export/model.nemo \
+	    --out data/models/asr_small
 	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
 
 lock:
