@@ -68,12 +68,33 @@ def rec(tiny_model):
     return StreamingRecognizer(tiny_model, [70, 1])
 
 
+def test_batched_front_end_equals_each_stream_alone(rec, test_audio):
+    """One preprocessor call over streams of different lengths gives each the frames it gets alone."""
+    import torch
+    together = [rec.new_stream(f"s{i}") for i in range(3)]
+    single = [rec.new_stream(f"a{i}") for i in range(3)]
+    rng = np.random.default_rng(0)
+    for _ in range(6):                    # uneven amounts of new audio per stream and round
+        for i in range(3):
+            n = int(rng.integers(0, 4000))
+            for s in (together[i], single[i]):
+                x = test_audio[i][s.n_samples:s.n_samples + n]
+                if len(x):
+                    s.audio.append(x)
+                    s.n_samples += len(x)
+            rec.release_features([single[i]])
+        rec.release_features(together)
+    for a, b in zip(together, single):
+        assert a.feats.shape[1] == rec.feature_frames(a) > 0
+        torch.testing.assert_close(a.feats, b.feats, atol=1e-5, rtol=0)
+
+
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.large_base_example])
 @given(data=st.data())
 def test_batched_equals_alone_under_random_load(rec, test_audio, data):
     n = data.draw(st.integers(3, 6), label="streams")
     policy = BatchPolicy(target_batch=data.draw(st.integers(1, 4)), max_wait_ms=data.draw(st.sampled_from([0, 20, 80])),
-                         pause_ms=None)
+                         pause_ms=None, front_end=data.draw(st.sampled_from(["batch", "frame"]), label="front end"))
     eng = FrameBatcher(rec, policy, pause_factory=lambda sid: None)
     plan = {}
     for i in range(n):
@@ -231,5 +252,8 @@ def test_bench_batching_cli_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_pa
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "bench_batching.json").read_text())
     assert (tmp_path / "batching.png").stat().st_size > 10_000
-    assert printed["ratio"] == saved["ratio"] == saved["batched"]["sustained_streams"] / saved["single"]["sustained_streams"]
+    single, batched = saved["single"]["sustained_streams"], saved["batched"]["sustained_streams"]
+    assert printed["ratio"] == saved["ratio"] == (batched / single if single else None)   # None: no baseline
+    assert saved["single"]["front_end"] == "per frame" and saved["batched"]["front_end"] == "per batch"
+    assert saved["single_chunk_front_end"]["runs"]
     assert [r["batch"] for r in saved["step_time_by_batch"]][:2] == [1, 2]

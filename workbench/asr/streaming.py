@@ -133,25 +133,48 @@ class StreamingRecognizer:
         st.cache = tuple(c)
         return st
 
-    def _release_features(self, st: StreamState, final: bool) -> None:
+    def feature_frames(self, st: StreamState, final: bool = False) -> int:
+        """Feature frames the stream's audio allows: live, only frames whose window the audio covers."""
         n = st.n_samples
+        if n == 0:
+            return 0
+        return n // self.hop + 1 if final else max(0, (n - self.half_window) // self.hop + 1)
+
+    def _take_segment(self, st: StreamState, final: bool):
+        """The audio segment whose features release the stream's next frames (None: nothing new); the
+        stream keeps only what the next release can need (3 frames before the frames released now)."""
         have = 0 if st.feats is None else st.feats.shape[1]
-        total = n // self.hop + 1 if final else max(0, (n - self.half_window) // self.hop + 1)
-        if total <= have or n == 0:
-            return
+        total = self.feature_frames(st, final)
+        if total <= have:
+            return None
         s0 = max(0, (have - 3) * self.hop)            # frames >= 2 into a segment do not see its start
         kept = np.concatenate(st.audio) if len(st.audio) > 1 else st.audio[0]
         audio = kept[s0 - st.audio_start:]
-        # keep only what the next call can need (it starts 3 frames before the frames released now)
         keep_from = max(0, (total - 3) * self.hop)
         st.audio = [kept[keep_from - st.audio_start:]]
         st.audio_start = keep_from
-        x = torch.from_numpy(np.ascontiguousarray(audio)).unsqueeze(0).to(self.device)
+        return audio, have - s0 // self.hop, total - have
+
+    def _release_features(self, st: StreamState, final: bool) -> None:
+        self.release_features([st], final)
+
+    def release_features(self, states: list[StreamState], final: bool = False) -> None:
+        """Compute the features the streams' audio now allows, for all of them in one preprocessor call
+        (segments zero-padded to the longest; live frames never reach the padding, so each stream's frames
+        equal those it gets alone). The frame batcher runs its front end this way, once per batch."""
+        todo = [(st, seg) for st in states if (seg := self._take_segment(st, final)) is not None]
+        if not todo:
+            return
+        L = max(len(seg[0]) for _, seg in todo)
+        x = np.zeros((len(todo), L), np.float32)
+        for i, (_, (audio, _, _)) in enumerate(todo):
+            x[i, :len(audio)] = audio
+        lengths = torch.tensor([len(seg[0]) for _, seg in todo], device=self.device)
         with torch.inference_mode():
-            f, _ = self.model.preprocessor(input_signal=x, length=torch.tensor([x.shape[1]], device=self.device))
-        j0 = have - s0 // self.hop
-        new = f[0, :, j0:j0 + (total - have)]
-        st.feats = new if st.feats is None else torch.cat([st.feats, new], dim=1)
+            f, _ = self.model.preprocessor(input_signal=torch.from_numpy(x).to(self.device), length=lengths)
+        for i, (st, (_, j0, k)) in enumerate(todo):
+            new = f[i, :, j0:j0 + k]
+            st.feats = new if st.feats is None else torch.cat([st.feats, new], dim=1)
 
     def _next_chunk(self, st: StreamState, final: bool, ctx: tuple | None = None, advance: bool = True):
         """(chunk (1, n_mels, T), length, drop_extra, is_last) or None when not enough frames yet.
