@@ -40,7 +40,7 @@ def _train_asr(args) -> int:
     if args.backend == "espnet":
         from .asr.espnet_backend import train_espnet
         out = train_espnet(args.corpus_size, out_dir=args.out, work_dir=args.work, max_epoch=args.epochs,
-                           extra=args.overrides)
+                           iters_per_epoch=args.iters_per_epoch, n_eval=args.n_eval, extra=args.overrides)
         print(f"model, config and metrics in {out}")
         return 0
     from .asr.recipe import train
@@ -67,6 +67,8 @@ def _bench(args) -> int:
                   device=args.device, **({"thresholds": thresholds} if thresholds else {}))
         show = {k: res[k] for k in ("n_utterances", "goals", "rtf_streaming_30ms_frames", "peak_rss_mb", "out_dir")}
         show["fixed"] = [{k: p.get(k) for k in ("policy", "wer", "wer_clean", "latency_ms")} for p in res["fixed"]]
+        if "espnet" in res:
+            show["espnet"] = res["espnet"]
         print(json.dumps(show, indent=1))
         return 0
     if args.what == "batching":
@@ -76,9 +78,10 @@ def _bench(args) -> int:
                   duration_s=args.duration, device=args.device, n_utts=min(args.n, 200),
                   context=[int(v) for v in args.context.split(",")] if args.context else (70, 1),
                   **({"grid": tuple(int(v) for v in args.grid.split(","))} if args.grid else {}))
-        show = {k: res[k] for k in ("device", "context", "chunk_ms", "ratio", "targets", "end_of_speech",
+        show = {k: res[k] for k in ("device", "context", "chunk_ms", "ratio", "ratio_vs_single_chunk_front_end",
+                                     "targets", "end_of_speech",
                                      "flush_within_one_chunk", "step_time_by_batch", "wall_s", "out_dir")}
-        for key in ("single", "batched"):
+        for key in ("single", "single_chunk_front_end", "batched"):
             best = res[key]["sustained_streams"]
             at = [r for r in res[key]["runs"] if r["streams"] == best]
             show[key] = {"sustained_streams": best, **({k: at[0][k] for k in ("added_latency_ms", "device_busy_fraction",
@@ -90,7 +93,10 @@ def _bench(args) -> int:
         res = run(args.model, arbitrator_path=args.arbitrator, corpus_size=args.corpus_size, split=args.split,
                   n=args.n, out_dir=args.out, device=args.device,
                   context=[int(v) for v in args.context.split(",")] if args.context else (70, 1))
-        show = {k: res[k] for k in ("n_utterances", "matched", "two_pass_cutoff_over_pause", "goal_halved", "wall_s", "out_dir")}
+        show = {k: res[k] for k in ("n_utterances", "n_noisy", "matched", "two_pass_cutoff_over_pause", "goal_halved",
+                                     "wall_s", "out_dir")}
+        if res.get("quiet"):
+            show["quiet"] = {k: v for k, v in res["quiet"].items() if k != "curves"}
         show["at_settings"] = {name: [{k: r[k] for k in ("setting", "EP50_ms", "EP90_ms", "cutoff_rate", "wer_cost")}
                                       for r in c][:12] for name, c in res["curves"].items() if name != "two-pass"}
         print(json.dumps(show, indent=1, default=str))
@@ -134,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="espnet: contextual-block conformer through espnet2's ASR task -> data/models/asr_espnet_small")
     t.add_argument("--epochs", type=int, default=10, help="espnet only: training epochs")
     t.add_argument("--corpus-size", default="default", help="espnet only: corpus size (nemo: corpus.size=...)")
+    t.add_argument("--iters-per-epoch", type=int, default=None, help="espnet only: batches per epoch (default: one pass)")
+    t.add_argument("--n-eval", type=int, default=None, help="espnet only: test utterances scored at export (default: all)")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
     a = sub.add_parser("train-arbitrator", help="train the two-pass end-pointer's arbitrator on the default ASR model's streaming outputs")

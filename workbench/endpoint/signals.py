@@ -22,6 +22,7 @@ class Signals:
     words: tuple = ()                    # ((word, start, end), ...)
     pauses: tuple = ()                   # ((start, end, kind), ...) inside the utterance
     truncated: bool = False
+    noise: str | None = None             # background noise kind mixed in (None: clean recording)
     vad_prob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))   # per window
     vad_hop: float = 512 / MODEL_SAMPLE_RATE
     step_time: np.ndarray = field(default_factory=lambda: np.zeros(0))   # s of audio heard when each step ran
@@ -72,5 +73,5 @@ def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: i
                 audio_end=len(a) / MODEL_SAMPLE_RATE,
                 words=tuple((w["word"], float(w["start"]), float(w["end"])) for w in e.get("words", [])),
                 pauses=tuple((float(p["start"]), float(p["end"]), p.get("kind", "")) for p in e.get("pauses", [])),
-                truncated=bool(e.get("truncated")), vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
+                truncated=bool(e.get("truncated")), noise=(str(e["noise"]) if e.get("noise") else None), vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
     return out
