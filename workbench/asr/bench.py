@@ -136,13 +136,18 @@ def plot_front(fixed: list[dict], dynamic: list[dict], ax=None, title: str | Non
 
 
 def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus_size: str = "default",
-        ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, rtf_n: int = 10, device: str | None = None) -> dict:
-    """The whole ASR benchmark; returns the result dict and writes ``bench_asr.json`` + ``front.png``."""
+        ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, rtf_n: int = 10, device: str | None = None,
+        espnet_dir=None) -> dict:
+    """The whole ASR benchmark; returns the result dict and writes ``bench_asr.json`` + ``front.png``.
+
+    When an ESPnet export is present (``espnet_dir``, default ``data/models/asr_espnet_small``), the same
+    utterances are decoded by it chunk by chunk (30 ms frames, beam 4), so both backends' WER and RTF sit
+    side by side in one run."""
     import matplotlib
     matplotlib.use("Agg")
     from ..reports import save_bench
     import torch
-    from ..data import ensure_corpus, open_dataset
+    from ..data import ensure_corpus, is_clean, open_dataset
     from .streaming import load_model
     from .recipe import MODELS
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
@@ -155,7 +160,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     audios = [ds.audio(i) for i in idx]
     refs = [e["text"] for e in entries]
     t0 = time.time()
-    clean = [i for i, e in enumerate(entries) if not e.get("noise")]   # the issue's bar: clean speech
+    clean = [i for i, e in enumerate(entries) if is_clean(e)]   # the issue's bar: clean speech
     fixed = fixed_points(model, audios, refs, subsets={"clean": clean})
     dynamic = dynamic_points(model, audios, refs, cascades(ladders, thresholds))
     result = {"model": str(model_path), "split": split, "n_utterances": len(entries), "n_clean": len(clean),
@@ -165,6 +170,14 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
               "rtf_streaming_30ms_frames": streaming_rtf(model, audios[:rtf_n]),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "rss_before_model_mb": round(rss0 / 1024, 1), "wall_s": round(time.time() - t0, 1)}
+    espnet_dir = Path(espnet_dir or MODELS / "asr_espnet_small")
+    if (espnet_dir / "model.pth").is_file():
+        from .espnet_backend import EspnetStreamingRecognizer, evaluate_streaming
+        esp = EspnetStreamingRecognizer(espnet_dir / "config.yaml", espnet_dir / "model.pth", beam_size=4, nbest=1,
+                                        device=device)
+        result["espnet"] = {"model": str(espnet_dir), "decoding": "contextual block, 30 ms frames, beam 4",
+                            **evaluate_streaming(esp, entries)}
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     ax = plot_front(fixed, dynamic, title=f"{split} split, {len(entries)} utterances ({model_path.parent.name})")
     save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure})
     result["out_dir"] = str(out_dir)

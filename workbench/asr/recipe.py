@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import ensure_corpus, open_dataset
+from ..data import ensure_corpus, is_clean, open_dataset
 from .tokenizer import strip_special, train_tokenizer, write_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -138,7 +138,7 @@ def evaluate(model, entries: list[dict], contexts, batch_size: int = 32) -> dict
             hyps = model.transcribe([e["audio_filepath"] for e in entries], batch_size=batch_size, verbose=False)
         hyps = hyps[0] if isinstance(hyps, tuple) else hyps
         texts = [strip_special(h.text if hasattr(h, "text") else h) for h in hyps]
-        clean = [i for i, e in enumerate(entries) if not e.get("noise") and not e.get("truncated")]
+        clean = [i for i, e in enumerate(entries) if is_clean(e)]
         out[str(list(ctx))] = {"wer": round(jiwer.wer(refs, texts), 4),
                                "wer_clean": round(jiwer.wer([refs[i] for i in clean], [texts[i] for i in clean]), 4) if clean else None,
                                "rtf": round((time.time() - t0) / audio_s, 5),
@@ -186,7 +186,7 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     corpus = ensure_corpus(cfg.corpus.size, cfg.corpus.seed)
     splits = {s: open_dataset(corpus, s).entries for s in ("train", "dev", "test")}
     if cfg.get("train_filter") == "clean":      # a curriculum's first stage: no noise, no truncated prefixes
-        splits["train"] = [e for e in splits["train"] if not e.get("noise") and not e.get("truncated")]
+        splits["train"] = [e for e in splits["train"] if is_clean(e)]
     elif cfg.get("train_filter") not in (None, "all"):
         raise ValueError(f"train_filter must be 'all' or 'clean', not {cfg.train_filter!r}")
     trail = cfg.get("train_max_trailing_silence_s")

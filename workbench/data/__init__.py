@@ -2,10 +2,10 @@
 from .corpus import (DEFAULT_ROOT, SIZES, SPLITS, CorpusConfig, CorpusError, build_corpus, config_for,
                      corpus_name, ensure_corpus, make_speakers)
 from .dataset import (CorpusUnavailableError, Dataset, DatasetError, cutset_to_entries, entries_to_cutset,
-                      open_dataset, read_manifest, write_manifest)
+                      is_clean, open_dataset, read_manifest, write_manifest)
 from .synth import Speaker, SynthesisError
 
 __all__ = ["DEFAULT_ROOT", "SIZES", "SPLITS", "CorpusConfig", "CorpusError", "build_corpus", "config_for",
            "corpus_name", "ensure_corpus", "make_speakers", "CorpusUnavailableError", "Dataset", "DatasetError",
-           "cutset_to_entries", "entries_to_cutset", "open_dataset", "read_manifest", "write_manifest",
+           "cutset_to_entries", "entries_to_cutset", "is_clean", "open_dataset", "read_manifest", "write_manifest",
            "Speaker", "SynthesisError"]

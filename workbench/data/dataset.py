@@ -279,3 +279,8 @@ def _looks_like_cutset(p: Path) -> bool:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     return "recording" in first and "audio_filepath" not in first
+
+
+def is_clean(entry: dict) -> bool:
+    """Clean speech: no added noise and not a truncated prefix (the subset the WER bar is set on)."""
+    return not entry.get("noise") and not entry.get("truncated")
