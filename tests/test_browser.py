@@ -2,7 +2,8 @@
 by Playwright (never `playwright install`), a fake microphone playing a held-out-speaker corpus wav.
 
 Checks: the audio that reached the kernel is the source (correlation > 0.9 after alignment); the live
-transcript shown in the page is the recogniser's; a denied permission shows the message and sends
+transcript shown in the page is the recogniser's, and (with the shipped default model) within 25 % WER of
+what the same model writes offline for the source file; a denied permission shows the message and sends
 nothing; the end-point tuner's sliders change its numbers. Screenshots go to reports/screenshots/.
 Measured: browser-to-kernel block latency and mic-to-transcript latency (printed, in the JSON beside the
 screenshots)."""
@@ -75,7 +76,15 @@ def source_wav(smoke_corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lab(tiny_nemo, smoke_corpus, tmp_path_factory):
+def mic_model(tiny_nemo):
+    """The shipped default recogniser (the real model's transcript and latency), else the tiny one."""
+    from workbench.asr.recipe import MODELS
+    shipped = MODELS / "asr_small" / "model.nemo"
+    return (shipped, True) if shipped.exists() else (tiny_nemo, False)
+
+
+@pytest.fixture(scope="module")
+def lab(mic_model, smoke_corpus, tmp_path_factory):
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: run `make setup` (it installs Debian's chromium for these tests)")
     root = tmp_path_factory.mktemp("lab")
@@ -87,7 +96,7 @@ def lab(tiny_nemo, smoke_corpus, tmp_path_factory):
     out.mkdir()
     import nbformat
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c.format(out=str(out), model=str(tiny_nemo), corpus=str(smoke_corpus)))
+    nb.cells = [nbformat.v4.new_code_cell(c.format(out=str(out), model=str(mic_model[0]), corpus=str(smoke_corpus)))
                 for c in NOTEBOOK_CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "mic.ipynb")
@@ -141,7 +150,7 @@ def _align_corr(got: np.ndarray, src: np.ndarray) -> float:
     return float(np.corrcoef(a[:m], b[:m])[0, 1])
 
 
-def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav):
+def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, mic_model):
     from playwright.sync_api import sync_playwright
     wav, src, entry = source_wav
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -176,7 +185,18 @@ def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav):
     sends = {int(k): v for k, v in timing["sends"].items()}
     transport = [1000 * (t_kernel - sends[int(seq)] / 1000) for seq, _, t_kernel in arrivals if int(seq) in sends]
     to_text = [e["t"] - sends[e["seq"]] for e in timing["shown"] if e["seq"] in sends and e["text"]]
-    report = {"correlation": corr, "blocks": len(arrivals), "source_s": len(src) / MODEL_SAMPLE_RATE,
+    # the same model offline, on the source file: what the live path should have written
+    import jiwer
+    from workbench.asr.streaming import StreamingRecognizer, load_model, transcribe_streaming
+    offline = transcribe_streaming(StreamingRecognizer(load_model(mic_model[0], device="cpu"), [70, 1]), src)[-1].text
+    live_vs_offline = float(jiwer.wer(offline, kernel["final"])) if offline.strip() else None
+    if mic_model[1]:       # the shipped model: live must write (nearly) what it writes offline
+        assert live_vs_offline is not None and live_vs_offline <= 0.25, \
+            f"live {kernel['final']!r} against offline {offline!r}: WER {live_vs_offline}"
+    report = {"model": str(mic_model[0]), "shipped_model": mic_model[1],
+              "offline_transcript": offline, "live_vs_offline_wer": live_vs_offline,
+              "live_vs_reference_wer": float(jiwer.wer(entry["text"], kernel["final"] or "-")),
+              "correlation": corr, "blocks": len(arrivals), "source_s": len(src) / MODEL_SAMPLE_RATE,
               "browser_to_kernel_ms": {"p50": float(np.percentile(transport, 50)), "p95": float(np.percentile(transport, 95))},
               "mic_to_transcript_ms": ({"p50": float(np.percentile(to_text, 50)), "p95": float(np.percentile(to_text, 95)),
                                         "n": len(to_text)} if to_text else None),
