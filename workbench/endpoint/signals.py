@@ -37,6 +37,13 @@ class Signals:
         return np.repeat(self.step_time, np.diff(np.concatenate([[0], self.step_frames])))
 
 
+def _noise_kind(noise) -> str | None:
+    """The corpus writes {type, snr_db} or null; other manifests may write a plain name."""
+    if not noise:
+        return None
+    return str(noise.get("type", noise)) if isinstance(noise, dict) else str(noise)
+
+
 def vad_windows(audio: np.ndarray) -> tuple[np.ndarray, float]:
     """silero-vad speech probability per 512-sample window (its bundled model, no download)."""
     from ..batching.engine import silero_probs
@@ -73,5 +80,6 @@ def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: i
                 audio_end=len(a) / MODEL_SAMPLE_RATE,
                 words=tuple((w["word"], float(w["start"]), float(w["end"])) for w in e.get("words", [])),
                 pauses=tuple((float(p["start"]), float(p["end"]), p.get("kind", "")) for p in e.get("pauses", [])),
-                truncated=bool(e.get("truncated")), noise=(str(e["noise"]) if e.get("noise") else None), vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
+                truncated=bool(e.get("truncated")), noise=_noise_kind(e.get("noise")),
+                vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
     return out
