@@ -141,7 +141,7 @@ class DynamicLookaheadRecognizer(StreamingRecognizer):
         return events
 
     def finalize(self, st: StreamState) -> list:
-        self._release_features(st, final=True)
+        self.release_features([st], final=True)
         events = []
         while not st.done:
             out = self.advance([st], final=True)

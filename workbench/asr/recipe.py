@@ -293,3 +293,14 @@ def default_model(model_path: str | os.PathLike | None = None, smoke_dir: str | 
     if not smoke.exists():
         train("small", SMOKE_OVERRIDES, out_dir=smoke.parent, work_dir=Path(smoke_dir) / "work")
     return smoke, False
+
+
+def default_recognizer(model_path=None, context=(70, 1), device=None):
+    """(StreamingRecognizer, path, shipped?) over ``default_model(model_path)`` at ``context`` when the model
+    was trained with it, else at the model's first context. The benches and the arbitrator share it."""
+    from .streaming import StreamingRecognizer, load_model
+    path, shipped = default_model(model_path)
+    model = load_model(path, device=device)
+    trained = [tuple(c) for c in model.encoder.att_context_size_all]
+    ctx = tuple(context) if context and tuple(context) in trained else None
+    return StreamingRecognizer(model, list(ctx) if ctx else None), path, shipped

@@ -155,9 +155,6 @@ class StreamingRecognizer:
         st.audio_start = keep_from
         return audio, have - s0 // self.hop, total - have
 
-    def _release_features(self, st: StreamState, final: bool) -> None:
-        self.release_features([st], final)
-
     def release_features(self, states: list[StreamState], final: bool = False) -> None:
         """Compute the features the streams' audio now allows, for all of them in one preprocessor call
         (segments zero-padded to the longest; live frames never reach the padding, so each stream's frames
@@ -227,12 +224,12 @@ class StreamingRecognizer:
         if len(x):
             st.audio.append(x)
             st.n_samples += len(x)
-        self._release_features(st, final=False)
+        self.release_features([st])
         return self._run(st, final=False)
 
     def finalize(self, st: StreamState) -> list:
         """Flush the last (partial) chunks with all outputs kept; ends with a Final event."""
-        self._release_features(st, final=True)
+        self.release_features([st], final=True)
         events = self._run(st, final=True)
         st.finished = True
         events.append(self._final(st))
@@ -350,7 +347,7 @@ def preloaded_streams(rec: StreamingRecognizer, audios: list[np.ndarray]) -> lis
     states = [rec.new_stream(str(i)) for i in range(len(audios))]
     for st, a in zip(states, audios):
         st.audio, st.audio_start, st.n_samples = [np.asarray(a, np.float32)], 0, len(a)
-        rec._release_features(st, final=True)
+        rec.release_features([st], final=True)
     return states
 
 

@@ -336,7 +336,7 @@ class FrameBatcher:
         probe.hyp = copy.deepcopy(st.hyp)
         probe.decisions, probe.probes = list(st.decisions), []
         t0 = self.timer()
-        self.rec._release_features(probe, final=True)
+        self.rec.release_features([probe], final=True)
         self.rec._run(probe, final=True)     # its partials and <EOU> are the copy's, not the stream's
         fin = self.rec._final(probe)
         fin.reason = "pause"

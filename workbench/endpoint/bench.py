@@ -24,13 +24,8 @@ ARBITRATOR_DIR = Path(__file__).resolve().parents[2] / "data" / "models" / "arbi
 
 
 def recognizer(model_path=None, context=(70, 1), device=None):
-    from ..asr.recipe import default_model
-    from ..asr.streaming import StreamingRecognizer, load_model
-    path, shipped = default_model(model_path)
-    model = load_model(path, device=device)
-    trained = [tuple(c) for c in model.encoder.att_context_size_all]
-    ctx = tuple(context) if context and tuple(context) in trained else None
-    return StreamingRecognizer(model, list(ctx) if ctx else None), path, shipped
+    from ..asr.recipe import default_recognizer
+    return default_recognizer(model_path, context, device)
 
 
 def extend_after_speech(audio: np.ndarray, speech_end: float, seconds: float = 2.0) -> np.ndarray:
@@ -127,6 +122,12 @@ def plot_curves(cv: dict, matched: dict | None = None, ax=None, title: str = "")
     return ax
 
 
+def _pause_500_ep90(cv: dict) -> float | None:
+    """EP90 of a common production operating point, the pause baseline at 500 ms (None: not swept)."""
+    row = next((r for r in cv["pause"] if r["setting"] == 500), None)
+    return row["EP90_ms"] if row else None
+
+
 def _goal(matched: dict) -> dict:
     """The issue's goal at a matched EP90: two-pass cut-off rate at most half the pause baseline's."""
     base, two = matched["cutoff_rate"].get("pause"), matched["cutoff_rate"].get("two-pass")
@@ -147,10 +148,7 @@ def run(model_path=None, arbitrator_path=None, corpus_size: str = "default", spl
     arb = load(arb_path) if (arb_path / "arbitrator.pt").exists() or arb_path.is_file() else None
     sig = split_signals(rec, corpus_size, split, n)
     cv = curves(sig, arb)
-    if ep90_ms is None:     # a common production operating point: the pause baseline at 500 ms
-        row = next((r for r in cv["pause"] if r["setting"] == 500), None)
-        ep90_ms = row["EP90_ms"] if row else None
-    matched = compare_at_ep90(cv, ep90_ms)
+    matched = compare_at_ep90(cv, ep90_ms if ep90_ms is not None else _pause_500_ep90(cv))
     # In noise the VAD may hear "speech" for the whole continuation, so ~10 % of the test split never
     # end-points and EP90 sits at the recording's cap for every setting: the matched comparison then says
     # little. The same comparison over the utterances without background noise has an EP90 of its own.
@@ -158,8 +156,7 @@ def run(model_path=None, arbitrator_path=None, corpus_size: str = "default", spl
     cv_quiet = curves(quiet, arb) if quiet else None
     matched_quiet = None
     if cv_quiet:
-        row = next((r for r in cv_quiet["pause"] if r["setting"] == 500), None)
-        matched_quiet = compare_at_ep90(cv_quiet, row["EP90_ms"] if row else None)
+        matched_quiet = compare_at_ep90(cv_quiet, _pause_500_ep90(cv_quiet))
     result = {"asr_model": str(path), "asr_model_shipped": shipped, "arbitrator": str(arb_path) if arb else None,
               "context": list(rec.att_context), "split": split, "n_utterances": len(sig),
               "n_with_pauses": sum(bool(s.pauses) for s in sig), "n_truncated": sum(s.truncated for s in sig),
