@@ -80,6 +80,62 @@ def test_bad_input_and_missing_files(esp, test_audio, tmp_path):
         EspnetStreamingRecognizer(tmp_path / "config.yaml", tmp_path / "model.pth")
 
 
+def test_load_packed_archive_and_hub_layout(tiny_espnet, esp, test_audio, tmp_path, monkeypatch):
+    """By-name loading on local files in ESPnet's own formats: an archive packed by espnet2's ``pack`` (the
+    espnet_model_zoo format) and a folder with ``meta.yaml`` and the token list under ``data/`` (the layout of
+    ESPnet models on the Hugging Face hub). Both decode exactly as the model loaded from its files."""
+    import shutil
+    import yaml
+    from espnet2.main_funcs.pack_funcs import pack
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer
+    config, weights = tiny_espnet
+    ref = _run(esp, test_audio[0][:24000], 480)[-1].nbest[0].tokens
+
+    hub = tmp_path / "hub"       # exp/<run>/config.yaml naming data/... relative to the root, as recipes pack it
+    (hub / "exp" / "asr_run").mkdir(parents=True)
+    (hub / "data").mkdir()
+    cfg = yaml.safe_load(config.read_text())
+    shutil.copy(cfg["bpemodel"], hub / "data" / "bpe.model")
+    cfg["bpemodel"] = "data/bpe.model"
+    (hub / "exp" / "asr_run" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    shutil.copy(weights, hub / "exp" / "asr_run" / "valid.acc.ave.pth")
+    monkeypatch.chdir(hub)       # pack stores paths relative to the working directory
+    pack(files={"asr_model_file": "exp/asr_run/valid.acc.ave.pth"},
+         yaml_files={"asr_train_config": "exp/asr_run/config.yaml"}, outpath=tmp_path / "asr_run.zip",
+         option=["data/bpe.model"])
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "asr_run.zip") as z:     # the hub layout: the archive's meta.yaml at the root
+        (hub / "meta.yaml").write_bytes(z.read("meta.yaml"))
+    monkeypatch.chdir(tmp_path / "hub" / "exp")             # loading does not depend on the working directory
+    for source in (tmp_path / "asr_run.zip", hub):
+        rec = EspnetStreamingRecognizer.from_pretrained(source, cache_dir=tmp_path / "unpacked", beam_size=3,
+                                                        nbest=3, device="cpu")
+        assert _run(rec, test_audio[0][:24000], 480)[-1].nbest[0].tokens == ref, source
+
+
+def test_load_by_tag_offline_fails_fast(tmp_path, monkeypatch):
+    import time
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer
+    from workbench.asr.streaming import ModelNotAvailableError
+    from workbench.data import dataset
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="Hugging Face hub"):
+        EspnetStreamingRecognizer.from_pretrained("pyf98/librispeech_conformer_hop_length160")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    asked = []
+    monkeypatch.setattr(dataset, "_online", lambda url, timeout=5.0: asked.append((url, timeout)) or False)
+    t0 = time.time()
+    with pytest.raises(ModelNotAvailableError, match="cannot be reached"):
+        EspnetStreamingRecognizer.from_pretrained("pyf98/librispeech_conformer_hop_length160")
+    assert asked == [("https://huggingface.co/api/models/pyf98/librispeech_conformer_hop_length160", 3.0)]
+    assert time.time() - t0 < 5
+    with pytest.raises(ModelNotAvailableError, match="no ESPnet model at"):
+        EspnetStreamingRecognizer.from_pretrained(tmp_path / "missing.zip")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotAvailableError, match="neither config.yaml"):
+        EspnetStreamingRecognizer.from_pretrained(tmp_path / "empty")
+
+
 @pytest.mark.slow
 def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
     import json
@@ -96,3 +152,21 @@ def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
     st = rec.new_stream("s")
     rec.accept_audio(st, np.zeros(16000, np.float32))
     assert isinstance(rec.finalize(st)[-1], Final)
+
+    # stage 2 (as make models): starts from stage 1's weights in its own experiment folder. With a learning
+    # rate of ~0 its one step leaves them as they were, so the export equals stage 1 when init works.
+    import torch
+    small = dict(max_epoch=1, iters_per_epoch=1, batch_size=4, vocab_size=64, n_eval=1,
+                 encoder_conf={"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2},
+                 decoder_conf={"linear_units": 128, "num_blocks": 1})
+    with pytest.raises(FileNotFoundError, match="init-from"):
+        train_espnet("smoke", out_dir=tmp_path / "s2", work_dir=tmp_path / "work", exp_name="exp_s2",
+                     init_from=tmp_path / "missing.pth", **small)
+    assert not (tmp_path / "s2").exists()
+    s2 = train_espnet("smoke", out_dir=tmp_path / "s2", work_dir=tmp_path / "work", exp_name="exp_s2",
+                      init_from=out / "model.pth", ctc_weight=0.7, lr=1e-12, **small)
+    a, b = torch.load(out / "model.pth"), torch.load(s2 / "model.pth")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    m2 = json.loads((s2 / "metrics.json").read_text())
+    assert m2["ctc_weight"] == 0.7 and m2["init_from"] == str(out / "model.pth")
+    assert (tmp_path / "work" / "exp_s2" / "config.yaml").is_file()

@@ -40,7 +40,9 @@ def _train_asr(args) -> int:
     if args.backend == "espnet":
         from .asr.espnet_backend import train_espnet
         out = train_espnet(args.corpus_size, out_dir=args.out, work_dir=args.work, max_epoch=args.epochs,
-                           iters_per_epoch=args.iters_per_epoch, n_eval=args.n_eval, extra=args.overrides)
+                           iters_per_epoch=args.iters_per_epoch, n_eval=args.n_eval, extra=args.overrides,
+                           ctc_weight=args.ctc_weight, init_from=args.init_from, lr=args.lr,
+                           warmup_steps=args.warmup_steps, exp_name=args.exp_name)
         print(f"model, config and metrics in {out}")
         return 0
     from .asr.recipe import train
@@ -142,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus-size", default="default", help="espnet only: corpus size (nemo: corpus.size=...)")
     t.add_argument("--iters-per-epoch", type=int, default=None, help="espnet only: batches per epoch (default: one pass)")
     t.add_argument("--n-eval", type=int, default=None, help="espnet only: test utterances scored at export (default: all)")
+    t.add_argument("--ctc-weight", type=float, default=0.3, help="espnet only: CTC share of the training loss")
+    t.add_argument("--lr", type=float, default=1e-3, help="espnet only: peak learning rate (warmuplr)")
+    t.add_argument("--warmup-steps", type=int, default=500, help="espnet only: warmup steps")
+    t.add_argument("--exp-name", default="exp", help="espnet only: experiment folder inside --work (one per stage)")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
     a = sub.add_parser("train-arbitrator", help="train the two-pass end-pointer's arbitrator on the default ASR model's streaming outputs")

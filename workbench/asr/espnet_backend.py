@@ -18,6 +18,7 @@ import torch
 
 from ..audio import MODEL_SAMPLE_RATE, load_audio
 from ..events import Final, Hypothesis, Partial, WordTiming
+from .streaming import ModelNotAvailableError
 
 # The small profile's shape; block sizes are in encoder frames (40 ms after conv2d subsampling).
 ENCODER_CONF = {"output_size": 128, "attention_heads": 4, "linear_units": 512, "num_blocks": 6,
@@ -64,24 +65,80 @@ def write_config(out_dir: str | os.PathLike, bpemodel: str | os.PathLike, encode
     return args, model
 
 
-def _resolved_config(path: Path) -> Path:
-    """A shipped config names its tokenizer and feature statistics relative to its folder; espnet2 opens
-    them relative to the working directory. Resolve them into a temporary copy when needed."""
+def _resolved_config(path: Path, root: Path | None = None) -> Path:
+    """A shipped config names its tokenizer, token list and feature statistics relative to its folder (our
+    export) or to the model's root (espnet's packed layout, ``data/...`` beside ``exp/...``); espnet2 opens them
+    relative to the working directory. Resolve them into a temporary copy when needed."""
     import tempfile
     import yaml
     cfg = yaml.safe_load(path.read_text())
     changed = False
-    for holder, key in ((cfg, "bpemodel"), (cfg.get("normalize_conf") or {}, "stats_file")):
+    for holder, key in ((cfg, "bpemodel"), (cfg, "token_list"), (cfg.get("normalize_conf") or {}, "stats_file")):
         v = holder.get(key)
-        if isinstance(v, str) and v and not Path(v).is_absolute() and (path.parent / v).exists():
-            holder[key] = str((path.parent / v).resolve())
-            changed = True
+        if not isinstance(v, str) or not v or Path(v).is_absolute():
+            continue
+        for base in (path.parent, root):
+            if base is not None and (base / v).exists():
+                holder[key] = str((base / v).resolve())
+                changed = True
+                break
     if not changed:
         return path
     fd, tmp = tempfile.mkstemp(suffix=".yaml", prefix="espnet_config_")
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
     return Path(tmp)
+
+
+def _from_meta(root: Path) -> tuple[Path, Path]:
+    """(config, weights) named by an espnet ``meta.yaml`` (written by espnet2's ``pack``; also the layout of
+    ESPnet models on the Hugging Face hub), paths relative to ``root``."""
+    import yaml
+    meta = yaml.safe_load((root / "meta.yaml").read_text()) or {}
+    try:
+        return root / meta["yaml_files"]["asr_train_config"], root / meta["files"]["asr_model_file"]
+    except (KeyError, TypeError):
+        raise ModelNotAvailableError(f"{root / 'meta.yaml'} names no asr_train_config / asr_model_file: "
+                                     f"not an ESPnet ASR model") from None
+
+
+def resolve_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+                       ) -> tuple[Path, Path, Path | None]:
+    """(config.yaml, model.pth, root) of an ESPnet ASR model given as
+    - a folder with ``config.yaml`` + ``model.pth`` (this project's export),
+    - a folder with ``meta.yaml`` (espnet's packed layout: an unpacked archive, a Hugging Face snapshot),
+    - an archive made by espnet2's ``pack`` (``.zip``, ``.tar.gz``, ...: the espnet_model_zoo format), unpacked
+      once into ``cache_dir`` with espnet2's ``unpack``,
+    - a model tag on the Hugging Face hub (e.g. ``pyf98/librispeech_conformer``), fetched with huggingface_hub.
+    Offline, a tag fails within seconds with a clear message, never a hang."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        if (p / "config.yaml").is_file() and (p / "model.pth").is_file():
+            return p / "config.yaml", p / "model.pth", None
+        if (p / "meta.yaml").is_file():
+            return (*_from_meta(p), p)
+        raise ModelNotAvailableError(f"{p} holds neither config.yaml + model.pth nor an espnet meta.yaml")
+    archive = p.name.endswith((".zip", ".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz"))
+    if archive or p.is_file() or p.is_absolute() or str(name_or_path).startswith("."):
+        if not p.is_file():
+            raise ModelNotAvailableError(f"no ESPnet model at {p}")
+        if not archive:
+            raise ModelNotAvailableError(f"{p} is not an ESPnet model folder or a packed archive (.zip, .tar.gz)")
+        from espnet2.main_funcs.pack_funcs import unpack
+        from .recipe import CACHE
+        out = Path(cache_dir or CACHE / "espnet_unpacked") / p.name.split(".")[0]
+        files = unpack(p, out)
+        return Path(files["asr_train_config"]), Path(files["asr_model_file"]), out
+    tag = str(name_or_path)
+    from ..data.dataset import _online
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _online(f"https://huggingface.co/api/models/{tag}", timeout=3.0):
+        raise ModelNotAvailableError(
+            f"ESPnet model tag {tag!r} would be downloaded from the Hugging Face hub, which cannot be reached "
+            f"from here. Download it where the hub is reachable (huggingface_hub.snapshot_download) and pass "
+            f"the local folder, or an archive packed by espnet2, instead.")
+    from huggingface_hub import snapshot_download
+    root = Path(snapshot_download(tag, cache_dir=cache_dir))
+    return (*_from_meta(root), root)
 
 
 @dataclass
@@ -100,18 +157,33 @@ class EspnetStreamingRecognizer:
     """Contextual-block streaming ASR from an espnet2 ``config.yaml`` + ``model.pth``."""
 
     def __init__(self, asr_train_config: str | os.PathLike, asr_model_file: str | os.PathLike,
-                 beam_size: int = 4, nbest: int = 3, ctc_weight: float = 0.3, device: str | None = None):
+                 beam_size: int = 4, nbest: int = 3, ctc_weight: float = 0.3, device: str | None = None,
+                 root: str | os.PathLike | None = None):
+        import yaml
         from espnet2.bin.asr_inference_streaming import Speech2TextStreaming
         for p in (asr_train_config, asr_model_file):
             if not Path(p).is_file():
-                from .streaming import ModelNotAvailableError
                 raise ModelNotAvailableError(f"no ESPnet checkpoint file at {p}")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        asr_train_config = _resolved_config(Path(asr_train_config))
+        asr_train_config = _resolved_config(Path(asr_train_config), Path(root) if root else None)
+        cfg = yaml.safe_load(Path(asr_train_config).read_text()) or {}
+        encoder = cfg.get("encoder")
+        if encoder not in ("contextual_block_conformer", "contextual_block_transformer"):
+            raise ModelNotAvailableError(f"{asr_model_file}: encoder {encoder!r} does not stream block by block; "
+                                         f"Speech2TextStreaming needs a contextual_block_conformer/transformer")
         self.s2t = Speech2TextStreaming(asr_train_config=str(asr_train_config), asr_model_file=str(asr_model_file),
                                         device=device, beam_size=beam_size, nbest=nbest, ctc_weight=ctc_weight)
         self.model = self.s2t.asr_model
-        self.frame_s = FRONTEND_CONF["hop_length"] / MODEL_SAMPLE_RATE * 4     # conv2d subsampling: 4x
+        # encoder frame = feature hop x the input layer's subsampling (a pretrained model may differ from ours)
+        hop = (cfg.get("frontend_conf") or {}).get("hop_length", 128)          # espnet's DefaultFrontend default
+        layer = (cfg.get("encoder_conf") or {}).get("input_layer", "conv2d")
+        self.frame_s = hop / MODEL_SAMPLE_RATE * {"conv2d": 4, "conv2d6": 6, "conv2d8": 8}.get(layer, 1)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, **kw):
+        """Load by folder, packed archive or Hugging Face tag (``resolve_pretrained``); ``kw`` as ``__init__``."""
+        config, weights, root = resolve_pretrained(name_or_path, cache_dir)
+        return cls(config, weights, root=root, **kw)
 
     def new_stream(self, stream_id: str = "0") -> EspnetStream:
         beam = copy.copy(self.s2t.beam_search)      # shares the scorers (the model), not the search state
@@ -220,13 +292,18 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
                  work_dir: str | os.PathLike | None = None, max_epoch: int = 10, iters_per_epoch: int | None = None,
                  batch_size: int = 16, vocab_size: int = 256, encoder_conf: dict | None = None,
                  decoder_conf: dict | None = None, extra: list[str] = (), n_eval: int | None = None,
-                 train_filter: str = "clean", n_dev: int | None = 300) -> Path:
+                 train_filter: str = "clean", n_dev: int | None = 300, ctc_weight: float = 0.3,
+                 init_from: str | os.PathLike | None = None, lr: float = 1e-3, warmup_steps: int = 500,
+                 exp_name: str = "exp") -> Path:
     """Train the contextual-block conformer with ``espnet2.tasks.asr.ASRTask.main`` on the corpus: stats
     collection (global mean/variance of the features), then training; export config.yaml (paths made
     relative), model.pth, tokenizer and metrics.json (streaming beam-search WER on the test split, all and clean).
 
     ``train_filter="clean"`` and 256 BPE pieces are the NeMo small profile's choices, so the two backends'
-    WERs compare like for like; ``n_dev`` caps the validation set (espnet2 scores it after every epoch)."""
+    WERs compare like for like; ``n_dev`` caps the validation set (espnet2 scores it after every epoch).
+    ``init_from`` (a ``model.pth``) starts a second stage from earlier weights with a fresh warmup, in its own
+    ``exp_name`` folder beside the first (same tokenizer and statistics); ``ctc_weight`` is the training loss's
+    CTC share (espnet2's ``model_conf``)."""
     import json
     import shutil
     import time
@@ -250,7 +327,7 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     tok = train_tokenizer([e["text"] for e in splits["train"]], work / "tokenizer", vocab_size)
     bpe = tok / "tokenizer.model"
     (work / "tokens.txt").write_text("\n".join(token_list(bpe)) + "\n")
-    common = _model_args(work / "tokens.txt", bpe, encoder_conf, decoder_conf, 0.3) + [
+    common = _model_args(work / "tokens.txt", bpe, encoder_conf, decoder_conf, ctc_weight) + [
               "--ngpu", str(int(torch.cuda.is_available())), "--num_workers", "1",
               "--train_data_path_and_name_and_type", f"{dirs['train']}/wav.scp,speech,sound",
               "--train_data_path_and_name_and_type", f"{dirs['train']}/text,text,text",
@@ -265,7 +342,12 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     for part in ("train", "valid"):     # as espnet's asr.sh: token shapes get the vocabulary size appended
         rows = (stats / part / "text_shape").read_text().splitlines()
         (stats / part / "text_shape.bpe").write_text("".join(f"{r},{n_tokens}\n" for r in rows if r.strip()))
-    exp = work / "exp"
+    exp = work / exp_name
+    init = []
+    if init_from:
+        if not Path(init_from).is_file():
+            raise FileNotFoundError(f"--init-from: no ESPnet model.pth at {init_from}")
+        init = ["--init_param", str(Path(init_from).resolve())]
     t0 = time.time()
     ASRTask.main(cmd=common + [
         "--normalize", "global_mvn", "--normalize_conf", f"stats_file={stats / 'train' / 'feats_stats.npz'}",
@@ -273,10 +355,10 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
         "--valid_shape_file", str(stats / "valid" / "speech_shape"), "--valid_shape_file", str(stats / "valid" / "text_shape.bpe"),
         "--output_dir", str(exp), "--fold_length", "80000", "--fold_length", "150", "--batch_type", "folded", "--batch_size", str(batch_size), "--max_epoch", str(max_epoch),
         *(["--num_iters_per_epoch", str(iters_per_epoch)] if iters_per_epoch else []),
-        "--optim", "adam", "--optim_conf", "lr=0.001", "--scheduler", "warmuplr", "--scheduler_conf", "warmup_steps=500",
+        "--optim", "adam", "--optim_conf", f"lr={lr}", "--scheduler", "warmuplr", "--scheduler_conf", f"warmup_steps={warmup_steps}",
         "--grad_clip", "5", "--best_model_criterion", "valid,acc,max", "--keep_nbest_models", "1",
         "--num_att_plot", "0",             # attention plots took ~40 s of every ~2.7 min epoch on 2 cores
-        "--resume", "true", *extra])
+        "--resume", "true", *init, *extra])
     train_s = time.time() - t0
 
     # export: the config with the tokenizer and stats beside it (relative paths), the best weights
@@ -299,6 +381,8 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test),
                "streaming_beam4_wer": evaluate_streaming(rec, test), "train_s": round(train_s, 1),
                "max_epoch": max_epoch, "iters_per_epoch": iters_per_epoch, "batch_size": batch_size,
+               "ctc_weight": ctc_weight, "lr": lr, "warmup_steps": warmup_steps,
+               "init_from": str(init_from) if init_from else None,
                "train_filter": train_filter, "n_train": len(splits["train"]), "vocab_size": vocab_size,
                "n_params": sum(p.numel() for p in rec.model.parameters()),
                "block": {k: ENCODER_CONF[k] for k in ("block_size", "hop_size", "look_ahead")}}
