@@ -51,6 +51,21 @@ def test_partials_then_nbest_with_word_times(esp, test_audio):
         assert [w.start for w in h.words] == sorted(w.start for w in h.words)
 
 
+def test_block_cadence_and_latency(tiny_espnet, test_audio):
+    """After the first block, every partial brings ``hop_size`` encoder frames, and the audio they waited for
+    is the nominal ``latency_ms`` (look_ahead + half a hop) plus the front end's window: under 150 ms more."""
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer
+    esp = EspnetStreamingRecognizer(*tiny_espnet, beam_size=1, nbest=1, device="cpu")   # a random model: keep it cheap
+    audio = np.tile(test_audio[0], 3)[:4 * 16000]
+    partials = [e for e in _run(esp, audio, 480) if isinstance(e, Partial)]
+    steady = partials[1:]
+    assert len(steady) >= 3 and all(len(p.encoder_output) == esp.block["hop_size"] for p in steady)
+    waits = [p.audio_end - (p.encoder_frames - len(p.encoder_output) + j) * esp.frame_s
+             for p in steady for j in range(1, len(p.encoder_output) + 1)]
+    assert esp.latency_ms == 1000 * 0.04 * (16 + 8.5)      # 10 ms hop x conv2d's 4x; look_ahead 16, hop 16
+    assert esp.latency_ms <= 1000 * np.mean(waits) <= esp.latency_ms + 150
+
+
 def test_interleaved_streams_equal_streams_alone(esp, test_audio):
     a, b = test_audio[0][:24000], test_audio[1][:24000]
     alone = [_run(esp, x, 480)[-1].nbest[0].tokens for x in (a, b)]

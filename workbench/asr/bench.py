@@ -111,8 +111,10 @@ def streaming_rtf(model, audios, contexts=((70, 0), (70, 13)), frame_ms: int = 3
     return out
 
 
-def plot_front(fixed: list[dict], dynamic: list[dict], ax=None, title: str | None = None):
-    """WER against mean algorithmic latency: the fixed lookaheads as a line, each ladder as a curve."""
+def plot_front(fixed: list[dict], dynamic: list[dict], ax=None, title: str | None = None,
+               others: dict | None = None):
+    """WER against mean algorithmic latency: the fixed lookaheads as a line, each ladder as a curve, and
+    ``others`` ({label: {"latency_ms", "wer"}}, e.g. the ESPnet backend on the same utterances) as points."""
     import matplotlib.pyplot as plt
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.2))
@@ -127,6 +129,8 @@ def plot_front(fixed: list[dict], dynamic: list[dict], ax=None, title: str | Non
     for name, pts in curves.items():
         pts = sorted(pts, key=lambda p: p["latency_ms"])
         ax.plot([p["latency_ms"] for p in pts], [100 * p["wer"] for p in pts], ".--", label=name)
+    for label, p in (others or {}).items():
+        ax.plot([p["latency_ms"]], [100 * p["wer"]], "s", ms=8, label=label)
     ax.set_xlabel("mean algorithmic latency per frame (ms)")
     ax.set_ylabel("WER (%)")
     ax.set_title(title or "WER against latency: fixed and dynamic lookahead")
@@ -178,7 +182,9 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
         result["espnet"] = {"model": str(espnet_dir), "decoding": "contextual block, 30 ms frames, beam 4",
                             **evaluate_streaming(esp, entries)}
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    ax = plot_front(fixed, dynamic, title=f"{split} split, {len(entries)} utterances ({model_path.parent.name})")
+    others = {"ESPnet contextual block (beam 4)": result["espnet"]} if "espnet" in result else None
+    ax = plot_front(fixed, dynamic, title=f"{split} split, {len(entries)} utterances ({model_path.parent.name})",
+                    others=others)
     save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure})
     result["out_dir"] = str(out_dir)
     return result

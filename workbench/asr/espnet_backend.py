@@ -178,6 +178,14 @@ class EspnetStreamingRecognizer:
         hop = (cfg.get("frontend_conf") or {}).get("hop_length", 128)          # espnet's DefaultFrontend default
         layer = (cfg.get("encoder_conf") or {}).get("input_layer", "conv2d")
         self.frame_s = hop / MODEL_SAMPLE_RATE * {"conv2d": 4, "conv2d6": 6, "conv2d8": 8}.get(layer, 1)
+        self.block = {k: int(cfg["encoder_conf"][k]) for k in ("block_size", "hop_size", "look_ahead")}
+
+    @property
+    def latency_ms(self) -> float:
+        """Mean algorithmic latency per encoder frame, as ``lookahead.fixed_latency_ms`` counts it for NeMo: a
+        block emits its ``hop_size`` frames once ``look_ahead`` more frames have arrived, so the k-th of them
+        waits hop_size - k + look_ahead + 1 frames."""
+        return 1000 * self.frame_s * (self.block["look_ahead"] + (self.block["hop_size"] + 1) / 2)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, **kw):
@@ -395,22 +403,29 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
 
 
 def evaluate_streaming(rec: "EspnetStreamingRecognizer", entries: list[dict], frame_ms: int = 30) -> dict:
-    """WER (jiwer) and real-time factor of chunk-by-chunk decoding over ``entries``."""
+    """WER (jiwer), real-time factor and latency of chunk-by-chunk decoding over ``entries``. Latency twice:
+    ``latency_ms``, the encoder's nominal wait counted as NeMo's fixed lookaheads are (``rec.latency_ms``), and
+    ``measured_wait_ms``, the mean over emitted encoder frames of the audio that had to arrive after a frame's
+    end before its partial came out (front-end windows and subsampling context included; the flush at the
+    end of each recording excluded)."""
     import time
     import jiwer
     from ..data import is_clean
-    hyps, audio_s, t0 = [], 0.0, time.time()
+    hyps, audio_s, waits, t0 = [], 0.0, [], time.time()
     step = MODEL_SAMPLE_RATE * frame_ms // 1000
     for e in entries:
         x = load_audio(e["audio_filepath"])
         audio_s += len(x) / MODEL_SAMPLE_RATE
         st = rec.new_stream(e.get("id", "0"))
         for a in range(0, len(x), step):
-            rec.accept_audio(st, x[a:a + step])
+            for p in rec.accept_audio(st, x[a:a + step]):
+                first = p.encoder_frames - len(p.encoder_output)
+                waits += [p.audio_end - (first + j) * rec.frame_s for j in range(1, len(p.encoder_output) + 1)]
         final = rec.finalize(st)[-1]
         hyps.append(final.nbest[0].text if final.nbest else "")
     rtf = (time.time() - t0) / max(audio_s, 1e-9)
     clean = [(e["text"], h) for e, h in zip(entries, hyps) if is_clean(e)]
     return {"wer": round(float(jiwer.wer([e["text"] for e in entries], hyps)), 4),
             "wer_clean": round(float(jiwer.wer(*map(list, zip(*clean)))), 4) if clean else None,
-            "n_clean": len(clean), "rtf": round(rtf, 4)}
+            "n_clean": len(clean), "rtf": round(rtf, 4), "latency_ms": round(rec.latency_ms, 1),
+            "measured_wait_ms": round(1000 * float(np.mean(waits)), 1) if waits else None}
