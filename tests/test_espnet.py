@@ -169,7 +169,8 @@ def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
     assert isinstance(rec.finalize(st)[-1], Final)
 
     # stage 2 (as make models): starts from stage 1's weights in its own experiment folder. With a learning
-    # rate of ~0 its one step leaves them as they were, so the export equals stage 1 when init works.
+    # rate of ~0 its one step leaves them as they were, so the export equals stage 1 when init works (the
+    # conformer's batch-norm statistics still move with the batch: those are left out).
     import torch
     small = dict(max_epoch=1, iters_per_epoch=1, batch_size=4, vocab_size=64, n_eval=1,
                  encoder_conf={"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2},
@@ -181,7 +182,9 @@ def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
     s2 = train_espnet("smoke", out_dir=tmp_path / "s2", work_dir=tmp_path / "work", exp_name="exp_s2",
                       init_from=out / "model.pth", ctc_weight=0.7, lr=1e-12, **small)
     a, b = torch.load(out / "model.pth"), torch.load(s2 / "model.pth")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    weights = [k for k in a if "running_" not in k and "num_batches" not in k]
+    assert a.keys() == b.keys() and len(weights) > 50
+    assert [k for k in weights if not torch.allclose(a[k], b[k], atol=1e-6)] == []
     m2 = json.loads((s2 / "metrics.json").read_text())
     assert m2["ctc_weight"] == 0.7 and m2["init_from"] == str(out / "model.pth")
     assert (tmp_path / "work" / "exp_s2" / "config.yaml").is_file()

@@ -350,7 +350,7 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     for part in ("train", "valid"):     # as espnet's asr.sh: token shapes get the vocabulary size appended
         rows = (stats / part / "text_shape").read_text().splitlines()
         (stats / part / "text_shape.bpe").write_text("".join(f"{r},{n_tokens}\n" for r in rows if r.strip()))
-    exp = work / exp_name
+    exp = work / exp_name      # below, lr goes as 1.000000e-03: YAML would read "1e-3" as text
     init = []
     if init_from:
         if not Path(init_from).is_file():
@@ -363,7 +363,7 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
         "--valid_shape_file", str(stats / "valid" / "speech_shape"), "--valid_shape_file", str(stats / "valid" / "text_shape.bpe"),
         "--output_dir", str(exp), "--fold_length", "80000", "--fold_length", "150", "--batch_type", "folded", "--batch_size", str(batch_size), "--max_epoch", str(max_epoch),
         *(["--num_iters_per_epoch", str(iters_per_epoch)] if iters_per_epoch else []),
-        "--optim", "adam", "--optim_conf", f"lr={lr}", "--scheduler", "warmuplr", "--scheduler_conf", f"warmup_steps={warmup_steps}",
+        "--optim", "adam", "--optim_conf", f"lr={lr:.6e}", "--scheduler", "warmuplr", "--scheduler_conf", f"warmup_steps={warmup_steps}",
         "--grad_clip", "5", "--best_model_criterion", "valid,acc,max", "--keep_nbest_models", "1",
         "--num_att_plot", "0",             # attention plots took ~40 s of every ~2.7 min epoch on 2 cores
         "--resume", "true", *init, *extra])
