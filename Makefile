@@ -31,7 +31,8 @@ lab: $(PY)
 # Retrain the shipped defaults into data/models/: stage 1 CTC-only encoder pre-training (profile small_ctc,
 # ~58 min on 2 CPU cores, kept in data/cache), stage 2 the hybrid RNNT+CTC <EOU> model from it (profile small,
 # ~34 min), stage 3 the same trained further (profile small_ft, ~67 min) -> data/models/asr_small; then the
-# two-pass end-pointer's arbitrator on that model (minutes).
+# two-pass end-pointer's arbitrator on that model (minutes); then the ESPnet contextual-block conformer in two
+# stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min) -> data/models/asr_espnet_small.
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
 	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo \
@@ -39,6 +40,10 @@ models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ft --init-from data/cache/asr_small_s2/export/model.nemo \
 	    --out data/models/asr_small
 	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
+	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
+	    --out data/cache/asr_espnet_small_export/export
+	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \
+	    --exp-name exp_s2 --ctc-weight 0.7 --warmup-steps 1000 --epochs 22 --iters-per-epoch 250
 
 lock:
 	@bash tools/lock.sh

@@ -381,13 +381,14 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     for k in [k for k in cfg if "data_path" in k or "shape_file" in k]:
         cfg[k] = []
     cfg["output_dir"] = "."
+    cfg["init_param"] = []           # a path on the training machine; metrics.json keeps it as init_from
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     best = exp / "valid.acc.best.pth"
     shutil.copy(best if best.exists() else exp / "latest.pth", tmp / "model.pth")
     rec = EspnetStreamingRecognizer(tmp / "config.yaml", tmp / "model.pth", beam_size=4, nbest=1)
     test = splits["test"][:n_eval] if n_eval else splits["test"]
     metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test),
-               "streaming_beam4_wer": evaluate_streaming(rec, test), "train_s": round(train_s, 1),
+               "streaming_beam4_wer": evaluate_streaming(rec, test), "train_s_this_run": round(train_s, 1),
                "max_epoch": max_epoch, "iters_per_epoch": iters_per_epoch, "batch_size": batch_size,
                "ctc_weight": ctc_weight, "lr": lr, "warmup_steps": warmup_steps,
                "init_from": str(init_from) if init_from else None,
