@@ -105,5 +105,7 @@ def test_bench_asr_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_path, capsy
     assert (tmp_path / "asr_front.png").stat().st_size > 1000
     assert len(res["fixed"]) == 4 and len(res["dynamic"]) == 3 and res["n_utterances"] == 2
     assert all(p["latency_ms"] > 0 and p["wer"] >= 0 for p in res["fixed"] + res["dynamic"])
+    esp = res["espnet"]           # the shipped ESPnet model decodes the same utterances, beside NeMo
+    assert esp["latency_ms"] == 980.0 and esp["measured_wait_ms"] >= esp["latency_ms"] and esp["rtf"] > 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["goals"] == res["goals"]
