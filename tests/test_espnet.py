@@ -146,6 +146,9 @@ def test_load_by_tag_offline_fails_fast(tmp_path, monkeypatch):
     assert time.time() - t0 < 5
     with pytest.raises(ModelNotAvailableError, match="no ESPnet model at"):
         EspnetStreamingRecognizer.from_pretrained(tmp_path / "missing.zip")
+    with pytest.raises(ModelNotAvailableError, match="no ESPnet model at"):    # a mistyped relative folder
+        EspnetStreamingRecognizer.from_pretrained("data/models/asr_espnet_smal")
+    assert asked == [asked[0]]                                                 # ... is not looked up as a tag
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotAvailableError, match="neither config.yaml"):
         EspnetStreamingRecognizer.from_pretrained(tmp_path / "empty")

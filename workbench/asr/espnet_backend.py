@@ -119,7 +119,8 @@ def resolve_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.Path
             return (*_from_meta(p), p)
         raise ModelNotAvailableError(f"{p} holds neither config.yaml + model.pth nor an espnet meta.yaml")
     archive = p.name.endswith((".zip", ".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz"))
-    if archive or p.is_file() or p.is_absolute() or str(name_or_path).startswith("."):
+    looks_like_tag = str(name_or_path).count("/") == 1 and not str(name_or_path).startswith(".")   # owner/name
+    if archive or p.is_file() or p.is_absolute() or not looks_like_tag:
         if not p.is_file():
             raise ModelNotAvailableError(f"no ESPnet model at {p}")
         if not archive:
