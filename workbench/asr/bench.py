@@ -177,8 +177,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     espnet_dir = Path(espnet_dir or MODELS / "asr_espnet_small")
     if (espnet_dir / "model.pth").is_file():
         from .espnet_backend import EspnetStreamingRecognizer, evaluate_streaming
-        esp = EspnetStreamingRecognizer(espnet_dir / "config.yaml", espnet_dir / "model.pth", beam_size=4, nbest=1,
-                                        device=device)
+        esp = EspnetStreamingRecognizer.from_pretrained(espnet_dir, beam_size=4, nbest=1, device=device)
         result["espnet"] = {"model": str(espnet_dir), "decoding": "contextual block, 30 ms frames, beam 4",
                             **evaluate_streaming(esp, entries)}
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -27,9 +27,11 @@ class ModelNotAvailableError(RuntimeError):
     """A pretrained model name that cannot be fetched from here (offline), or a missing checkpoint."""
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def _hub_reachable(timeout: float = 3.0, repo: str = "nvidia/parakeet-ctc-0.6b") -> bool:
+    """Can a model be fetched from the Hugging Face hub now? No when HF_HUB_OFFLINE=1, else one HEAD request
+    with a hard timeout (offline is a fast no). Both backends' by-name loading asks this."""
     from ..data.dataset import _online
-    return _online("https://huggingface.co/api/models/nvidia/parakeet-ctc-0.6b", timeout=timeout)
+    return os.environ.get("HF_HUB_OFFLINE") != "1" and _online(f"https://huggingface.co/api/models/{repo}", timeout=timeout)
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | None = None):
@@ -44,7 +46,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
             raise ModelNotAvailableError(f"no checkpoint at {p}")
         model = ASRModel.restore_from(str(p), map_location=device)
     else:
-        if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+        if not _hub_reachable():
             raise ModelNotAvailableError(
                 f"{name_or_path!r} would be downloaded from the Hugging Face hub, which cannot be reached from "
                 f"here. Download it where the hub is reachable and pass the local .nemo path instead.")
