@@ -179,10 +179,12 @@ class EspnetStreamingRecognizer:
         layer = (cfg.get("encoder_conf") or {}).get("input_layer", "conv2d")
         self.frame_s = hop / MODEL_SAMPLE_RATE * {"conv2d": 4, "conv2d6": 6, "conv2d8": 8}.get(layer, 1)
         self.block = {k: int(cfg["encoder_conf"][k]) for k in ("block_size", "hop_size", "look_ahead")}
+        from .streaming import model_lock
+        self.lock = model_lock(self.s2t)     # the search state is swapped into this shared object per step
 
     @property
     def latency_ms(self) -> float:
-        """Mean algorithmic latency per encoder frame, as ``lookahead.fixed_latency_ms`` counts it for NeMo: a
+        """Nominal mean algorithmic latency per encoder frame, counted as a full NeMo chunk's would be: a
         block emits its ``hop_size`` frames once ``look_ahead`` more frames have arrived, so the k-th of them
         waits hop_size - k + look_ahead + 1 frames."""
         return 1000 * self.frame_s * (self.block["look_ahead"] + (self.block["hop_size"] + 1) / 2)
@@ -204,6 +206,10 @@ class EspnetStreamingRecognizer:
 
     def _step(self, st: EspnetStream, x: np.ndarray, final: bool):
         s2t = self.s2t
+        with self.lock:
+            return self._step_locked(s2t, st, x, final)
+
+    def _step_locked(self, s2t, st: EspnetStream, x: np.ndarray, final: bool):
         s2t.frontend_states, s2t.encoder_states, s2t.beam_search = st.frontend_states, st.encoder_states, st.beam
         try:
             with torch.inference_mode():

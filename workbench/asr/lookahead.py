@@ -10,8 +10,9 @@ larger chunk, and so on up the ladder. Uncertainty is read from the signal itsel
 
 Latency is algorithmic: a frame waits until the last frame of its chunk has arrived, so a committed chunk
 of n encoder frames (80 ms each) costs its frames (n, n-1, .., 1) frames of waiting: "future audio waited
-for, plus the frame itself". Fixed [70,R] therefore costs (R+2)/2 frames on average: 80, 120, 240 and 600 ms
-for R = 0, 1, 4, 13.
+for, plus the frame itself". It is measured on the chunks a stream really committed (``mean_latency_ms``
+over its decisions), first and last chunks included; a fixed [70,R] is run the same way, as a one-rung
+ladder, so its figure is measured too (with every chunk full it would be (R+2)/2 frames).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ class DynamicLookaheadRecognizer(StreamingRecognizer):
             raise ValueError(f"ladder contexts {missing} are not ones the model was trained with: {self.contexts}")
         self.policy = policy
 
-    def _run(self, st: StreamState, final: bool) -> list:
+    def run_chunks(self, st: StreamState, final: bool) -> list:
         events = []
         while True:
             out = self.advance([st], final)
@@ -112,14 +113,14 @@ class DynamicLookaheadRecognizer(StreamingRecognizer):
                 if st.done:
                     continue
                 ctx = ladder[st.level]
-                ch = self._next_chunk(st, final, ctx, advance=False)
+                ch = self.next_chunk(st, final, ctx, advance=False)
                 if ch is not None:
-                    groups.setdefault((ctx, ch[2], ch[3]), []).append((st, ch))
+                    groups.setdefault((ctx, ch.drop_extra, ch.is_last), []).append((st, ch))
             if not groups:
                 break
             for (ctx, _, _), members in groups.items():
                 sts, chs = [m[0] for m in members], [m[1] for m in members]
-                enc = self._encode(sts, chs, ctx)
+                enc = self.encode(sts, chs, ctx)
                 commit, wait = [], []
                 for i, st in enumerate(sts):
                     ok = st.level == len(ladder) - 1          # the last rung is where waiting ends
@@ -133,11 +134,11 @@ class DynamicLookaheadRecognizer(StreamingRecognizer):
                     sub = _select(enc, commit)
                     csts = [sts[i] for i in commit]
                     for st, i in zip(csts, commit):
-                        self._next_chunk(st, final, ctx, advance=True)
+                        self.next_chunk(st, final, ctx, advance=True)
                         st.decisions.append(Decision(st.encoder_frames, int(enc[1][i]), ctx, st.probes))
                         st.probes, st.level = [], 0
-                        st.done = bool(chs[i][3])
-                    events += self.step_streams(csts, [chs[i] for i in commit], ctx, encoded=sub)
+                        st.done = chs[i].is_last
+                    events += self.step_batch(csts, [chs[i] for i in commit], ctx, encoded=sub)
         return events
 
     def finalize(self, st: StreamState) -> list:
@@ -145,16 +146,16 @@ class DynamicLookaheadRecognizer(StreamingRecognizer):
         events = []
         while not st.done:
             out = self.advance([st], final=True)
-            if not out and self._next_chunk(st, True, self.policy.ladder[st.level], advance=False) is None:
+            if not out and self.next_chunk(st, True, self.policy.ladder[st.level], advance=False) is None:
                 break
             events += out
         st.finished = True
-        events.append(self._final(st))
+        events.append(self.result(st))
         return events
 
 
 def _select(enc, idx: list[int]):
-    """The rows ``idx`` of an ``_encode`` result (caches have the batch in dim 1, lengths in dim 0)."""
+    """The rows ``idx`` of an ``encode`` result (caches have the batch in dim 1, lengths in dim 0)."""
     e, el, (c_ch, c_t, c_len), logp = enc
     ix = torch.tensor(idx, device=e.device)
     return (e[ix], el[ix], (c_ch[:, ix], c_t[:, ix], c_len[ix]), None if logp is None else logp[ix])
@@ -165,12 +166,6 @@ def mean_latency_ms(decisions: list[Decision], frame_s: float) -> float:
     return 1000 * frame_s * sum(d.wait_frames for d in decisions) / max(1, frames)
 
 
-def fixed_latency_ms(context, frame_s: float) -> float:
-    """Mean algorithmic latency of a fixed [L, R] context: chunks of R+1 frames."""
-    n = int(context[1]) + 1
-    return 1000 * frame_s * (n + 1) / 2
-
-
 def transcribe_dynamic(rec: DynamicLookaheadRecognizer, audios: list[np.ndarray]):
     """Whole recordings stepped together under the policy (each round batches every stream's probe).
     Returns (texts, decisions per stream)."""
@@ -179,6 +174,6 @@ def transcribe_dynamic(rec: DynamicLookaheadRecognizer, audios: list[np.ndarray]
     while active:
         rec.advance(active, final=True)
         active = [st for st in active if not st.done
-                  and rec._next_chunk(st, True, rec.policy.ladder[st.level], advance=False) is not None]
-    finals = [rec._final(st) for st in states]
+                  and rec.next_chunk(st, True, rec.policy.ladder[st.level], advance=False) is not None]
+    finals = [rec.result(st) for st in states]
     return [f.nbest[0].text for f in finals], [st.decisions for st in states]

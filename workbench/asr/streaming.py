@@ -1,19 +1,33 @@
 """Cache-aware streaming recognition over a NeMo FastConformer: audio in, Partial/EndOfUtterance/Final out.
 
 Each stream keeps its own audio, features, encoder caches and partial RNNT hypothesis, so several
-streams can be stepped together in one batch (``step_streams``), at different positions in their audio.
+streams can be stepped together in one batch (``step_batch``), at different positions in their audio.
 
 Features are computed incrementally, and a feature frame is released only once the audio its STFT window
 covers has arrived, so the frames (and therefore the chunks) are exactly the ones an offline pass over
 the whole recording computes. Chunking follows NeMo's ``CacheAwareStreamingAudioBuffer``: the first chunk
 has ``chunk_size[0]`` frames, then ``shift_size[1]`` new frames each with ``pre_encode_cache_size`` frames of
 left context for the subsampling convolutions.
+
+Public interface (``workbench.asr.protocol``): every backend has ``new_stream`` / ``accept_audio`` /
+``finalize``; this one also the batch-level steps the frame batcher and the lookahead cascade build on
+(``release_features``, ``next_chunk``, ``encode``, ``step_batch``, ``run_chunks``, ``result``), with the
+attention context passed per call.
+
+Threads: a loaded model may be shared by any number of recognisers and threads. Every call that touches
+the shared encoder (its current attention context is module state in NeMo) holds that model's lock, and
+the RNNT decoding object is the recogniser's own, so no call changes what another recogniser decodes with.
+A ``StreamState`` belongs to one caller at a time; a ``FrameBatcher`` to one thread (``LiveBatcher``: one
+event loop).
 """
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,9 +43,11 @@ class ModelNotAvailableError(RuntimeError):
 
 def _hub_reachable(timeout: float = 3.0, repo: str = "nvidia/parakeet-ctc-0.6b") -> bool:
     """Can a model be fetched from the Hugging Face hub now? No when HF_HUB_OFFLINE=1, else one HEAD request
-    with a hard timeout (offline is a fast no). Both backends' by-name loading asks this."""
+    to the hub (``HF_ENDPOINT``, as huggingface_hub reads it) with a hard timeout, so offline is a fast no.
+    Both backends' by-name loading asks this."""
     from ..data.dataset import _online
-    return os.environ.get("HF_HUB_OFFLINE") != "1" and _online(f"https://huggingface.co/api/models/{repo}", timeout=timeout)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    return os.environ.get("HF_HUB_OFFLINE") != "1" and _online(f"{endpoint}/api/models/{repo}", timeout=timeout)
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | None = None):
@@ -52,6 +68,34 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
                 f"here. Download it where the hub is reachable and pass the local .nemo path instead.")
         model = ASRModel.from_pretrained(str(name_or_path), map_location=device)
     return model.eval()
+
+
+class Chunk(NamedTuple):
+    """One encoder step's input for one stream: features with their pre-encode left context."""
+    features: torch.Tensor        # (1, n_mels, T)
+    length: int                   # valid frames of ``features``
+    drop_extra: int               # pre-encoded outputs to drop (already emitted)
+    is_last: bool                 # the stream's last chunk: keep every output
+
+
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model) -> threading.RLock:
+    """The lock of a loaded model: held by every call that sets the shared encoder's context and steps it."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+def _rnnt_decoding(model, cfg):
+    """A fresh RNNT decoding object over the model's decoder and joint (what ``change_decoding_strategy``
+    would build, without replacing the model's own)."""
+    from nemo.collections.asr.parts.submodules.rnnt_decoding import RNNTBPEDecoding
+    return RNNTBPEDecoding(decoding_cfg=cfg, decoder=model.decoder, joint=model.joint, tokenizer=model.tokenizer)
 
 
 @dataclass
@@ -88,19 +132,24 @@ class StreamingRecognizer:
             raise ValueError(f"att_context {list(att_context)} is not one the model was trained with: "
                              f"{[list(c) for c in self.contexts]}")
         # NeMo keeps one current context on the encoder; the streaming sizes of every trained context are
-        # kept here so that a policy may change the context from one chunk to the next (dynamic lookahead).
+        # read once (under the model's lock, the encoder's own context restored) so that each call can pass
+        # its context: a policy may change it from one chunk to the next (dynamic lookahead).
+        self.lock = model_lock(model)
         self.cfgs = {}
-        for c in self.contexts:
-            enc.set_default_att_context_size(list(c))
-            self.cfgs[c] = enc.streaming_cfg
+        with self.lock:
+            current = [int(v) for v in enc.att_context_size]
+            for c in self.contexts:
+                enc.set_default_att_context_size(list(c))
+                self.cfgs[c] = enc.streaming_cfg
+            enc.set_default_att_context_size(current)
         self.att_context = list(att_context) if att_context is not None else list(self.contexts[0])
-        self._use(tuple(self.att_context))
         self.cfg = self.cfgs[tuple(self.att_context)]
-        # The EOU models switch on timestamps, whose dict form breaks partial-hypothesis merging across
-        # chunks in NeMo 3.0; token frames come from the alignments instead.
+        # The recogniser's own RNNT decoding (the model's is left as it is): the EOU models switch on
+        # timestamps, whose dict form breaks partial-hypothesis merging across chunks in NeMo 3.0; token
+        # frames come from the alignments instead.
         dec = OmegaConf.to_container(model.cfg.decoding, resolve=True)
         dec.update(compute_timestamps=False, preserve_alignments=True)
-        model.change_decoding_strategy(decoding_cfg=OmegaConf.create(dec), decoder_type="rnnt", verbose=False)
+        self.decoding = _rnnt_decoding(model, OmegaConf.create(dec))
         pre = model.preprocessor.featurizer
         self.hop = int(pre.hop_length)
         self.half_window = int(pre.n_fft) // 2
@@ -110,15 +159,26 @@ class StreamingRecognizer:
         self.sampling_frames = enc.pre_encode.get_sampling_frames() if hasattr(enc.pre_encode, "get_sampling_frames") else None
         self.device = next(model.parameters()).device
 
-    def _use(self, ctx: tuple) -> None:
-        """Point the shared encoder at ``ctx`` (its attention mask and streaming sizes)."""
-        enc = self.model.encoder
-        if list(enc.att_context_size) != list(ctx):
-            enc.set_default_att_context_size(list(ctx))
-
     # -- sizes (NeMo gives [first, later] lists for chunked_limited) ---------------------------------
-    def _size(self, v, first: bool) -> int:
+    @staticmethod
+    def _size(v, first: bool) -> int:
         return int(v[0] if first else v[1]) if isinstance(v, (list, tuple)) else int(v)
+
+    def chunk_frames(self, context=None) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Feature frames ((first chunk, its shift), (later chunks, their shift)) at ``context``."""
+        cfg = self.cfg if context is None else self.cfgs[tuple(context)]
+        return ((self._size(cfg.chunk_size, True), self._size(cfg.shift_size, True)),
+                (self._size(cfg.chunk_size, False), self._size(cfg.shift_size, False)))
+
+    def pending_chunks(self, st: "StreamState", context=None) -> int:
+        """Chunks the stream's audio completes that have not run yet (released features or not)."""
+        first, later = self.chunk_frames(context)
+        n, idx, count = self.feature_frames(st), st.buffer_idx, 0
+        while True:
+            size, shift = first if idx == 0 else later
+            if n < idx + size:
+                return count
+            count, idx = count + 1, idx + shift
 
     @property
     def lookahead_s(self) -> float:
@@ -175,10 +235,10 @@ class StreamingRecognizer:
             new = f[i, :, j0:j0 + k]
             st.feats = new if st.feats is None else torch.cat([st.feats, new], dim=1)
 
-    def _next_chunk(self, st: StreamState, final: bool, ctx: tuple | None = None, advance: bool = True):
-        """(chunk (1, n_mels, T), length, drop_extra, is_last) or None when not enough frames yet.
-        ``ctx`` picks the chunk size of another trained context; ``advance=False`` only looks."""
-        cfg = self.cfg if ctx is None else self.cfgs[tuple(ctx)]
+    def next_chunk(self, st: StreamState, final: bool, context=None, advance: bool = True) -> Chunk | None:
+        """The stream's next :class:`Chunk`, or None when its released features do not complete one yet.
+        ``context`` picks the chunk size of another trained context; ``advance=False`` only looks."""
+        cfg = self.cfg if context is None else self.cfgs[tuple(context)]
         first = st.buffer_idx == 0
         size = self._size(cfg.chunk_size, first)
         shift = self._size(cfg.shift_size, first)
@@ -207,7 +267,7 @@ class StreamingRecognizer:
             # audio the chunk's last feature frame needs (centred STFT): when it could run, live
             st.heard = min(st.n_samples, (min(n, st.buffer_idx + size) - 1) * self.hop + self.half_window)
             st.buffer_idx += shift
-        return x.unsqueeze(0), length, drop, is_last
+        return Chunk(x.unsqueeze(0), int(length), int(drop), bool(is_last))
 
     def _pre_encoded_frames(self, n_feature_frames: int) -> int:
         """Encoder frames the causal subsampling makes from the first ``n`` feature frames."""
@@ -227,29 +287,30 @@ class StreamingRecognizer:
             st.audio.append(x)
             st.n_samples += len(x)
         self.release_features([st])
-        return self._run(st, final=False)
+        return self.run_chunks(st, final=False)
 
     def finalize(self, st: StreamState) -> list:
         """Flush the last (partial) chunks with all outputs kept; ends with a Final event."""
         self.release_features([st], final=True)
-        events = self._run(st, final=True)
+        events = self.run_chunks(st, final=True)
         st.finished = True
-        events.append(self._final(st))
+        events.append(self.result(st))
         return events
 
-    def _run(self, st: StreamState, final: bool) -> list:
+    def run_chunks(self, st: StreamState, final: bool) -> list:
+        """Step every chunk the stream's released features complete (``final``: the last one too)."""
         events = []
         while True:
-            ch = self._next_chunk(st, final)
+            ch = self.next_chunk(st, final)
             if ch is None:
                 return events
-            events += self.step_streams([st], [ch])
-            if ch[3]:
+            events += self.step_batch([st], [ch])
+            if ch.is_last:
                 st.done = True
                 return events
 
     # -- one batched cache-aware step ---------------------------------------------------------------
-    def _encode(self, states: list[StreamState], chunks: list[tuple], ctx: tuple | None):
+    def encode(self, states: list[StreamState], chunks: list[Chunk], context=None):
         """The batched cache-aware encoder step, changing no stream: encoder output, lengths, new caches,
         CTC log-probs. A lookahead policy probes a chunk with it before deciding to wait for more audio."""
         if len({(c[2], c[3]) for c in chunks}) != 1:
@@ -262,25 +323,30 @@ class StreamingRecognizer:
         c_t = torch.cat([s.cache[1] for s in states], dim=1)
         c_len = torch.cat([s.cache[2] for s in states], dim=0)
         m = self.model
-        self._use(tuple(self.att_context) if ctx is None else tuple(ctx))
-        with torch.inference_mode():
-            enc, enc_len, n_ch, n_t, n_len = m.encoder.cache_aware_stream_step(
-                processed_signal=x, processed_signal_length=lengths, cache_last_channel=c_ch,
-                cache_last_time=c_t, cache_last_channel_len=c_len, keep_all_outputs=is_last,
-                drop_extra_pre_encoded=drop)
+        ctx = list(self.att_context if context is None else context)
+        with self.lock, torch.inference_mode():
+            own = [int(v) for v in m.encoder.att_context_size]
+            if own != ctx:
+                m.encoder.set_default_att_context_size(ctx)
+            try:
+                enc, enc_len, n_ch, n_t, n_len = m.encoder.cache_aware_stream_step(
+                    processed_signal=x, processed_signal_length=lengths, cache_last_channel=c_ch,
+                    cache_last_time=c_t, cache_last_channel_len=c_len, keep_all_outputs=is_last,
+                    drop_extra_pre_encoded=drop)
+            finally:
+                if own != ctx:         # the model's own context, as its owner left it
+                    m.encoder.set_default_att_context_size(own)
             ctc_logp = m.ctc_decoder(encoder_output=enc) if hasattr(m, "ctc_decoder") else None
         return enc, enc_len, (n_ch, n_t, n_len), ctc_logp
 
-    def step_streams(self, states: list[StreamState], chunks: list[tuple], ctx: tuple | None = None,
-                     encoded=None) -> list:
+    def step_batch(self, states: list[StreamState], chunks: list[Chunk], context=None, encoded=None) -> list:
         """One encoder step for several streams at once (their caches gathered into a batch and
-        scattered back). All chunks must agree on ``drop_extra`` and ``is_last``. ``ctx`` overrides the
-        recogniser's context for this step; ``encoded`` reuses an ``_encode`` result of the same chunks."""
-        enc, enc_len, (n_ch, n_t, n_len), ctc_logp = encoded or self._encode(states, chunks, ctx)
-        m = self.model
-        with torch.inference_mode():
+        scattered back). All chunks must agree on ``drop_extra`` and ``is_last``. ``context`` overrides the
+        recogniser's context for this step; ``encoded`` reuses an ``encode`` result of the same chunks."""
+        enc, enc_len, (n_ch, n_t, n_len), ctc_logp = encoded or self.encode(states, chunks, context)
+        with self.lock, torch.inference_mode():
             prev = [s.hyp for s in states]
-            hyps = m.decoding.rnnt_decoder_predictions_tensor(
+            hyps = self.decoding.rnnt_decoder_predictions_tensor(
                 encoder_output=enc, encoded_lengths=enc_len, return_hypotheses=True,
                 partial_hypotheses=prev if any(h is not None for h in prev) else None)
         events = []
@@ -308,7 +374,8 @@ class StreamingRecognizer:
         ids = [t for t in tokens if t not in special and t < self.model.tokenizer.vocab_size]
         return strip_special(self.model.tokenizer.ids_to_text(ids))
 
-    def _final(self, st: StreamState) -> Final:
+    def result(self, st: StreamState) -> Final:
+        """The stream's result so far (its best hypothesis, score, word times), changing nothing."""
         tokens = [] if st.hyp is None else [int(t) for t in st.hyp.y_sequence]
         words = self._word_times(st)
         score = float(st.hyp.score) if st.hyp is not None else 0.0
@@ -362,20 +429,20 @@ def transcribe_batch(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list
     while active:
         groups: dict = {}
         for i in active:
-            ch = rec._next_chunk(states[i], final=True)
+            ch = rec.next_chunk(states[i], final=True)
             if ch is None:
                 states[i].finished = True
             else:
                 groups.setdefault((ch[2], ch[3]), []).append((i, ch))
         for members in groups.values():
             idx = [i for i, _ in members]
-            out = rec.step_streams([states[i] for i in idx], [c for _, c in members])
+            out = rec.step_batch([states[i] for i in idx], [c for _, c in members])
             for ev in out:
                 events[int(ev.stream_id)].append(ev)
             for i, c in members:
-                if c[3]:
+                if c.is_last:
                     states[i].finished = True
         active = [i for i in active if not states[i].finished]
     for i, st in enumerate(states):
-        events[i].append(rec._final(st))
+        events[i].append(rec.result(st))
     return events
