@@ -7,6 +7,7 @@ import pytest
 
 from workbench.endpoint import (EouEndpointer, Outcome, PauseEndpointer, Signals, TwoPassEndpointer,
                                 compare_at_ep90, cutoff_at_ep90, summarize)
+from workbench.endpoint.metrics import best_at_ep90, pareto_front
 
 HOP = 0.032
 WORDS = (("set", 0.1, 0.4), ("a", 0.4, 0.5), ("timer", 0.5, 1.0))
@@ -33,15 +34,45 @@ def test_summary_ep50_ep90_cutoff_rate_and_words_lost():
         summarize([])
 
 
-def test_cutoff_at_matched_ep90_interpolates_and_never_extrapolates():
-    curve = [{"EP90_ms": 200.0, "cutoff_rate": 0.20}, {"EP90_ms": 600.0, "cutoff_rate": 0.04},
-             {"EP90_ms": 600.0, "cutoff_rate": 0.06}, {"EP90_ms": float("nan"), "cutoff_rate": 0.0}]
-    assert cutoff_at_ep90(curve, 400.0) == pytest.approx(0.12)
-    assert cutoff_at_ep90(curve, 600.0) == pytest.approx(0.04)
-    assert np.isnan(cutoff_at_ep90(curve, 700.0)) and np.isnan(cutoff_at_ep90(curve, 100.0))
-    other = [{"EP90_ms": 300.0, "cutoff_rate": 0.05}, {"EP90_ms": 900.0, "cutoff_rate": 0.01}]
+def test_one_pareto_front_for_table_plot_and_comparison():
+    """For each EP90, the lowest cut-off rate any setting reaches at that EP90 or less: a zig-zag of settings
+    gives a staircase, read without interpolation; no setting that fast -> NaN."""
+    rows = [(200.0, 0.20, "a"), (400.0, 0.25, "b"), (500.0, 0.10, "c"), (600.0, 0.06, "d"), (600.0, 0.04, "e"),
+            (800.0, 0.05, "f"), (float("nan"), 0.0, "never")]
+    curve = [{"EP90_ms": x, "cutoff_rate": y, "setting": k} for x, y, k in rows]
+    assert [r["setting"] for r in pareto_front(curve)] == ["a", "c", "e"]     # b and f are dominated, d is tied worse
+    assert cutoff_at_ep90(curve, 450.0) == pytest.approx(0.20)       # b is slower and worse than a: still a
+    assert cutoff_at_ep90(curve, 599.0) == pytest.approx(0.10)
+    assert cutoff_at_ep90(curve, 10_000.0) == pytest.approx(0.04)    # f is never chosen: e is faster and better
+    assert np.isnan(cutoff_at_ep90(curve, 100.0))
+    assert best_at_ep90(curve, 700.0)["setting"] == "e"
+    other = [{"EP90_ms": 300.0, "cutoff_rate": 0.05, "setting": 1}, {"EP90_ms": 900.0, "cutoff_rate": 0.01, "setting": 2}]
     m = compare_at_ep90({"a": curve, "b": other})
-    assert m["EP90_ms"] == 600.0 and m["cutoff_rate"]["b"] == pytest.approx(0.03)
+    assert m["EP90_ms"] == 300.0 and m["cutoff_rate"] == {"a": pytest.approx(0.20), "b": pytest.approx(0.05)}
+    assert m["setting"] == {"a": "a", "b": 1}
+
+
+def test_settings_are_chosen_on_dev_and_reported_on_test():
+    """The two-pass setting is the one dev's front gives within the pause baseline's dev EP90; on test it is
+    scored once, whatever test's own best setting would have been."""
+    from workbench.endpoint.bench import select_and_report
+
+    def utt(pause_s, true_end=1.0):
+        # speech until 0.5 s, a pause of pause_s, speech until true_end, then silence to 3 s
+        n = int(3.0 / HOP)
+        vad = np.zeros(n, np.float32)
+        vad[int(0.1 / HOP):int(0.5 / HOP)] = 1
+        vad[int((0.5 + pause_s) / HOP):int(true_end / HOP)] = 1
+        return sig(vad, true_end=true_end)
+    dev = [utt(0.35, 1.2), utt(0.05), utt(0.05), utt(0.05)]
+    test = [utt(0.45, 1.3), utt(0.05), utt(0.05), utt(0.05)]
+    rep = select_and_report(dev, test, arbitrator=None)
+    assert rep["dev"]["selected"]["pause"] == 500
+    assert set(rep["test"]["rows"]) == {"pause"}            # no arbitrator, no EOU probabilities here
+    row = rep["test"]["rows"]["pause"]
+    assert row["n"] == 4 and row["cutoff_rate"] == 0.0      # the 450 ms pause is not cut at 500 ms
+    lo, hi = row["ci"]["cutoff_rate"]["ci95"]
+    assert lo == 0.0 and 0.3 < hi < 0.7                     # Wilson interval for 0 of 4
 
 
 def sig(vad, **kw):
@@ -141,11 +172,17 @@ def test_bench_endpoint_cli(tiny_nemo, smoke_corpus, tmp_path, capsys):
                  "--n-dev", "8", "--epochs", "2", "--out", str(tmp_path / "arb")]) == 0
     capsys.readouterr()
     assert main(["bench", "endpoint", "--model", str(tiny_nemo), "--arbitrator", str(tmp_path / "arb"),
-                 "--corpus-size", "smoke", "--n", "8", "--out", str(tmp_path)]) == 0
+                 "--corpus-size", "smoke", "--n", "8", "--n-dev", "8", "--out", str(tmp_path),
+                 "--results", str(tmp_path / "results")]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "bench_endpoint.json").read_text())
-    assert set(saved["curves"]) >= {"pause", "two-pass"} and saved["n_utterances"] == 8
-    assert printed["matched"] == saved["matched"]
+    assert saved["select_split"] == "dev" and saved["n_utterances"] == 8 and saved["n_dev_utterances"] == 8
+    rep = saved["all"]
+    assert set(rep["dev"]["curves"]) >= {"pause", "two-pass"} and set(rep["test"]["curves"]) >= {"pause", "two-pass"}
+    assert printed["all"]["selected_on_dev"] == rep["dev"]["selected"]
+    for name, r in rep["test"]["rows"].items():     # every setting reported on test was chosen on dev
+        assert r["setting"] == rep["dev"]["selected"][name] or (r["setting"] is None and rep["dev"]["selected"][name] is None)
+    assert (tmp_path / "results" / "bench_endpoint.json").is_file()
     assert (tmp_path / "endpoint_tradeoff.png").stat().st_size > 10_000
 
 

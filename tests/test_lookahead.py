@@ -63,12 +63,26 @@ def test_live_stream_equals_batched_replay(tiny_model, test_audio):
 
 
 def test_latency_accounting():
-    from workbench.asr.lookahead import Decision, fixed_latency_ms, mean_latency_ms
-    assert [fixed_latency_ms((70, r), 0.08) for r in (0, 1, 4, 13)] == pytest.approx([80, 120, 240, 600])
+    from workbench.asr.lookahead import Decision, mean_latency_ms
     fixed13 = [Decision(i * 14, 14, (70, 13)) for i in range(5)]
     assert mean_latency_ms(fixed13, 0.08) == pytest.approx(600)
     mixed = [Decision(0, 1, (70, 0)), Decision(1, 14, (70, 13))]
     assert mean_latency_ms(mixed, 0.08) == pytest.approx(80 * (1 + 105) / 15)
+
+
+@pytest.mark.parametrize("ctx", [(70, 1), (70, 13)], ids=lambda c: f"lookahead{c[1]}")
+def test_fixed_latency_is_measured_on_the_chunks_streaming_runs(tiny_model, test_audio, ctx):
+    """A fixed lookahead goes through the cascade code as a one-rung ladder; its latency is the wait of the
+    chunks it committed, which are the plain streaming recogniser's steps (first and last included)."""
+    from workbench.asr.bench import fixed_points
+    from workbench.asr.streaming import StreamingRecognizer, transcribe_streaming
+    from workbench.events import Partial
+    rec = StreamingRecognizer(tiny_model, list(ctx))
+    frames = [p_frames for a in test_audio for p_frames in
+              [e.encoder_output.shape[0] for e in transcribe_streaming(rec, a) if isinstance(e, Partial)]]
+    waited = sum(k * (k + 1) // 2 for k in frames) / sum(frames) * rec.frame_s * 1000
+    pt = fixed_points(tiny_model, test_audio, ["x"] * len(test_audio), contexts=[ctx])[0]
+    assert pt["latency_ms"] == pytest.approx(waited)
 
 
 def test_bad_policies_are_refused(tiny_model):
@@ -99,13 +113,20 @@ def test_goals_are_read_off_the_front():
 def test_bench_asr_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_path, capsys):
     import json
     from workbench.__main__ import main
-    assert main(["bench", "asr", "--model", str(tiny_nemo), "--n", "2", "--corpus-size", "smoke",
-                 "--thresholds", "0.5", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "asr", "--model", str(tiny_nemo), "--n", "2", "--n-dev", "2", "--corpus-size", "smoke",
+                 "--thresholds", "0.5,0.9", "--out", str(tmp_path), "--results", str(tmp_path / "results")]) == 0
     res = json.loads((tmp_path / "bench_asr.json").read_text())
+    assert json.loads((tmp_path / "results" / "bench_asr.json").read_text())["provenance"]["commit"]
     assert (tmp_path / "asr_front.png").stat().st_size > 1000
-    assert len(res["fixed"]) == 4 and len(res["dynamic"]) == 3 and res["n_utterances"] == 2
-    assert all(p["latency_ms"] > 0 and p["wer"] >= 0 for p in res["fixed"] + res["dynamic"])
+    # every cascade on dev, one chosen per ladder and only those on test
+    assert len(res["dev"]["dynamic"]) == 6 and len(res["dynamic"]) == 3 and res["n_utterances"] == 2
+    assert [p["policy"] for p in res["dynamic"]] == res["dev"]["chosen"]
+    assert len(res["fixed"]) == 4
+    for p in res["fixed"] + res["dynamic"]:
+        lo, hi = p["wer_ci95"]
+        assert p["latency_ms"] > 0 and lo <= p["wer"] <= hi and p["n"] == 2
     esp = res["espnet"]           # the shipped ESPnet model decodes the same utterances, beside NeMo
-    assert esp["latency_ms"] == 980.0 and esp["measured_wait_ms"] >= esp["latency_ms"] and esp["rtf"] > 0
+    assert esp["latency_ms"] == 980.0 and esp["measured_wait_ms"] >= esp["latency_ms"]
+    assert res["rtf"]["espnet"] > 0 and set(res["rtf"]["nemo"]) == {"[70, 0]", "[70, 13]"}
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["goals"] == res["goals"]

@@ -1,6 +1,13 @@
-"""``python -m workbench bench asr``: WER against algorithmic latency for every fixed lookahead and for the
-dynamic-lookahead cascade, CPU real-time factor of streaming decoding, peak memory. Prints JSON, writes
-JSON and plots. Every figure is measured in the run that prints it; nothing is carried over.
+"""``python -m workbench bench asr``: WER against latency for every fixed lookahead and for the
+dynamic-lookahead cascade, the ESPnet backend beside them, real-time factor, peak memory. Prints JSON,
+writes JSON and plots. Every figure is measured in the run that prints it; nothing is carried over.
+
+Like for like: a fixed lookahead is run as a degenerate cascade (a one-rung ladder) through the same code,
+so its latency is the measured wait per frame of the chunks it really committed (first and last included),
+exactly as a cascade's; every system's text is normalised the same way (``scoring.normalize``) and every
+RTF comes from ``scoring.real_time_factor``. The cascade thresholds are chosen on the dev split and the
+chosen ones evaluated once on test, with 95 % intervals and paired differences against the largest fixed
+lookahead.
 """
 from __future__ import annotations
 
@@ -17,26 +24,25 @@ DEFAULT_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 
 
 def _wer(refs: list[str], hyps: list[str]) -> float:
-    import jiwer
-    return float(jiwer.wer(refs, hyps))
+    from .scoring import utterance_errors
+    e, w = utterance_errors(refs, hyps)
+    return float(e.sum() / max(1.0, w.sum()))
+
+
+def fixed_policies(model, contexts=None) -> list:
+    """Each trained context as a degenerate cascade: one rung, never probed, always committed."""
+    from .lookahead import CascadePolicy
+    return [CascadePolicy((tuple(c),), threshold=1.0)
+            for c in (contexts or [tuple(c) for c in model.encoder.att_context_size_all])]
 
 
 def fixed_points(model, audios, refs, contexts=None, batch: int = 64, subsets: dict | None = None) -> list[dict]:
-    """WER and mean algorithmic latency of each trained context, decoded chunk by chunk (batched).
-    ``subsets`` ({name: indices}) adds ``wer_<name>`` over those utterances, from the same decoding."""
-    from .lookahead import fixed_latency_ms
-    from .streaming import StreamingRecognizer, transcribe_batch
-    out = []
-    for ctx in contexts or [tuple(c) for c in model.encoder.att_context_size_all]:
-        rec = StreamingRecognizer(model, list(ctx))
-        hyps = []
-        for i in range(0, len(audios), batch):
-            hyps += [ev[-1].nbest[0].text for ev in transcribe_batch(rec, audios[i:i + batch])]
-        out.append({"policy": f"fixed {ctx[1]}", "context": list(ctx), "wer": _wer(refs, hyps),
-                    "latency_ms": fixed_latency_ms(ctx, rec.frame_s), "encoder_passes_per_frame": 1.0 / (ctx[1] + 1),
-                    **{f"wer_{name}": _wer([refs[i] for i in idx], [hyps[i] for i in idx])
-                       for name, idx in (subsets or {}).items() if idx}})
-    return out
+    """WER and measured mean latency of each trained context, decoded through the cascade code."""
+    pts = dynamic_points(model, audios, refs, fixed_policies(model, contexts), batch, subsets)
+    for p in pts:
+        p["context"] = p["ladder"][0]
+        p["policy"] = f"fixed {p['context'][1]}"
+    return pts
 
 
 def cascades(ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, score: str = "maxprob") -> list:
@@ -45,10 +51,13 @@ def cascades(ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, score: str 
     return [CascadePolicy(ladder, threshold=t, score=score) for ladder in ladders for t in thresholds]
 
 
-def dynamic_points(model, audios, refs, policies=None, batch: int = 64) -> list[dict]:
-    """WER, mean latency, share of chunks that waited and encoder passes per frame, for each policy
-    (default: ``cascades()``; any CascadePolicy subclass works)."""
+def dynamic_points(model, audios, refs, policies=None, batch: int = 64, subsets: dict | None = None,
+                   seed: int = 0) -> list[dict]:
+    """WER (95 % interval), measured mean latency, share of chunks that waited and encoder passes per frame,
+    for each policy (default: ``cascades()``; any CascadePolicy subclass works). ``subsets`` ({name:
+    indices}) adds ``wer_<name>`` over those utterances, from the same decoding."""
     from .lookahead import DynamicLookaheadRecognizer, mean_latency_ms, transcribe_dynamic
+    from .scoring import wer_ci
     out = []
     for policy in policies or cascades():
         rec = DynamicLookaheadRecognizer(model, policy)
@@ -59,12 +68,40 @@ def dynamic_points(model, audios, refs, policies=None, batch: int = 64) -> list[
             decisions += d
         flat = [d for dec in decisions for d in dec]
         ladder = policy.ladder
+        w = wer_ci(refs, hyps, seed)
         out.append({"policy": policy.name, "ladder": [list(c) for c in ladder],
                     "threshold": getattr(policy, "threshold", None),
-                    "wer": _wer(refs, hyps), "latency_ms": mean_latency_ms(flat, rec.frame_s),
+                    "wer": w["value"], "wer_ci95": w["ci95"], "n": w["n"], "errors": w["errors"], "words": w["words"],
+                    "latency_ms": mean_latency_ms(flat, rec.frame_s),
                     "share_waited": float(np.mean([d.context != ladder[0] for d in flat])),
                     "encoder_passes_per_frame": (sum(len(d.probes) + 1 for d in flat)
-                                                 / max(1, sum(d.frames for d in flat)))})
+                                                 / max(1, sum(d.frames for d in flat))),
+                    **{f"wer_{name}": _sub_ci(w, idx, seed) for name, idx in (subsets or {}).items() if idx}})
+        out[-1].update({f"wer_{name}_ci95": out[-1][f"wer_{name}"]["ci95"] for name in (subsets or {}) if (subsets or {})[name]})
+        for name in (subsets or {}):
+            if (subsets or {})[name]:
+                out[-1][f"n_{name}"] = out[-1][f"wer_{name}"]["n"]
+                out[-1][f"wer_{name}"] = out[-1][f"wer_{name}"]["value"]
+    return out
+
+
+def _sub_ci(w: dict, idx: list[int], seed: int) -> dict:
+    from .. import stats
+    return stats.wer_ci([w["errors"][i] for i in idx], [w["words"][i] for i in idx], seed=seed)
+
+
+def select_on_dev(fixed_dev: list[dict], dynamic_dev: list[dict]) -> list[dict]:
+    """Per ladder, the threshold chosen on dev: the lowest-latency one whose dev WER is at most the largest
+    fixed lookahead's dev WER (none qualifies: the ladder's lowest dev WER)."""
+    largest = max(fixed_dev, key=lambda p: p["latency_ms"])
+    chosen = {}
+    for d in dynamic_dev:
+        fam = d["policy"].rsplit(" @", 1)[0]
+        chosen.setdefault(fam, []).append(d)
+    out = []
+    for fam, pts in chosen.items():
+        ok = [p for p in pts if p["wer"] <= largest["wer"]]
+        out.append(min(ok, key=lambda p: p["latency_ms"]) if ok else min(pts, key=lambda p: p["wer"]))
     return out
 
 
@@ -76,9 +113,12 @@ def interpolate_fixed(fixed: list[dict], latency_ms: float) -> float:
     return float(np.interp(latency_ms, xs, ys))
 
 
-def goals(fixed: list[dict], dynamic: list[dict]) -> dict:
-    """The issue's two goals, measured: (a) a dynamic point below the fixed front at its own latency;
-    (b) a dynamic point at most as many errors as the largest fixed lookahead with >= 30 % less latency."""
+def goals(fixed: list[dict], dynamic: list[dict], seed: int = 0) -> dict:
+    """The issue's two goals, measured on the split these points come from: (a) a dynamic point below the
+    fixed front at its own latency; (b) a dynamic point with at most the largest fixed lookahead's errors at
+    >= 30 % less latency. (b) also with the paired WER difference's interval: "as good" is only claimed
+    beyond noise when the interval's upper end is <= 0, and a gap inside the noise is called that."""
+    from ..stats import paired_wer_diff_ci
     best_fixed = min(fixed, key=lambda p: (p["wer"], p["latency_ms"]))
     largest = max(fixed, key=lambda p: p["latency_ms"])
     gains = [(interpolate_fixed(fixed, d["latency_ms"]) - d["wer"], d) for d in dynamic]
@@ -86,29 +126,24 @@ def goals(fixed: list[dict], dynamic: list[dict]) -> dict:
     as_good = [d for d in dynamic if d["wer"] <= largest["wer"]]
     cheapest = min(as_good, key=lambda d: d["latency_ms"]) if as_good else None
     saving = 1 - cheapest["latency_ms"] / largest["latency_ms"] if cheapest else None
+    diffs = {d["policy"]: paired_wer_diff_ci(d["errors"], largest["errors"], largest["words"], seed=seed)
+             for d in dynamic if "errors" in d and "errors" in largest}
     return {"best_fixed": best_fixed["policy"],
             "max_wer_gain_over_fixed_front": gain, "at": at and at["policy"],
             "below_fixed_front": bool(gain > 0),
             "largest_fixed": largest["policy"], "largest_fixed_wer": largest["wer"],
             "cheapest_dynamic_as_good_as_largest": cheapest and cheapest["policy"],
             "latency_saving_at_equal_wer": saving,
-            "saving_goal_met": bool(saving is not None and saving >= 0.30)}
+            "saving_goal_met": bool(saving is not None and saving >= 0.30),
+            "wer_diff_vs_largest_fixed": diffs}
 
 
 def streaming_rtf(model, audios, contexts=((70, 0), (70, 13)), frame_ms: int = 30) -> dict:
-    """Wall time per second of audio for one stream fed ``frame_ms`` frames through the recogniser
-    (features, encoder step, greedy RNNT), on whatever device the model is on."""
-    from .streaming import StreamingRecognizer, transcribe_streaming
-    out = {}
-    total = sum(len(a) for a in audios) / MODEL_SAMPLE_RATE
-    for ctx in contexts:
-        rec = StreamingRecognizer(model, list(ctx))
-        transcribe_streaming(rec, audios[0][:MODEL_SAMPLE_RATE], frame_ms)     # warm-up
-        t0 = time.perf_counter()
-        for a in audios:
-            transcribe_streaming(rec, a, frame_ms)
-        out[str(list(ctx))] = (time.perf_counter() - t0) / total
-    return out
+    """``scoring.real_time_factor`` of the NeMo recogniser at each context (one stream, ``frame_ms`` frames)."""
+    from .scoring import real_time_factor
+    from .streaming import StreamingRecognizer
+    return {str(list(ctx)): real_time_factor(StreamingRecognizer(model, list(ctx)), audios, frame_ms)["rtf"]
+            for ctx in contexts}
 
 
 def plot_front(fixed: list[dict], dynamic: list[dict], ax=None, title: str | None = None,
@@ -139,51 +174,101 @@ def plot_front(fixed: list[dict], dynamic: list[dict], ax=None, title: str | Non
     return ax
 
 
+def _split(ds, n: int):
+    from ..data import is_clean
+    idx = list(range(min(n, len(ds))))
+    entries = [ds.entries[i] for i in idx]
+    return entries, [ds.audio(i) for i in idx], [e["text"] for e in entries], \
+        [i for i, e in enumerate(entries) if is_clean(e)]
+
+
+def espnet_points(rec, entries, audios, frame_ms: int = 30, seed: int = 0) -> dict:
+    """The ESPnet backend over the same utterances, through the same scoring: WER (and clean) with
+    intervals; latency nominal (``rec.latency_ms``) and measured (mean wait per emitted encoder frame)."""
+    from ..data import is_clean
+    from .scoring import transcribe, wer_ci
+    hyps, waits = [], []
+    for i, x in enumerate(audios):
+        events = transcribe(rec, x, frame_ms, str(i))
+        for p in events[:-1]:
+            if getattr(p, "encoder_output", None) is not None and len(p.encoder_output):
+                first = p.encoder_frames - len(p.encoder_output)
+                waits += [p.audio_end - (first + j) * rec.frame_s for j in range(1, len(p.encoder_output) + 1)]
+        hyps.append(events[-1].text)
+    refs = [e["text"] for e in entries]
+    w = wer_ci(refs, hyps, seed)
+    clean = [i for i, e in enumerate(entries) if is_clean(e)]
+    wc = _sub_ci(w, clean, seed) if clean else None
+    return {"wer": w["value"], "wer_ci95": w["ci95"], "n": w["n"], "errors": w["errors"], "words": w["words"],
+            "wer_clean": wc and wc["value"], "wer_clean_ci95": wc and wc["ci95"], "n_clean": len(clean),
+            "latency_ms": rec.latency_ms, "measured_wait_ms": 1000 * float(np.mean(waits)) if waits else None}
+
+
 def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus_size: str = "default",
         ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, rtf_n: int = 10, device: str | None = None,
-        espnet_dir=None) -> dict:
-    """The whole ASR benchmark; returns the result dict and writes ``bench_asr.json`` + ``front.png``.
+        espnet_dir=None, n_dev: int = 200, results_dir=None) -> dict:
+    """The whole ASR benchmark; returns the result dict and writes ``bench_asr.json`` + ``asr_front.png``.
 
-    When an ESPnet export is present (``espnet_dir``, default ``data/models/asr_espnet_small``), the same
-    utterances are decoded by it chunk by chunk (30 ms frames, beam 4), so both backends' WER and RTF sit
-    side by side in one run."""
+    Dev: every fixed lookahead and every cascade; the thresholds are chosen there (``select_on_dev``).
+    Test (``split``): the fixed lookaheads and the chosen cascades once, the goals, and, when an ESPnet
+    export is present (``espnet_dir``, default ``data/models/asr_espnet_small``), the same utterances decoded
+    by it (30 ms frames, beam 4) through the same scoring; the RTF of both backends on the same ``rtf_n``
+    utterances through ``scoring.real_time_factor``."""
     import matplotlib
     matplotlib.use("Agg")
     from ..reports import save_bench
     import torch
-    from ..data import ensure_corpus, is_clean, open_dataset
+    from ..data import ensure_corpus, open_dataset
+    from .scoring import real_time_factor
     from .streaming import load_model
     from .recipe import MODELS
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = load_model(model_path, device=device)
-    ds = open_dataset(ensure_corpus(corpus_size), split)
-    idx = list(range(min(n, len(ds))))
-    entries = [ds.entries[i] for i in idx]
-    audios = [ds.audio(i) for i in idx]
-    refs = [e["text"] for e in entries]
+    corpus = ensure_corpus(corpus_size)
     t0 = time.time()
-    clean = [i for i, e in enumerate(entries) if is_clean(e)]   # the issue's bar: clean speech
+    _, dev_audios, dev_refs, dev_clean = _split(open_dataset(corpus, "dev"), n_dev)
+    fixed_dev = fixed_points(model, dev_audios, dev_refs, subsets={"clean": dev_clean})
+    dynamic_dev = dynamic_points(model, dev_audios, dev_refs, cascades(ladders, thresholds))
+    chosen = select_on_dev(fixed_dev, dynamic_dev)
+    entries, audios, refs, clean = _split(open_dataset(corpus, split), n)
+    from .lookahead import CascadePolicy
     fixed = fixed_points(model, audios, refs, subsets={"clean": clean})
-    dynamic = dynamic_points(model, audios, refs, cascades(ladders, thresholds))
-    result = {"model": str(model_path), "split": split, "n_utterances": len(entries), "n_clean": len(clean),
+    dynamic = dynamic_points(model, audios, refs, [CascadePolicy([tuple(c) for c in d["ladder"]], d["threshold"])
+                                                    for d in chosen], subsets={"clean": clean})
+    slim = (lambda pts: [{k: v for k, v in p.items() if k not in ("errors", "words")} for p in pts])
+    result = {"model": str(model_path), "split": split, "select_split": "dev", "n_utterances": len(entries),
+              "n_clean": len(clean), "n_dev_utterances": len(dev_audios),
               "audio_s": round(sum(len(a) for a in audios) / MODEL_SAMPLE_RATE, 1),
               "device": str(next(model.parameters()).device), "torch_threads": torch.get_num_threads(),
-              "fixed": fixed, "dynamic": dynamic, "goals": goals(fixed, dynamic),
-              "rtf_streaming_30ms_frames": streaming_rtf(model, audios[:rtf_n]),
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-              "rss_before_model_mb": round(rss0 / 1024, 1), "wall_s": round(time.time() - t0, 1)}
+              "dev": {"fixed": slim(fixed_dev), "dynamic": slim(dynamic_dev),
+                      "chosen": [d["policy"] for d in chosen]},
+              "fixed": slim(fixed), "dynamic": slim(dynamic), "goals": goals(fixed, dynamic)}
+    rtf_audio = audios[:rtf_n]
+    result["rtf"] = {"n_utterances": len(rtf_audio), "frame_ms": 30,
+                     "nemo": streaming_rtf(model, rtf_audio)}
     espnet_dir = Path(espnet_dir or MODELS / "asr_espnet_small")
     if (espnet_dir / "model.pth").is_file():
-        from .espnet_backend import EspnetStreamingRecognizer, evaluate_streaming
+        from .espnet_backend import EspnetStreamingRecognizer
         esp = EspnetStreamingRecognizer.from_pretrained(espnet_dir, beam_size=4, nbest=1, device=device)
+        pts = espnet_points(esp, entries, audios)
+        largest = max(fixed, key=lambda p: p["latency_ms"])
+        from ..stats import paired_wer_diff_ci
         result["espnet"] = {"model": str(espnet_dir), "decoding": "contextual block, 30 ms frames, beam 4",
-                            **evaluate_streaming(esp, entries)}
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+                            **{k: v for k, v in pts.items() if k not in ("errors", "words")},
+                            "wer_diff_vs_nemo_largest_fixed": paired_wer_diff_ci(pts["errors"], largest["errors"],
+                                                                                 largest["words"])}
+        result["rtf"]["espnet"] = real_time_factor(esp, rtf_audio)["rtf"]
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["rss_before_model_mb"] = round(rss0 / 1024, 1)
+    result["wall_s"] = round(time.time() - t0, 1)
     others = {"ESPnet contextual block (beam 4)": result["espnet"]} if "espnet" in result else None
-    ax = plot_front(fixed, dynamic, title=f"{split} split, {len(entries)} utterances ({model_path.parent.name})",
-                    others=others)
-    save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure})
+    ax = plot_front(result["fixed"], result["dev"]["dynamic"], others=others,
+                    title=f"{split}: fixed ({len(entries)} utt.); cascades on dev ({len(dev_audios)} utt.)")
+    sel = result["dynamic"]
+    ax.plot([p["latency_ms"] for p in sel], [100 * p["wer"] for p in sel], "r*", ms=12, label="chosen on dev, on test")
+    ax.legend(fontsize=8)
+    save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure}, results_dir)
     result["out_dir"] = str(out_dir)
     return result

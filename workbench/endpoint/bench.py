@@ -1,9 +1,12 @@
 """``python -m workbench train-arbitrator`` and ``python -m workbench bench endpoint``.
 
-The bench compares the three end-pointers on the test split with the field's metrics: each one's
-threshold is swept into a trade-off curve (cut-off rate against EP90), and the cut-off rates are read at
-one matched EP90. Goal (the issue's): the two-pass end-pointer at most half the pause baseline's cut-off
-rate at equal EP90. Every figure is measured in the run that prints it.
+The bench compares the three end-pointers with the field's metrics, **selected on dev, reported on test**:
+on the dev split each end-pointer's settings are swept into a trade-off curve (cut-off rate against EP90) and
+the setting on its Pareto front within the pause baseline's EP90 (silero-vad at 500 ms, a common production
+operating point) is chosen; those settings are then run once on the test split and reported with 95 %
+intervals, with the paired difference of cut-off rates against the baseline. The test curves are drawn for
+reading, never used to choose. Goal (the issue's): the two-pass end-pointer at most half the pause baseline's
+cut-off rate at equal EP90. Every figure is measured in the run that prints it.
 """
 from __future__ import annotations
 
@@ -82,96 +85,170 @@ def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_
     return out
 
 
-def curves(signals, arbitrator=None, pauses_ms=PAUSES_MS, thetas=THETAS, arb_thresholds=ARB_THRESHOLDS,
-           first_pass_ms=FIRST_PASS_MS, max_wait_ms: float = 1500.0) -> dict:
-    """Trade-off curve of every end-pointer over ``signals``."""
-    out = {"pause": sweep(lambda t: PauseEndpointer(t), pauses_ms, signals)}
-    if any(len(s.eou_prob) for s in signals):
-        out["eou"] = sweep(lambda th: EouEndpointer(th), thetas, signals)
+BASELINE = ("pause", 500)        # the operating point every other end-pointer is matched against
+
+
+def make_endpointer(name: str, setting, arbitrator_probs=None, max_wait_ms: float = 1500.0):
+    """The end-pointer ``name`` ('pause', 'eou', 'two-pass') at one swept setting."""
+    if name == "pause":
+        return PauseEndpointer(setting)
+    if name == "eou":
+        return EouEndpointer(setting)
+    if name == "two-pass":
+        if arbitrator_probs is None:
+            raise ValueError("the two-pass end-pointer needs an arbitrator")
+        first, thr = setting
+        return TwoPassEndpointer(PauseEndpointer(first), arbitrator_probs, thr, max_wait_ms)
+    raise ValueError(f"unknown end-pointer {name!r}: use 'pause', 'eou' or 'two-pass'")
+
+
+def settings_of(arbitrator=None, signals=None, pauses_ms=PAUSES_MS, thetas=THETAS, arb_thresholds=ARB_THRESHOLDS,
+                first_pass_ms=FIRST_PASS_MS) -> dict:
+    """Every end-pointer's swept settings (EOU only when the recogniser gives P(<EOU>))."""
+    out = {"pause": list(pauses_ms)}
+    if signals is None or any(len(s.eou_prob) for s in signals):
+        out["eou"] = list(thetas)
     if arbitrator is not None:
-        from .arbitrator import ArbitratorProbs
-        probs = ArbitratorProbs(arbitrator)
-        settings = [(f, a) for f in first_pass_ms for a in arb_thresholds]
-        out["two-pass"] = sweep(lambda st: TwoPassEndpointer(PauseEndpointer(st[0]), probs, st[1], max_wait_ms),
-                                settings, signals)
+        out["two-pass"] = [(f, a) for f in first_pass_ms for a in arb_thresholds]
     return out
 
 
-def plot_curves(cv: dict, matched: dict | None = None, ax=None, title: str = ""):
+def curves(signals, arbitrator=None, pauses_ms=PAUSES_MS, thetas=THETAS, arb_thresholds=ARB_THRESHOLDS,
+           first_pass_ms=FIRST_PASS_MS, max_wait_ms: float = 1500.0) -> dict:
+    """Trade-off curve of every end-pointer over ``signals``."""
+    probs = None
+    if arbitrator is not None:
+        from .arbitrator import ArbitratorProbs
+        probs = ArbitratorProbs(arbitrator)
+    grid = settings_of(arbitrator, signals, pauses_ms, thetas, arb_thresholds, first_pass_ms)
+    return {name: sweep(lambda st, name=name: make_endpointer(name, st, probs, max_wait_ms), sts, signals)
+            for name, sts in grid.items()}
+
+
+def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, baseline=BASELINE, seed: int = 0) -> dict:
+    """Choose each end-pointer's setting on ``dev`` (its Pareto front's best within the baseline's dev EP90),
+    then score those settings once on ``test`` with 95 % intervals; the paired difference of each one's
+    cut-off rate against the baseline's on the same test utterances (``within_noise`` when its interval
+    holds 0) and the ratio the issue's goal reads."""
+    from ..stats import paired_diff_ci
+    from .metrics import best_at_ep90, outcome_cis, summarize
+    from .endpointers import score
+    probs = None
+    if arbitrator is not None:
+        from .arbitrator import ArbitratorProbs
+        probs = ArbitratorProbs(arbitrator)
+    dev_cv = curves(dev, arbitrator, max_wait_ms=max_wait_ms)
+    base_name, base_setting = baseline
+    base_row = next((r for r in dev_cv[base_name] if r["setting"] == base_setting), None)
+    budget = base_row["EP90_ms"] if base_row else float("nan")
+    selected = {base_name: base_setting}
+    for name, c in dev_cv.items():
+        if name != base_name:
+            row = best_at_ep90(c, budget)
+            selected[name] = None if row is None else row["setting"]
+    rows, cut = {}, {}
+    for name, setting in selected.items():
+        if setting is None:
+            rows[name] = {"setting": None, "note": f"no setting reaches the dev EP90 budget of {budget:.0f} ms"}
+            continue
+        out = score(make_endpointer(name, setting, probs, max_wait_ms), test)
+        cut[name] = [o.cut_off for o in out]
+        rows[name] = {"setting": setting, **summarize(out), "ci": outcome_cis(out, seed)}
+    vs = {}
+    for name in cut:
+        if name != base_name:
+            d = paired_diff_ci(cut[name], cut[base_name], seed=seed)
+            b = rows[base_name]["cutoff_rate"]
+            vs[name] = {"cutoff_diff": d, "cutoff_ratio": (rows[name]["cutoff_rate"] / b) if b > 0 else None}
+    two = vs.get("two-pass", {})
+    ratio = two.get("cutoff_ratio")
+    return {"dev": {"n_utterances": len(dev), "budget_EP90_ms": budget, "baseline": list(baseline),
+                    "curves": dev_cv, "selected": selected},
+            "test": {"n_utterances": len(test), "rows": rows, "vs_baseline": vs,
+                     "curves": curves(test, arbitrator, max_wait_ms=max_wait_ms)},
+            "two_pass_cutoff_over_pause": ratio,
+            "goal_halved": bool(ratio is not None and ratio <= 0.5),
+            "goal_halved_beyond_noise": bool(ratio is not None and ratio <= 0.5 and two["cutoff_diff"]["ci95"][1] < 0)}
+
+
+def plot_curves(cv: dict, selected: dict | None = None, ax=None, title: str = ""):
+    """Every setting (light dots) and each end-pointer's Pareto front (steps: the lowest cut-off rate any
+    setting reaches at that EP90 or less, the same front the comparison reads); ``selected``: the rows
+    chosen on dev as scored here ({name: row with EP90_ms, cutoff_rate}), starred."""
     import matplotlib.pyplot as plt
+    from .metrics import pareto_front
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.2))
-    for name, c in cv.items():
-        pts = sorted((r["EP90_ms"], 100 * r["cutoff_rate"]) for r in c if np.isfinite(r["EP90_ms"]))
-        if name == "two-pass":       # many settings: show the lower envelope
-            env, best = [], np.inf
-            for x, y in pts:
-                if y < best:
-                    env.append((x, y))
-                    best = y
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".", alpha=0.3, color="tab:green")
-            pts = env
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=4, label=name)
-    if matched and np.isfinite(matched["EP90_ms"]):
-        ax.axvline(matched["EP90_ms"], color="k", ls=":", lw=1, label=f"matched EP90 {matched['EP90_ms']:.0f} ms")
+    for i, (name, c) in enumerate(cv.items()):
+        color = f"C{i}"
+        pts = [(r["EP90_ms"], 100 * r["cutoff_rate"]) for r in c if np.isfinite(r["EP90_ms"])]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ".", alpha=0.35, color=color)
+        front = pareto_front(c)
+        ax.plot([r["EP90_ms"] for r in front], [100 * r["cutoff_rate"] for r in front], "-", drawstyle="steps-post",
+                color=color, label=f"{name} (front)")
+        row = (selected or {}).get(name)
+        if row and row.get("setting") is not None and np.isfinite(row["EP90_ms"]):
+            ax.plot([row["EP90_ms"]], [100 * row["cutoff_rate"]], "*", ms=13, color=color, mec="k",
+                    label=f"{name} chosen on dev: {row['setting']}")
     ax.set_xlabel("EP90 (ms after the true end of speech)")
     ax.set_ylabel("cut-off rate (%)")
     ax.set_title(title or "end-pointer trade-off")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return ax
 
 
-def _pause_500_ep90(cv: dict) -> float | None:
-    """EP90 of a common production operating point, the pause baseline at 500 ms (None: not swept)."""
-    row = next((r for r in cv["pause"] if r["setting"] == 500), None)
-    return row["EP90_ms"] if row else None
-
-
-def _goal(matched: dict) -> dict:
-    """The issue's goal at a matched EP90: two-pass cut-off rate at most half the pause baseline's."""
-    base, two = matched["cutoff_rate"].get("pause"), matched["cutoff_rate"].get("two-pass")
-    ok = base is not None and np.isfinite(base) and base > 0 and two is not None and np.isfinite(two)
-    return {"two_pass_cutoff_over_pause": (two / base) if ok else None, "goal_halved": bool(ok and two <= 0.5 * base)}
+def comparison_table(report: dict):
+    """The test-split table of a ``select_and_report`` result: one row per end-pointer, with intervals."""
+    import pandas as pd
+    from ..stats import fmt
+    rows = []
+    for name, r in report["test"]["rows"].items():
+        if r.get("setting") is None:
+            rows.append({"end-pointer": name, "setting (chosen on dev)": None})
+            continue
+        ci = r["ci"]
+        d = report["test"]["vs_baseline"].get(name)
+        rows.append({"end-pointer": name, "setting (chosen on dev)": str(r["setting"]),
+                     "cut-off rate": fmt(ci["cutoff_rate"]),
+                     "EP90 (ms)": fmt(ci["EP90_ms"], 1, "", 0), "EP50 (ms)": fmt(ci["EP50_ms"], 1, "", 0),
+                     "vs pause (cut-off, points)": "" if d is None else
+                     (f"{100 * d['cutoff_diff']['value']:+.1f} [{100 * d['cutoff_diff']['ci95'][0]:+.1f}, "
+                      f"{100 * d['cutoff_diff']['ci95'][1]:+.1f}]" + (" within noise" if d["cutoff_diff"]["within_noise"] else ""))})
+    return pd.DataFrame(rows)
 
 
 def run(model_path=None, arbitrator_path=None, corpus_size: str = "default", split: str = "test", n: int = 500,
-        context=(70, 1), out_dir=None, ep90_ms: float | None = None, device=None) -> dict:
+        n_dev: int = 300, context=(70, 1), out_dir=None, device=None, results_dir=None) -> dict:
+    """Dev selection, test report, for the whole split and for its utterances without background noise (in
+    babble the VAD may hear "speech" for the whole continuation, so ~10 % of the split never end-points and
+    the whole-split EP90 sits at the recording's cap for every setting)."""
     import matplotlib
     matplotlib.use("Agg")
     from ..reports import save_bench
     from .arbitrator import load
-    from .metrics import compare_at_ep90
     t0 = time.time()
     rec, path, shipped = recognizer(model_path, context, device)
     arb_path = Path(arbitrator_path or ARBITRATOR_DIR)
     arb = load(arb_path) if (arb_path / "arbitrator.pt").exists() or arb_path.is_file() else None
-    sig = split_signals(rec, corpus_size, split, n)
-    cv = curves(sig, arb)
-    matched = compare_at_ep90(cv, ep90_ms if ep90_ms is not None else _pause_500_ep90(cv))
-    # In noise the VAD may hear "speech" for the whole continuation, so ~10 % of the test split never
-    # end-points and EP90 sits at the recording's cap for every setting: the matched comparison then says
-    # little. The same comparison over the utterances without background noise has an EP90 of its own.
-    quiet = [s for s in sig if not s.noise]
-    cv_quiet = curves(quiet, arb) if quiet else None
-    matched_quiet = None
-    if cv_quiet:
-        matched_quiet = compare_at_ep90(cv_quiet, _pause_500_ep90(cv_quiet))
+    dev = split_signals(rec, corpus_size, "dev", n_dev)
+    test = split_signals(rec, corpus_size, split, n)
+    everything = select_and_report(dev, test, arb)
+    quiet = select_and_report([s for s in dev if not s.noise], [s for s in test if not s.noise], arb)
     result = {"asr_model": str(path), "asr_model_shipped": shipped, "arbitrator": str(arb_path) if arb else None,
-              "context": list(rec.att_context), "split": split, "n_utterances": len(sig),
-              "n_with_pauses": sum(bool(s.pauses) for s in sig), "n_truncated": sum(s.truncated for s in sig),
-              "n_noisy": len(sig) - len(quiet), "curves": cv, "matched": matched, **_goal(matched),
-              "quiet": ({"n_utterances": len(quiet), "curves": cv_quiet, "matched": matched_quiet,
-                         **_goal(matched_quiet)} if cv_quiet else None),
-              "wall_s": None}
+              "context": list(rec.att_context), "split": split, "select_split": "dev",
+              "n_utterances": len(test), "n_dev_utterances": len(dev),
+              "n_with_pauses": sum(bool(s.pauses) for s in test), "n_truncated": sum(s.truncated for s in test),
+              "n_noisy": sum(bool(s.noise) for s in test), "all": everything, "quiet": quiet, "wall_s": None}
     result["wall_s"] = round(time.time() - t0, 1)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2 if cv_quiet else 1, figsize=(13 if cv_quiet else 6.5, 4.5), squeeze=False)
-    plot_curves(cv, matched, ax=axes[0, 0], title=f"{split} split, {len(sig)} utterances")
-    if cv_quiet:
-        plot_curves(cv_quiet, matched_quiet, ax=axes[0, 1], title=f"without background noise, {len(quiet)} utterances")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), squeeze=False)
+    for ax, (key, rep) in zip(axes[0], (("all", everything), ("quiet", quiet))):
+        plot_curves(rep["test"]["curves"], rep["test"]["rows"], ax=ax,
+                    title=f"{split}, {'all' if key == 'all' else 'without background noise'}: "
+                          f"{rep['test']['n_utterances']} utterances (stars: chosen on dev)")
     fig.tight_layout()
-    save_bench(out_dir, "bench_endpoint", result, {"endpoint_tradeoff.png": fig})
+    save_bench(out_dir, "bench_endpoint", result, {"endpoint_tradeoff.png": fig}, results_dir)
     result["out_dir"] = str(out_dir)
     return result

@@ -131,17 +131,22 @@ def sweep(make, settings, signals: list[Signals]) -> list[dict]:
 class StreamingEndpointer:
     """Any end-pointer, live: push 30 ms frames (and the recogniser's events for them); returns the
     endpoint time once it fires. The signals grow as audio arrives; the decision at each push uses only
-    what has arrived, so it equals the offline decision on the same audio (tested)."""
+    what has arrived, so it equals the offline decision on the same audio (tested).
 
-    def __init__(self, endpointer: Endpointer, recognizer=None, stream_id: str = "live"):
+    The recogniser's events (P(<EOU>), encoder output, partial transcript: what the EOU and two-pass
+    end-pointers read) come either from a ``recognizer`` run here, or, when the caller already runs one
+    (the microphone widget), passed to ``push(frame, events)`` with ``frame_s`` its encoder frame."""
+
+    def __init__(self, endpointer: Endpointer, recognizer=None, stream_id: str = "live", frame_s: float | None = None):
         self.ep, self.rec = endpointer, recognizer
+        self.frame_s = frame_s if frame_s is not None else (recognizer.frame_s if recognizer is not None else 0.08)
         self.state = recognizer.new_stream(stream_id) if recognizer is not None else None
         self.events: list = []
         self.audio: list = []
         self.fired: float | None = None
         self._vad = None
 
-    def push(self, frame: np.ndarray) -> float | None:
+    def push(self, frame: np.ndarray, events: list | None = None) -> float | None:
         from silero_vad import load_silero_vad
         import torch
         from .signals import asr_signals
@@ -158,9 +163,11 @@ class StreamingEndpointer:
         self.audio.append(np.asarray(frame, np.float32))
         if self.rec is not None:
             self.events += self.rec.accept_audio(self.state, frame)
+        if events:
+            self.events += list(events)
         heard = sum(len(a) for a in self.audio) / 16000
         s = Signals("live", "", float("inf"), heard, vad_prob=np.array(self._probs, np.float32),
-                    frame_s=self.rec.frame_s if self.rec else 0.08, **asr_signals(self.events))
+                    frame_s=self.frame_s, **asr_signals(self.events))
         t = self.ep.endpoint(s)
         if t is not None and t <= heard + 1e-9:
             self.fired = t

@@ -8,8 +8,10 @@
   the endpoint (jiwer; a perfect recogniser is assumed, so this isolates the end-pointer's damage).
 
 An utterance on which an end-pointer never fires is ended by the end of its audio (``audio_end``).
-Trade-off curves sweep one end-pointer's threshold; end-pointers are compared at a matched EP90 by
-interpolating each curve's cut-off rate there.
+Trade-off curves sweep one end-pointer's settings; its **Pareto front** (``pareto_front``) is, for each EP90,
+the lowest cut-off rate any setting reaches at that EP90 or less. The table, the plot and the matched-EP90
+comparison all read that one front (``best_at_ep90``): a step function, no interpolation between settings,
+because only settings exist, not the points between them.
 """
 from __future__ import annotations
 
@@ -69,25 +71,53 @@ def tradeoff(outcomes_by_setting: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (np.nan_to_num(r["EP90_ms"], nan=np.inf), r["cutoff_rate"]))
 
 
+def pareto_front(curve: list[dict]) -> list[dict]:
+    """The settings on the curve's lower-left front, by rising EP90: each has a lower cut-off rate than every
+    setting with an EP90 at or below its own. Settings that never reach a finite EP90 are left out."""
+    pts = sorted((r for r in curve if np.isfinite(r["EP90_ms"])), key=lambda r: (r["EP90_ms"], r["cutoff_rate"]))
+    front, best = [], np.inf
+    for r in pts:
+        if r["cutoff_rate"] < best - 1e-12:
+            front.append(r)
+            best = r["cutoff_rate"]
+    return front
+
+
+def best_at_ep90(curve: list[dict], ep90_ms: float) -> dict | None:
+    """The setting with the lowest cut-off rate among those whose EP90 is at most ``ep90_ms`` (the front's
+    step at ``ep90_ms``); None when no setting is that fast."""
+    if ep90_ms is None or not np.isfinite(ep90_ms):
+        return None
+    row = None
+    for r in pareto_front(curve):
+        if r["EP90_ms"] <= ep90_ms + 1e-9:
+            row = r
+    return row
+
+
 def cutoff_at_ep90(curve: list[dict], ep90_ms: float) -> float:
-    """The curve's cut-off rate at ``ep90_ms``, linearly interpolated between its settings (NaN outside
-    the EP90 range the sweep covered: no extrapolation)."""
-    pts = sorted((r["EP90_ms"], r["cutoff_rate"]) for r in curve if np.isfinite(r["EP90_ms"]))
-    if not pts or ep90_ms < pts[0][0] - 1e-9 or ep90_ms > pts[-1][0] + 1e-9:
-        return float("nan")
-    xs = np.array([p[0] for p in pts])
-    ys = np.array([p[1] for p in pts])
-    # several settings may share an EP90: keep the best cut-off rate there (the curve's lower envelope)
-    ux = np.unique(xs)
-    uy = np.array([ys[xs == x].min() for x in ux])
-    return float(np.interp(ep90_ms, ux, uy))
+    """The front's cut-off rate at ``ep90_ms`` (NaN when no setting reaches an EP90 that low)."""
+    row = best_at_ep90(curve, ep90_ms)
+    return float("nan") if row is None else float(row["cutoff_rate"])
 
 
 def compare_at_ep90(curves: dict, ep90_ms: float | None = None) -> dict:
-    """Cut-off rate of each end-pointer (``{name: curve}``) at one EP90. Default EP90: the largest value
-    every curve reaches (so no curve is extrapolated) ... capped at the smallest curve maximum."""
+    """Each end-pointer's (``{name: curve}``) best setting at one EP90 budget: its cut-off rate and which
+    setting that is. Default budget: the smallest EP90 every curve reaches."""
     if ep90_ms is None:
-        lo = max(min(r["EP90_ms"] for r in c if np.isfinite(r["EP90_ms"])) for c in curves.values())
-        hi = min(max(r["EP90_ms"] for r in c if np.isfinite(r["EP90_ms"])) for c in curves.values())
-        ep90_ms = hi if hi >= lo else float("nan")
-    return {"EP90_ms": ep90_ms, "cutoff_rate": {k: cutoff_at_ep90(c, ep90_ms) for k, c in curves.items()}}
+        mins = [min((r["EP90_ms"] for r in c if np.isfinite(r["EP90_ms"])), default=np.nan) for c in curves.values()]
+        ep90_ms = float(np.max(mins)) if mins and np.all(np.isfinite(mins)) else float("nan")
+    rows = {k: best_at_ep90(c, ep90_ms) for k, c in curves.items()}
+    return {"EP90_ms": ep90_ms, "cutoff_rate": {k: (float("nan") if r is None else float(r["cutoff_rate"]))
+                                                for k, r in rows.items()},
+            "setting": {k: (None if r is None else r["setting"]) for k, r in rows.items()}}
+
+
+def outcome_cis(outcomes: list[Outcome], seed: int = 0) -> dict:
+    """The figures of one setting with 95 % intervals over utterances: cut-off rate (Wilson), EP50/EP90
+    (bootstrap over the utterances not cut off)."""
+    from ..stats import rate_ci, stat_ci
+    lat = np.array([o.latency for o in outcomes if not o.cut_off]) * 1000
+    return {"cutoff_rate": rate_ci(sum(o.cut_off for o in outcomes), len(outcomes)),
+            "EP50_ms": stat_ci(lat, lambda x: np.percentile(x, 50), seed=seed),
+            "EP90_ms": stat_ci(lat, lambda x: np.percentile(x, 90), seed=seed)}

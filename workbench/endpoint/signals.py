@@ -67,6 +67,8 @@ def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: i
     """Signals for every utterance: the recogniser run chunk by chunk (several streams per batched step)
     and silero-vad over the audio."""
     from ..asr.streaming import transcribe_batch
+    from ..data import require_fields
+    require_fields(entries, ("speech_end", "words"), "end-pointing")
     out = []
     for i in range(0, len(audios), batch):
         evs = transcribe_batch(rec, audios[i:i + batch])

@@ -23,16 +23,66 @@ def _plain(value):
     return value
 
 
-def save_bench(out_dir, name: str, result: dict, figures: dict | None = None):
+def provenance() -> dict:
+    """What a benchmark figure needs beside it to be reproduced: commit (and whether the tree was dirty),
+    date, machine (CPU model, cores, memory), torch's threads and the GPU if any."""
+    import os
+    import platform
+    import subprocess
+    import time
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:
+            return ""
+    cpu = platform.processor()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except Exception:
+        pass
+    mem_gb = None
+    try:
+        mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except Exception:
+        pass
+    import torch
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "python": platform.python_version(),
+                        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+
+
+def _write_json(path, data) -> None:
+    from pathlib import Path
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(json.dumps(data, indent=1, default=_plain_default))
+    tmp.replace(path)
+
+
+def _plain_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON: {type(o).__name__}")
+
+
+def save_bench(out_dir, name: str, result: dict, figures: dict | None = None, results_dir=None):
     """A benchmark's ``<name>.json`` (written beside, then moved into place: never half-written) and its
-    figures (``{file name: matplotlib figure}``, closed after saving) into ``out_dir``."""
+    figures (``{file name: matplotlib figure}``, closed after saving) into ``out_dir``; with ``results_dir``
+    (the CLI's ``benchmarks/results``) the same JSON again there, the committed evidence the README's tables
+    are generated from. Both carry ``provenance()``."""
     from pathlib import Path
     import matplotlib.pyplot as plt
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_dir / f"{name}.json")
+    result.setdefault("provenance", provenance())
+    _write_json(out_dir / f"{name}.json", result)
+    if results_dir is not None:
+        _write_json(Path(results_dir) / f"{name}.json", result)
     for fname, fig in (figures or {}).items():
         fig.savefig(out_dir / fname, dpi=120, bbox_inches="tight")
         plt.close(fig)
