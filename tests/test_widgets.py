@@ -72,3 +72,41 @@ def test_mic_live_session_transcribes_as_the_recogniser(tiny_model, test_audio):
     quantised = (np.clip(audio, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768.0
     want = transcribe_streaming(rec, quantised, frame_ms=100)[-1]
     assert mic.transcript == session.final.text == want.text
+
+
+@pytest.fixture(scope="module")
+def shipped_rec():
+    from workbench.asr.recipe import default_recognizer
+    rec, _, shipped = default_recognizer(None, (70, 1), "cpu")
+    assert shipped, "the shipped default model is part of the repository"
+    return rec
+
+
+def test_mic_end_points_live_with_every_end_pointer(shipped_rec, smoke_corpus):
+    """The widget's live session feeds the end-pointer the recogniser's own events: the EOU end-pointer fires,
+    and the two-pass one is accepted by its arbitrator before max_wait, each at the time the same end-pointer
+    finds offline on the same audio."""
+    from workbench.data import is_clean, open_dataset
+    from workbench.endpoint import EouEndpointer, TwoPassEndpointer, compute_signals
+    from workbench.endpoint.arbitrator import ArbitratorProbs, load
+    from workbench.endpoint.bench import ARBITRATOR_DIR, extend_after_speech
+    ds = open_dataset(smoke_corpus, "test")
+    i = next(k for k, e in enumerate(ds.entries) if is_clean(e))
+    e = ds.entries[i]
+    audio = extend_after_speech(ds.audio(i), float(e["speech_end"]), 2.0)
+    quantised = (np.clip(audio, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768.0
+    sig = compute_signals(shipped_rec, [e], [quantised])[0]
+    probs = ArbitratorProbs(load(ARBITRATOR_DIR))
+    max_wait = 1500
+    eps = {"pause": PauseEndpointer(500), "eou": EouEndpointer(0.5),
+           "two-pass": TwoPassEndpointer(PauseEndpointer(250), probs, 0.5, max_wait)}
+    for name, ep in eps.items():
+        want = ep.endpoint(sig)
+        assert want is not None, f"{name} fires offline on this clean utterance"
+        mic = MicCapture()
+        session = mic.connect(shipped_rec, ep)
+        mic.feed(audio)
+        assert mic.endpoint == pytest.approx(want, abs=1e-6), name
+        assert session.final.text
+    proposal = PauseEndpointer(250).endpoint(sig)
+    assert eps["two-pass"].endpoint(sig) < proposal + max_wait / 1000 - 1e-6, "accepted by the arbitrator, not forced"

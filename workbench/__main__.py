@@ -65,10 +65,13 @@ def _bench(args) -> int:
     if args.what == "asr":
         from .asr.bench import run
         thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
-        res = run(args.model, n=args.n, split=args.split, out_dir=args.out, corpus_size=args.corpus_size,
-                  device=args.device, **({"thresholds": thresholds} if thresholds else {}))
-        show = {k: res[k] for k in ("n_utterances", "goals", "rtf_streaming_30ms_frames", "peak_rss_mb", "out_dir")}
-        show["fixed"] = [{k: p.get(k) for k in ("policy", "wer", "wer_clean", "latency_ms")} for p in res["fixed"]]
+        res = run(args.model, n=args.n, n_dev=args.n_dev or 200, split=args.split, out_dir=args.out,
+                  corpus_size=args.corpus_size, device=args.device, results_dir=args.results,
+                  **({"thresholds": thresholds} if thresholds else {}))
+        show = {k: res[k] for k in ("n_utterances", "n_dev_utterances", "goals", "rtf", "peak_rss_mb", "out_dir")}
+        show["chosen_on_dev"] = res["dev"]["chosen"]
+        show["test"] = [{k: p.get(k) for k in ("policy", "wer", "wer_ci95", "wer_clean", "wer_clean_ci95", "latency_ms")}
+                        for p in res["fixed"] + res["dynamic"]]
         if "espnet" in res:
             show["espnet"] = res["espnet"]
         print(json.dumps(show, indent=1))
@@ -78,29 +81,38 @@ def _bench(args) -> int:
         res = run(args.model, out_dir=args.out, corpus_size=args.corpus_size, split=args.split,
                   target_batch=args.target_batch, max_wait_ms=args.max_wait_ms, pause_ms=args.pause_ms,
                   duration_s=args.duration, device=args.device, n_utts=min(args.n, 200),
+                  repeats=args.repeats, nemo_peer=not args.no_nemo_peer, results_dir=args.results,
                   context=[int(v) for v in args.context.split(",")] if args.context else (70, 1),
                   **({"grid": tuple(int(v) for v in args.grid.split(","))} if args.grid else {}))
-        show = {k: res[k] for k in ("device", "context", "chunk_ms", "ratio", "ratio_vs_single_chunk_front_end",
-                                     "targets", "end_of_speech",
+        show = {k: res.get(k) for k in ("device", "context", "chunk_ms", "ratio", "ratio_spread",
+                                     "ratio_vs_single_chunk_front_end", "ratio_vs_nemo_pipeline", "targets", "end_of_speech",
                                      "flush_within_one_chunk", "step_time_by_batch", "wall_s", "out_dir")}
-        for key in ("single", "single_chunk_front_end", "batched"):
+        for key in ("single", "single_chunk_front_end", "batched", "nemo_pipeline"):
+            if key not in res:
+                continue
             best = res[key]["sustained_streams"]
             at = [r for r in res[key]["runs"] if r["streams"] == best]
-            show[key] = {"sustained_streams": best, **({k: at[0][k] for k in ("added_latency_ms", "device_busy_fraction",
-                                                                             "mean_batch", "batch_fill")} if at else {})}
+            show[key] = {"sustained_streams": best, "spread": [res[key]["sustained_worst"], res[key]["sustained_best"]],
+                         **({k: at[0].get(k) for k in ("added_latency_ms", "device_busy_fraction",
+                                                       "mean_batch", "batch_fill", "repeats")} if at else {})}
         print(json.dumps(show, indent=1))
         return 0
     if args.what == "endpoint":
         from .endpoint.bench import run
         res = run(args.model, arbitrator_path=args.arbitrator, corpus_size=args.corpus_size, split=args.split,
-                  n=args.n, out_dir=args.out, device=args.device,
+                  n=args.n, n_dev=args.n_dev or 300, out_dir=args.out, device=args.device, results_dir=args.results,
                   context=[int(v) for v in args.context.split(",")] if args.context else (70, 1))
-        show = {k: res[k] for k in ("n_utterances", "n_noisy", "matched", "two_pass_cutoff_over_pause", "goal_halved",
-                                     "wall_s", "out_dir")}
-        if res.get("quiet"):
-            show["quiet"] = {k: v for k, v in res["quiet"].items() if k != "curves"}
-        show["at_settings"] = {name: [{k: r[k] for k in ("setting", "EP50_ms", "EP90_ms", "cutoff_rate", "wer_cost")}
-                                      for r in c][:12] for name, c in res["curves"].items() if name != "two-pass"}
+        show = {k: res[k] for k in ("n_utterances", "n_dev_utterances", "n_noisy", "wall_s", "out_dir")}
+        for key in ("all", "quiet"):
+            rep = res[key]
+            show[key] = {"dev_budget_EP90_ms": rep["dev"]["budget_EP90_ms"], "selected_on_dev": rep["dev"]["selected"],
+                         "two_pass_cutoff_over_pause": rep["two_pass_cutoff_over_pause"],
+                         "goal_halved": rep["goal_halved"], "goal_halved_beyond_noise": rep["goal_halved_beyond_noise"],
+                         "test": {n: {k: r.get(k) for k in ("setting", "EP50_ms", "EP90_ms", "cutoff_rate", "n")}
+                                  | ({"cutoff_ci95": r["ci"]["cutoff_rate"]["ci95"], "EP90_ci95": r["ci"]["EP90_ms"]["ci95"]}
+                                     if "ci" in r else {})
+                                  for n, r in rep["test"]["rows"].items()},
+                         "vs_pause": {n: v["cutoff_diff"] for n, v in rep["test"]["vs_baseline"].items()}}
         print(json.dumps(show, indent=1, default=str))
         return 0
     print(f"bench: unknown benchmark {args.what!r}", file=sys.stderr)
@@ -165,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
     b.add_argument("--n", type=int, default=200, help="utterances of the split")
+    b.add_argument("--n-dev", type=int, default=None,
+                   help="asr/endpoint: dev utterances the settings are chosen on (default 200 / 300)")
+    b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                   help="where the committed JSON evidence goes (with commit, date, machine)")
     b.add_argument("--split", default="test")
     b.add_argument("--corpus-size", default="default")
     b.add_argument("--thresholds", default=None, help="comma-separated cascade thresholds")
@@ -175,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--pause-ms", type=float, default=300.0, help="batching: VAD silence that flushes a stream")
     b.add_argument("--duration", type=float, default=20.0, help="batching: seconds of (virtual) time per load level")
     b.add_argument("--arbitrator", type=Path, default=None, help="endpoint: arbitrator folder (default data/models/arbitrator)")
+    b.add_argument("--repeats", type=int, default=3,
+                   help="batching: runs per configuration and stream count, interleaved; the median decides")
+    b.add_argument("--no-nemo-peer", action="store_true", help="batching: leave NeMo's own pipeline out")
     b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
     b.add_argument("--context", default=None, help="batching/endpoint: attention context (default 70,1: 160 ms chunks)")
     b.set_defaults(func=_bench)

@@ -10,7 +10,7 @@ step carries many streams. The engine therefore
   per-frame CPU baseline): on a CPU the per-frame front end, not the encoder, was what capped the streams,
 - gathers the complete chunks of different streams, at different positions in their audio, into **one
   batched cache-aware step** of the NeMo model (per-stream caches gathered into batch tensors and
-  scattered back: ``StreamingRecognizer.step_streams``),
+  scattered back: ``StreamingRecognizer.step_batch``),
 - dispatches when ``target_batch`` chunks are ready or the oldest has waited ``max_wait_ms``, and
 - **flushes a stream at once** when its pause detector fires (silence >= ``pause_ms`` after speech): its
   complete chunks run immediately, and its audio so far is decoded to a result (``Final`` with
@@ -39,6 +39,11 @@ from ..audio import MODEL_SAMPLE_RATE
 
 class FrameError(ValueError):
     """A frame the engine cannot take (wrong dtype, rate, shape, NaN ...): rejected for its stream only."""
+
+
+class BatcherFailed(RuntimeError):
+    """The live batcher's loop failed (the model raised, say): raised to whoever reads ``events()`` or
+    submits next, with the original error as its cause, instead of a silent hang."""
 
 
 class UnknownStreamError(KeyError):
@@ -147,7 +152,7 @@ class Step:
     duration: float                # measured compute time, s
     stream_ids: list
     ready_times: list              # when each stream's chunk became complete (None for a flush final)
-    kind: str = "batch"            # "batch" | "flush" | "close"
+    kind: str = "batch"            # "batch" | "flush" | "close" | "front" (a frame's features, per-frame mode)
 
     @property
     def end(self) -> float:
@@ -180,12 +185,6 @@ class FrameBatcher:
         self.timer = timer
         self.streams: dict[str, _Stream] = {}
         self.steps: list[Step] = []                # what ran, for benchmarks and timelines
-        self._first, self._later = self._chunk_sizes()
-
-    def _chunk_sizes(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        cfg, rec = self.rec.cfg, self.rec
-        return ((rec._size(cfg.chunk_size, True), rec._size(cfg.shift_size, True)),
-                (rec._size(cfg.chunk_size, False), rec._size(cfg.shift_size, False)))
 
     # -- streams -------------------------------------------------------------------------------------
     def open(self, stream_id: str) -> None:
@@ -231,21 +230,15 @@ class FrameBatcher:
         st.audio.append(x)
         st.n_samples += len(x)
         if self.policy.front_end == "frame":
+            # the per-frame baseline's front end runs on the device now, booked as a step of its own, so its
+            # cost sits on the same timeline as the batched mode's (there: inside the batch's step)
+            t0 = self.timer()
             self.rec.release_features([st])
-        for _ in range(self._complete_chunks(st) - len(s.ready)):
+            self.steps.append(Step(now, self.timer() - t0, [stream_id], [None], "front"))
+        for _ in range(self.rec.pending_chunks(st) - len(s.ready)):
             s.ready.append(now)
         if s.pause is not None and s.pause.push(x):
             s.urgent = True
-
-    def _complete_chunks(self, st: StreamState) -> int:
-        """Complete chunks not yet run, by the recogniser's own chunk arithmetic."""
-        n = self.rec.feature_frames(st)       # released or not: the same count
-        idx, count = st.buffer_idx, 0
-        while True:
-            size, shift = self._first if idx == 0 else self._later
-            if n < idx + size:
-                return count
-            count, idx = count + 1, idx + shift
 
     def close(self, stream_id: str, now: float) -> list:
         """The stream leaves: its remaining audio runs at once (partial chunk padded) and its ``Final``
@@ -310,19 +303,21 @@ class FrameBatcher:
     def _step(self, order: list, now: float) -> list:
         """One batched step over the next chunk of each stream in ``order`` (grouped by chunk kind, as a
         batch must not mix first and later chunks)."""
-        t0 = self.timer()
-        self.rec.release_features([self.streams[sid].state for sid in order])   # one front-end call
-        front_s = self.timer() - t0
+        front_s = 0.0
+        if self.policy.front_end == "batch":
+            t0 = self.timer()
+            self.rec.release_features([self.streams[sid].state for sid in order])   # one front-end call
+            front_s = self.timer() - t0
         groups: dict = {}
         for sid in order:
-            ch = self.rec._next_chunk(self.streams[sid].state, final=False)
-            groups.setdefault((ch[2], ch[3]), []).append((sid, ch))
+            ch = self.rec.next_chunk(self.streams[sid].state, final=False)
+            groups.setdefault((ch.drop_extra, ch.is_last), []).append((sid, ch))
         events = []
         for members in groups.values():
             sids = [sid for sid, _ in members]
             ready = [self.streams[sid].ready.popleft() for sid in sids]
             t0 = self.timer()
-            events += self.rec.step_streams([self.streams[sid].state for sid in sids], [c for _, c in members])
+            events += self.rec.step_batch([self.streams[sid].state for sid in sids], [c for _, c in members])
             self.steps.append(Step(now, self.timer() - t0 + front_s, sids, ready, "batch"))
             front_s = 0.0
             now = self.steps[-1].end
@@ -337,8 +332,8 @@ class FrameBatcher:
         probe.decisions, probe.probes = list(st.decisions), []
         t0 = self.timer()
         self.rec.release_features([probe], final=True)
-        self.rec._run(probe, final=True)     # its partials and <EOU> are the copy's, not the stream's
-        fin = self.rec._final(probe)
+        self.rec.run_chunks(probe, final=True)     # its partials and <EOU> are the copy's, not the stream's
+        fin = self.rec.result(probe)
         fin.reason = "pause"
         events = [fin]
         self.steps.append(Step(now, self.timer() - t0, [sid], [None], "flush"))
@@ -351,9 +346,16 @@ class FrameBatcher:
         return events
 
 
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
 class LiveBatcher:
     """The engine on the wall clock for a live caller: ``submit``/``close`` from any coroutine, results
-    from ``async for event in batcher.events()``. A background task polls when work is due."""
+    from ``async for event in batcher.events()``. A background task polls when work is due. If that task
+    fails, ``events()`` raises :class:`BatcherFailed` at once (and so does the next ``submit``): a consumer
+    never waits forever on a dead loop."""
 
     def __init__(self, recognizer: StreamingRecognizer, policy: BatchPolicy = BatchPolicy(), **kw):
         self.engine = FrameBatcher(recognizer, policy, **kw)
@@ -361,17 +363,24 @@ class LiveBatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closed = False
+        self.error: BaseException | None = None
 
     @staticmethod
     def now() -> float:
         return time.monotonic()
 
+    def _check(self) -> None:
+        if self.error is not None:
+            raise BatcherFailed(f"the live batcher stopped: {self.error!r}") from self.error
+
     def submit(self, stream_id: str, frame: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE) -> None:
+        self._check()
         self.engine.submit(stream_id, frame, self.now(), sample_rate)
         self._start()
         self._wake.set()
 
     def close(self, stream_id: str) -> None:
+        self._check()
         for e in self.engine.close(stream_id, self.now()):
             self.queue.put_nowait(e)
 
@@ -380,31 +389,38 @@ class LiveBatcher:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self) -> None:
-        while not self._closed:
-            due = self.engine.next_due()
-            wait = None if due is None else max(0.0, due - self.now())
-            if wait is None or wait > 0:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            for e in self.engine.poll(self.now()):
-                self.queue.put_nowait(e)
-            await asyncio.sleep(0)
+        try:
+            while not self._closed:
+                due = self.engine.next_due()
+                wait = None if due is None else max(0.0, due - self.now())
+                if wait is None or wait > 0:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                for e in self.engine.poll(self.now()):
+                    self.queue.put_nowait(e)
+                await asyncio.sleep(0)
+        except Exception as exc:          # reaches the consumer at once, never a hang
+            self.error = exc
+            self.queue.put_nowait(_Failure(exc))
 
     async def events(self):
         while True:
             e = await self.queue.get()
             if e is None:
                 return
+            if isinstance(e, _Failure):
+                raise BatcherFailed(f"the live batcher stopped: {e.exc!r}") from e.exc
             yield e
 
     async def aclose(self) -> None:
         """Close every open stream (their finals are queued), stop the loop, end ``events()``."""
-        for sid in list(self.engine.streams):
-            self.close(sid)
+        if self.error is None:
+            for sid in list(self.engine.streams):
+                self.close(sid)
         self._closed = True
         self._wake.set()
         if self._task is not None:

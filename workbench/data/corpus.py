@@ -73,6 +73,21 @@ def corpus_name(size: str, seed: int) -> str:
     return size if seed == 0 else f"{size}-seed{seed}"
 
 
+def config_hash(cfg) -> str:
+    """Eight hex digits over every setting of a corpus (a ``CorpusConfig`` or its stored dict)."""
+    import hashlib
+    d = asdict(cfg) if not isinstance(cfg, dict) else cfg
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:8]
+
+
+def corpus_folder(cfg: CorpusConfig, root) -> Path:
+    """Where a corpus with exactly these settings lives: the size's own name for its defaults, the name plus
+    the settings' hash for any override, so a call with other settings never gets another corpus."""
+    base = corpus_name(cfg.size, cfg.seed)
+    default = config_for(cfg.size, cfg.seed)
+    return Path(root) / (base if config_hash(cfg) == config_hash(default) else f"{base}-{config_hash(cfg)}")
+
+
 # --- speakers ---------------------------------------------------------------------------------------
 def make_speakers(cfg: CorpusConfig) -> dict[str, list[Speaker]]:
     """Speakers per split. Variants (timbres) are split first, so a test speaker's voice is never heard
@@ -313,9 +328,16 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
 
     cfg = config_for(size, seed, **overrides)
     root = Path(root)
-    final = root / corpus_name(size, seed)
+    final = corpus_folder(cfg, root)
     if final.exists() and (final / "corpus.json").exists() and not force:
-        return final
+        try:
+            stored = json.loads((final / "corpus.json").read_text()).get("config")
+        except (OSError, json.JSONDecodeError):
+            stored = None
+        if stored is not None and config_hash(stored) == config_hash(cfg):
+            return final
+        print(f"[corpus] {final} was built with other settings (or an older version of them): rebuilding it",
+              flush=True)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{final.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -21,6 +21,22 @@ class DatasetError(ValueError):
     """A manifest or CutSet that cannot be read, with the file and line that are wrong."""
 
 
+class MissingFieldError(DatasetError):
+    """A room needs a field (word times, the true end of speech) that the user's manifest does not carry."""
+
+
+def require_fields(entries: list[dict], fields: tuple[str, ...], room: str) -> None:
+    """Raise :class:`MissingFieldError` naming the first field and utterance that lack it (rooms that need
+    ground truth call this; rooms that only need audio and text do not)."""
+    for f in fields:
+        for e in entries:
+            if e.get(f) is None:
+                raise MissingFieldError(
+                    f"{room} needs {f!r} on every utterance; {e.get('id') or e.get('audio_filepath')} has none "
+                    f"(the workbench corpus has it; for your own data add it to the manifest, e.g. word times from "
+                    f"a forced aligner, speech_end = the last word's end)")
+
+
 class CorpusUnavailableError(RuntimeError):
     """A public corpus that is neither on disk nor downloadable from here."""
 
@@ -267,7 +283,13 @@ def open_dataset(source: str | os.PathLike, split: str | None = None) -> Dataset
     else:
         entries = read_manifest(p)
     if split:
+        have = sorted({str(e["split"]) for e in entries if e.get("split") is not None})
+        if not have:
+            raise DatasetError(f"{p} has no splits (no 'split' field in its lines); open it without split=, "
+                               f"or add a 'split' field (train/dev/test) to each line")
         entries = [e for e in entries if e.get("split") == split]
+        if not entries:
+            raise DatasetError(f"{p} has no utterance of split {split!r}; its splits are {have}")
     return Dataset(entries, p.stem)
 
 

@@ -227,12 +227,15 @@ class _LiveSession:
     def start(self):
         from ..endpoint import StreamingEndpointer
         self.state = self.rec.new_stream("mic")
-        self.live_ep = StreamingEndpointer(self.ep) if self.ep is not None else None
+        # the end-pointer reads this session's recogniser events (P(<EOU>), encoder output, transcript), so
+        # the EOU and two-pass end-pointers fire live, not only the pause one
+        self.live_ep = StreamingEndpointer(self.ep, frame_s=self.rec.frame_s) if self.ep is not None else None
         self.events, self.first_text_at = [], None
 
     def __call__(self, x: np.ndarray):
         from ..events import Partial
-        for e in self.rec.accept_audio(self.state, x):
+        new = self.rec.accept_audio(self.state, x)
+        for e in new:
             self.events.append(e)
             if isinstance(e, Partial) and e.text != self.mic.transcript:
                 self.mic.transcript_seq = getattr(self.mic, "seq", -1)
@@ -240,7 +243,7 @@ class _LiveSession:
                 if e.text and self.first_text_at is None:
                     self.first_text_at = time.time()
         if self.live_ep is not None and self.mic.endpoint < 0:
-            t = self.live_ep.push(x)
+            t = self.live_ep.push(x, new)
             if t is not None:
                 self.mic.endpoint = float(t)
 
