@@ -218,3 +218,78 @@ def test_public_corpus_offline_fails_fast(tmp_path, monkeypatch):
         open_dataset("librispeech:dev-clean")
     with pytest.raises(CorpusUnavailableError, match="SLURP"):
         open_dataset("slurp:devel")
+
+
+def test_replace_dir_keeps_the_old_folder_until_the_new_one_is_in(tmp_path, monkeypatch):
+    from pathlib import Path
+    from workbench.files import replace_dir
+    final, new = tmp_path / "model", tmp_path / ".model.tmp"
+    final.mkdir()
+    (final / "model.nemo").write_text("old")
+    new.mkdir()
+    (new / "model.nemo").write_text("new")
+    real_rename = Path.rename
+
+    def failing(self, target):          # the swap itself fails (disk full, a crash ...)
+        if self == new:
+            raise OSError("no space left")
+        return real_rename(self, target)
+    monkeypatch.setattr(Path, "rename", failing)
+    with pytest.raises(OSError):
+        replace_dir(new, final)
+    assert (final / "model.nemo").read_text() == "old", "the old export is back in place"
+    monkeypatch.setattr(Path, "rename", real_rename)
+    replace_dir(new, final)
+    assert (final / "model.nemo").read_text() == "new" and not new.exists()
+    assert not list(tmp_path.glob(".model.old-*"))
+
+
+def test_open_dataset_split_on_a_manifest_without_splits_is_an_error(tmp_path, smoke_corpus):
+    import json
+    from workbench.data import DatasetError, open_dataset
+    entries = open_dataset(smoke_corpus, "test").entries[:2]
+    m = tmp_path / "mine.json"
+    m.write_text("".join(json.dumps({k: v for k, v in e.items() if k != "split"}) + "\n" for e in entries))
+    assert len(open_dataset(m)) == 2
+    with pytest.raises(DatasetError, match="no splits"):
+        open_dataset(m, split="test")
+    m2 = tmp_path / "with_splits.json"
+    m2.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    with pytest.raises(DatasetError, match=r"no utterance of split 'dev'; its splits are \['test'\]"):
+        open_dataset(m2, split="dev")
+
+
+def test_rooms_that_need_ground_truth_name_the_missing_field(tmp_path, smoke_corpus, tiny_model):
+    import json
+    from workbench.asr.streaming import StreamingRecognizer
+    from workbench.data import MissingFieldError, open_dataset
+    from workbench.endpoint import compute_signals
+    ds = open_dataset(smoke_corpus, "test")
+    plain = [{k: v for k, v in e.items() if k not in ("words", "speech_end")} for e in ds.entries[:2]]
+    m = tmp_path / "plain.json"
+    m.write_text("".join(json.dumps(e) + "\n" for e in plain))
+    mine = open_dataset(m)
+    assert mine.audio(0).shape == ds.audio(0).shape              # rooms that need only audio and text work
+    rec = StreamingRecognizer(tiny_model, [70, 1])
+    with pytest.raises(MissingFieldError, match="'speech_end'"):
+        compute_signals(rec, mine.entries, [mine.audio(0), mine.audio(1)])
+    from workbench.batching.bench import load_utterances
+    with pytest.raises(MissingFieldError, match="'speech_end'"):
+        load_utterances(str(m), None, 2)
+
+
+def test_a_corpus_is_keyed_by_all_of_its_settings(tmp_path):
+    from workbench.data import build_corpus
+    from workbench.data.corpus import config_hash
+    import json
+    a = build_corpus("smoke", seed=0, root=tmp_path, progress=False)
+    b = build_corpus("smoke", seed=0, root=tmp_path, progress=False, utterances={"train": 4, "dev": 2, "test": 2})
+    assert a != b and a.name == "smoke" and b.name.startswith("smoke-")
+    assert json.loads((b / "corpus.json").read_text())["config"]["utterances"]["train"] == 4
+    assert build_corpus("smoke", seed=0, root=tmp_path, progress=False) == a        # the same settings: kept
+    # a folder built with other settings under the default name is not returned as if it were the default
+    meta = json.loads((a / "corpus.json").read_text())
+    meta["config"]["utterances"]["train"] = 999
+    (a / "corpus.json").write_text(json.dumps(meta))
+    again = build_corpus("smoke", seed=0, root=tmp_path, progress=False)
+    assert config_hash(json.loads((again / "corpus.json").read_text())["config"]) != config_hash(meta["config"])

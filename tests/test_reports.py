@@ -58,7 +58,7 @@ def test_run_failures_and_good_reports_kept(tmp_path):
     make_nb(nbs / "a_ok.ipynb", "from workbench.reports import record\nrecord('twice_x', 2 * x, 'units')")
     make_nb(nbs / "b_fails.ipynb", "raise ValueError('boom in b')")
     make_nb(nbs / "c_ok.ipynb", "y = x + 1")
-    res = run_reports(params=[("x", "21"), ("undeclared", "1")], out_root=out, date="d1", notebook_dir=nbs)
+    res = run_reports(params=[("x", "21")], out_root=out, date="d1", notebook_dir=nbs)
     assert not res.ok and [r.name for r in res.failures] == ["b_fails"]
     by = {r.name: r for r in res.results}
     assert by["a_ok"].metrics == {"twice_x": {"value": 42, "unit": "units"}}
@@ -86,6 +86,38 @@ def test_run_failures_and_good_reports_kept(tmp_path):
     assert "c_ok" in s2                                             # notebooks not rerun stay listed
     assert "earlier good run kept" in (day / "index.html").read_text()
     assert not list(out.glob(".staging-*"))
+
+
+def test_a_parameter_no_notebook_declares_is_refused(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    make_nb(nbs / "a.ipynb", "pass", params="corpus_size = 'default'\nn_eval = 3")
+    with pytest.raises(ReportError, match=r"\['corpus_sise'\].*declared: \['corpus_size', 'n_eval'\]"):
+        run_reports(params=[("corpus_sise", "smoke")], out_root=tmp_path / "o", notebook_dir=nbs)
+    f = tmp_path / "p.yaml"
+    f.write_text("notebooks:\n  a: {n_evl: 2}\n")
+    with pytest.raises(ReportError, match="n_evl"):
+        run_reports(param_file=f, out_root=tmp_path / "o", notebook_dir=nbs)
+    assert not (tmp_path / "o").exists(), "refused before anything ran or was written"
+
+
+def test_a_rendering_failure_fails_that_notebook_only(tmp_path, monkeypatch):
+    from workbench.reports import runner
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    make_nb(nbs / "a.ipynb", "y = 1")
+    make_nb(nbs / "b.ipynb", "y = 2")
+    real = runner._to_html
+
+    def flaky(nb, no_input):
+        if any("y = 1" in "".join(c.get("source", "")) for c in nb.cells):
+            raise ValueError("template exploded")
+        return real(nb, no_input)
+    monkeypatch.setattr(runner, "_to_html", flaky)
+    res = run_reports(out_root=tmp_path / "o", date="d", notebook_dir=nbs)
+    by = {r.name: r for r in res.results}
+    assert by["a"].status == "failed" and "template exploded" in by["a"].error["evalue"]
+    assert by["b"].status == "ok" and (tmp_path / "o" / "d" / "b.html").is_file()
 
 
 def test_unknown_notebook_and_lock(tmp_path):

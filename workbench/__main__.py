@@ -42,7 +42,7 @@ def _train_asr(args) -> int:
         out = train_espnet(args.corpus_size, out_dir=args.out, work_dir=args.work, max_epoch=args.epochs,
                            iters_per_epoch=args.iters_per_epoch, n_eval=args.n_eval, extra=args.overrides,
                            ctc_weight=args.ctc_weight, init_from=args.init_from, lr=args.lr,
-                           warmup_steps=args.warmup_steps, exp_name=args.exp_name)
+                           warmup_steps=args.warmup_steps, exp_name=args.exp_name, resume=args.resume)
         print(f"model, config and metrics in {out}")
         return 0
     from .asr.recipe import train
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="small", help="small (2-core CPU, ~2 h) | gpu | path/to/profile.yaml")
     t.add_argument("--out", type=Path, default=None, help="export folder (default: data/models/asr_<profile>)")
     t.add_argument("--work", type=Path, default=None, help="checkpoints and logs (default: data/cache/asr_<profile>)")
-    t.add_argument("--resume", action="store_true", help="continue from the work folder's last checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue from the work folder's last checkpoint (opt-in: without it training starts from scratch)")
     t.add_argument("--init-from", type=Path, default=None,
                    help="start from a .nemo's weights and tokenizer (e.g. the shipped model) with a fresh schedule")
     t.add_argument("--backend", choices=["nemo", "espnet"], default="nemo",

@@ -267,9 +267,8 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
                **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in info.items()},
                "size_mb": round((tmp / "model.nemo").stat().st_size / 2 ** 20, 2)}
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    from ..files import replace_dir
+    replace_dir(tmp, out)          # the old export stays until this one is complete
     print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f} (clean {v['wer_clean']})"
                                                        for k, v in metrics[f"greedy_{head}_wer"].items()))
     return out

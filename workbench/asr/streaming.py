@@ -54,7 +54,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
     """A NeMo ASR model from a ``.nemo`` file, or by name (``nvidia/...``) through NeMo's own
     ``from_pretrained``. Offline, a name fails within seconds with a clear message, never a hang."""
     from nemo.collections.asr.models import ASRModel
+    from ..logs import quiet_if_interactive
     from . import features  # noqa: F401  (our models' preprocessor: NeMo must be allowed to build it)
+    quiet_if_interactive()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     p = Path(name_or_path)
     if p.suffix == ".nemo" or p.exists():

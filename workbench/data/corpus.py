@@ -376,13 +376,8 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
                 "build_seconds": round(time.time() - t0, 1), "workers": workers,
                 "espeak_ng": espeak_version(), "sample_rate": MODEL_SAMPLE_RATE}
         (tmp / "corpus.json").write_text(json.dumps(meta, indent=1))
-        if final.exists():
-            old = root / f".{final.name}.old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        from ..files import replace_dir
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

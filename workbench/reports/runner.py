@@ -183,11 +183,34 @@ def run_one(path: Path, staging: Path, parameters: dict, no_input: bool, timeout
         result.metrics = metrics_of(nb)
         if status == "failed":
             result.error = _first_error(nb) or error
-        (staging / f"{name}.html").write_text(_to_html(nb, no_input))
-        result.figures = _save_figures(nb, staging, name)
+        try:
+            (staging / f"{name}.html").write_text(_to_html(nb, no_input))
+            result.figures = _save_figures(nb, staging, name)
+        except Exception as e:       # the notebook ran, but its rendering did not: that notebook failed, not the run
+            result.status = "failed"
+            result.error = result.error or {"cell": "html", "ename": type(e).__name__,
+                                            "evalue": f"rendering the executed notebook failed: {e}"[:2000],
+                                            "source": ""}
     else:
         result.error = error
     return result
+
+
+def check_parameters(paths: list[Path], names: set, per: dict) -> None:
+    """A ``-p`` name (``names``) that no selected notebook declares, or a per-notebook parameter its notebook
+    does not declare, is a typo (it would silently run the default, perhaps the hours-long corpus): refuse
+    it, listing the names that are declared."""
+    import papermill as pm
+    declared = {p.stem: set(pm.inspect_notebook(str(p))) for p in paths}
+    everything = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(names) - everything)
+    if unknown:
+        raise ReportError(f"parameter(s) {unknown} are declared by none of {sorted(declared)}; "
+                          f"declared: {sorted(everything)}")
+    for name, params in per.items():
+        if name in declared and set(params) - declared[name]:
+            raise ReportError(f"{name} declares no parameter(s) {sorted(set(params) - declared[name])}; "
+                              f"it declares {sorted(declared[name])}")
 
 
 def _publish(staging: Path, folder: Path, r: NotebookResult) -> None:
@@ -221,6 +244,7 @@ def run_reports(notebooks: list[str] | None = None, params: list[tuple[str, str]
     unknown = set(per) - known
     if unknown:
         raise ReportError(f"parameter file names notebooks that do not exist in {notebook_dir}: {sorted(unknown)}")
+    check_parameters(paths, {k for k, _ in params}, per)
     out_root = Path(out_root or REPORTS)
     date = date or dt.date.today().isoformat()
     folder = out_root / date
@@ -230,6 +254,8 @@ def run_reports(notebooks: list[str] | None = None, params: list[tuple[str, str]
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        old_log = os.environ.get("WORKBENCH_LOG")
+        os.environ["WORKBENCH_LOG"] = str((folder / "report.log").resolve())   # the kernels' library logs
         staging = out_root / f".staging-{date}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -251,6 +277,10 @@ def run_reports(notebooks: list[str] | None = None, params: list[tuple[str, str]
             _write_atomic(folder / "summary.json", json.dumps(summary, indent=1))
             _write_atomic(folder / "index.html", render_index(summary, date))
         finally:
+            if old_log is None:
+                os.environ.pop("WORKBENCH_LOG", None)
+            else:
+                os.environ["WORKBENCH_LOG"] = old_log
             shutil.rmtree(staging, ignore_errors=True)
             log.removeHandler(handler)
             handler.close()
