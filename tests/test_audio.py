@@ -1,5 +1,6 @@
 """workbench.audio: every bad input gets its own typed error; good input arrives as 16 kHz mono float32."""
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,13 +55,34 @@ def test_directory_is_unreadable(tmp_path):
         load_audio(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
 def test_permission_denied(tmp_path):
-    p = tmp_path / "x.wav"
+    """Root reads any file (CAP_DAC_OVERRIDE), so as root (CI runs as root) the same check runs in a child
+    process whose capability bounding set lacks the two capabilities that bypass file permissions: never
+    skipped."""
+    import subprocess
+    import sys
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="wb-perm-"))
+    d.chmod(0o755)
+    p = d / "x.wav"
     sf.write(p, tone(16000), 16000)
     p.chmod(0)
-    with pytest.raises(AudioUnreadableError, match="permissions"):
-        load_audio(p)
+    code = ("from workbench.audio import load_audio, AudioUnreadableError\n"
+            f"try:\n    load_audio({str(p)!r})\nexcept AudioUnreadableError as e:\n    print('TYPED', e)\n")
+    if os.geteuid() != 0:
+        with pytest.raises(AudioUnreadableError, match="permissions"):
+            load_audio(p)
+        return
+    def drop():
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):                    # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:      # PR_CAPBSET_DROP: gone after exec
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=drop,
+                         cwd=d, env={**os.environ, "HOME": str(d)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("TYPED") and "permissions" in out.stdout, out.stdout
 
 
 def test_not_audio(tmp_path):
@@ -136,3 +158,16 @@ def test_save_wav_is_atomic_and_roundtrips(tmp_path):
     save_wav(p, tone(16000))
     assert not list(tmp_path.glob(".*tmp"))
     assert np.allclose(load_audio(p), tone(16000), atol=1e-4)
+
+
+def test_loading_silero_keeps_the_callers_thread_count():
+    """silero_vad sets torch to one thread at import; through the workbench the caller's count stays."""
+    import subprocess
+    import sys
+    def threads_after(load: str) -> str:
+        code = f"import torch; torch.set_num_threads(2)\n{load}\nprint(torch.get_num_threads())\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.split()[-1]
+    assert threads_after("import silero_vad") == "1"                   # what the guard is for
+    assert threads_after("from workbench.audio import load_silero_vad; load_silero_vad()") == "2"

@@ -31,20 +31,32 @@ NOTEBOOK_CELLS = [
     """import json, numpy as np
 from pathlib import Path
 from workbench.asr.streaming import StreamingRecognizer, load_model
-from workbench.endpoint import PauseEndpointer
+from workbench.endpoint import EouEndpointer, PauseEndpointer, TwoPassEndpointer
 from workbench.widgets import MicCapture
 OUT = Path({out!r})
+KIND = (OUT / "endpointer.txt").read_text().strip() if (OUT / "endpointer.txt").exists() else "pause"
 rec = StreamingRecognizer(load_model({model!r}, device="cpu"), [70, 1])
+if KIND == "eou":
+    ep = EouEndpointer(0.5)
+elif KIND == "two-pass":
+    from workbench.endpoint.arbitrator import ArbitratorProbs, load
+    from workbench.endpoint.bench import ARBITRATOR_DIR
+    ep = TwoPassEndpointer(PauseEndpointer(250), ArbitratorProbs(load(ARBITRATOR_DIR)), 0.5, 1500)
+else:
+    ep = PauseEndpointer(300)
 mic = MicCapture()
-session = mic.connect(rec, PauseEndpointer(300))
+session = mic.connect(rec, ep)
 
 class Dump:
-    def __call__(self, x): pass
+    blocks = 0
+    def __call__(self, x):           # every block the kernel receives, counted on disk as it arrives
+        Dump.blocks += 1
+        (OUT / "blocks.txt").write_text(str(Dump.blocks))
     def start(self): pass
     def stop(self):
         np.save(OUT / "received.npy", mic.audio())
         (OUT / "kernel.json").write_text(json.dumps({{"final": session.final.text, "arrivals": mic.arrivals,
-                                                     "endpoint": mic.endpoint}}))
+                                                     "endpoint": mic.endpoint, "endpointer": KIND}}))
 mic.on_chunk(Dump())
 mic""",
     """from workbench.data import open_dataset
@@ -152,10 +164,19 @@ def _align_corr(got: np.ndarray, src: np.ndarray) -> float:
     return float(np.corrcoef(a[:m], b[:m])[0, 1])
 
 
-def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, mic_model):
+def _fresh(lab, kind: str) -> None:
+    """The next page's kernel session uses end-pointer ``kind``; nothing of an earlier session is left."""
+    for f in ("kernel.json", "received.npy", "blocks.txt"):
+        (lab["out"] / f).unlink(missing_ok=True)
+    (lab["out"] / "endpointer.txt").write_text(kind)
+
+
+@pytest.mark.parametrize("kind", ["pause", "eou", "two-pass"])
+def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, mic_model, kind):
     from playwright.sync_api import sync_playwright
     wav, src, entry = source_wav
     SHOTS.mkdir(parents=True, exist_ok=True)
+    _fresh(lab, kind)
     with sync_playwright() as pw:
         browser, page = _open(pw, lab, wav, allow=True)
         page.click(".wb-mic button")
@@ -179,7 +200,11 @@ def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, m
         browser.close()
     got = np.load(lab["out"] / "received.npy")
     kernel = json.loads((lab["out"] / "kernel.json").read_text())
+    assert kernel["endpointer"] == kind
     assert len(got) > 0.6 * len(src), "blocks arrived while recording"
+    assert int((lab["out"] / "blocks.txt").read_text()) == len(kernel["arrivals"]) > 0, "every block was counted"
+    if mic_model[1]:       # the shipped model: each end-pointer fires live, within the recording
+        assert 0 < kernel["endpoint"] <= len(got) / MODEL_SAMPLE_RATE + 1e-6, f"{kind}: endpoint {kernel['endpoint']}"
     corr = _align_corr(got, src)
     assert corr > 0.9, f"received audio correlates {corr:.3f} with the source"
     assert shown.strip() == kernel["final"].strip(), "the page shows the recogniser's transcript"
@@ -205,14 +230,15 @@ def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, m
               "mic_to_transcript_ms": ({"p50": float(np.percentile(to_text, 50)), "p95": float(np.percentile(to_text, 95)),
                                         "n": len(to_text)} if to_text else None),
               "reference": entry["text"], "live_transcript": shown}
-    (SHOTS / "mic_timing.json").write_text(json.dumps(report, indent=1))
+    report.update(endpointer=kind, endpoint_s=kernel["endpoint"], true_speech_end_s=float(entry["speech_end"]))
+    (SHOTS / ("mic_timing.json" if kind == "pause" else f"mic_endpoint_{kind}.json")).write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
 
 
 def test_denied_permission_shows_the_reason_and_sends_nothing(lab, source_wav):
     from playwright.sync_api import sync_playwright
     wav, _, _ = source_wav
-    before = sorted(p.name for p in lab["out"].iterdir())
+    _fresh(lab, "pause")
     with sync_playwright() as pw:
         browser, page = _open(pw, lab, wav, allow=False)
         page.click(".wb-mic button")
@@ -220,9 +246,11 @@ def test_denied_permission_shows_the_reason_and_sends_nothing(lab, source_wav):
         msg = page.inner_text(".wb-mic .wb-msg")
         assert "denied" in msg.lower() or "permission" in msg.lower(), msg
         assert "Record" in page.inner_text(".wb-mic button")
+        page.wait_for_timeout(1500)            # blocks, had any been sent, would have arrived by now
         page.screenshot(path=str(SHOTS / "mic_denied.png"))
         browser.close()
-    assert sorted(p.name for p in lab["out"].iterdir()) == before, "nothing reached the kernel"
+    # the kernel counts every block it receives (the allowed test sees the count match its arrivals)
+    assert not (lab["out"] / "blocks.txt").exists(), "nothing reached the kernel"
 
 
 def test_tuner_sliders_change_its_numbers_and_plot(lab, source_wav):

@@ -6,6 +6,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+# the key metrics each notebook records in smoke mode (the report index shows them): each must be there and finite
+KEY_METRICS = {
+    "00_corpus_tour": ["corpus_hours", "utterances", "speakers", "median_pause_ms"],
+    "01_frame_batching": ["ms_per_stream_batch1", "streams_single", "streams_batched"],
+    "02_streaming_asr": ["wer_fixed_1", "latency_fixed_1_ms", "wer_fixed_13", "latency_fixed_13_ms", "espnet_wer"],
+    "03_dynamic_lookahead": ["max_wer_gain_over_fixed_front"],
+    "04_endpointing": ["cutoff_pause_test", "ep90_pause_test_ms", "dev_budget_ep90_ms"],
+    "05_endpoint_tuning": ["rescore_ms"],
+    "06_live_demo": ["transcript_words"],
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -29,3 +39,10 @@ def test_all_notebooks_run_in_smoke_mode(tmp_path):
         assert p.stem in index
     tour = next(r for r in res.results if r.name == "00_corpus_tour")
     assert tour.figures and tour.metrics["utterances"]["value"] == 40
+    import math
+    assert set(KEY_METRICS) == {p.stem for p in NOTEBOOKS}
+    for r in res.results:
+        for key in KEY_METRICS[r.name]:
+            assert key in r.metrics, f"{r.name} did not record {key}: {sorted(r.metrics)}"
+            v = r.metrics[key]["value"]
+            assert isinstance(v, (int, float)) and math.isfinite(v), f"{r.name}.{key} = {v!r}"

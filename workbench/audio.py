@@ -193,3 +193,15 @@ def save_wav(path: Union[str, os.PathLike], x: np.ndarray, sample_rate: int = MO
     tmp = p.with_name(f".{p.name}.tmp")
     sf.write(str(tmp), np.clip(x, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     os.replace(tmp, p)
+
+
+def load_silero_vad():
+    """silero-vad's bundled model (no download). Importing silero_vad calls ``torch.set_num_threads(1)`` for
+    the whole process, which would silently halve every later model's CPU throughput on two cores (and skew
+    every benchmark run after it); the caller's thread count is put back."""
+    import torch
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad as _load
+    model = _load()
+    torch.set_num_threads(threads)
+    return model

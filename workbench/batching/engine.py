@@ -102,7 +102,7 @@ class SileroPause(PauseDetector):
 
     def __init__(self, pause_ms: float, threshold: float = 0.5):
         super().__init__(pause_ms, threshold)
-        from silero_vad import load_silero_vad
+        from ..audio import load_silero_vad
         self.model = load_silero_vad()
         self.rest = np.zeros(0, np.float32)
         self.prob = 0.0
@@ -135,7 +135,7 @@ class ScriptedPause(PauseDetector):
 def silero_probs(audio: np.ndarray) -> tuple[np.ndarray, float]:
     """silero-vad speech probability per 512-sample window of a whole recording, and the window (s)."""
     import torch
-    from silero_vad import load_silero_vad
+    from ..audio import load_silero_vad
     model = load_silero_vad()
     n = len(audio) // 512 * 512
     with torch.inference_mode():

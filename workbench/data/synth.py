@@ -114,7 +114,6 @@ class Espeak:
             chunks, events, phonemes = self._chunks, self._words, self._phonemes
         wav = (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768.0
         return wav, _word_starts(text, events, sorted(set(phonemes)), len(wav))
-        return wav, word_starts
 
 
 def _word_starts(text: str, events: list[tuple[int, int]], phonemes: list[int], n: int) -> list[int]:

@@ -147,7 +147,7 @@ class StreamingEndpointer:
         self._vad = None
 
     def push(self, frame: np.ndarray, events: list | None = None) -> float | None:
-        from silero_vad import load_silero_vad
+        from ..audio import load_silero_vad
         import torch
         from .signals import asr_signals
         if self.fired is not None:
