@@ -151,3 +151,22 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     make_nb(nbs / "bad.ipynb", "1/0")
     assert main(["report", str(nbs / "bad.ipynb"), "--out", str(tmp_path / "o"), "--date", "d"]) == 1
     assert main(["report", "nope", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_readme_figures_are_generated_from_the_committed_results():
+    """The README's benchmark tables are exactly what the committed JSON gives (python -m workbench figures)."""
+    from workbench.reports.figures import README, render
+    text = README.read_text()
+    for name in ("batching", "endpoint", "asr"):
+        assert f"<!-- figures:{name} -->" in text, name
+    assert render(text) == text, "README out of date: run `python -m workbench figures`"
+
+
+def test_figures_render_a_block_from_a_result(tmp_path):
+    from workbench.reports.figures import main
+    (tmp_path / "r").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- figures:asr -->\nold\n<!-- /figures:asr -->\ny\n")
+    assert main(check=True, readme=readme, results=tmp_path / "r") == 1     # "old" is not what the results give
+    main(readme=readme, results=tmp_path / "r")
+    assert "bench_asr.json missing" in readme.read_text() and main(check=True, readme=readme, results=tmp_path / "r") == 0

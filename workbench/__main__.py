@@ -62,6 +62,9 @@ def _train_arbitrator(args) -> int:
 
 def _bench(args) -> int:
     import json
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)      # recorded in the result's provenance
     if args.what == "asr":
         from .asr.bench import run
         thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
@@ -87,7 +90,7 @@ def _bench(args) -> int:
         show = {k: res.get(k) for k in ("device", "context", "chunk_ms", "ratio", "ratio_spread",
                                      "ratio_vs_single_chunk_front_end", "ratio_vs_nemo_pipeline", "targets", "end_of_speech",
                                      "flush_within_one_chunk", "step_time_by_batch", "wall_s", "out_dir")}
-        for key in ("single", "single_chunk_front_end", "batched", "nemo_pipeline"):
+        for key in ("single", "single_chunk_front_end", "batched", "batched_no_flush", "nemo_pipeline"):
             if key not in res:
                 continue
             best = res[key]["sustained_streams"]
@@ -117,6 +120,11 @@ def _bench(args) -> int:
         return 0
     print(f"bench: unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
+
+
+def _figures(args) -> int:
+    from .reports.figures import main
+    return main(check=args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,12 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--pause-ms", type=float, default=300.0, help="batching: VAD silence that flushes a stream")
     b.add_argument("--duration", type=float, default=20.0, help="batching: seconds of (virtual) time per load level")
     b.add_argument("--arbitrator", type=Path, default=None, help="endpoint: arbitrator folder (default data/models/arbitrator)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's, one per core); recorded with the result")
     b.add_argument("--repeats", type=int, default=3,
                    help="batching: runs per configuration and stream count, interleaved; the median decides")
     b.add_argument("--no-nemo-peer", action="store_true", help="batching: leave NeMo's own pipeline out")
     b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
     b.add_argument("--context", default=None, help="batching/endpoint: attention context (default 70,1: 160 ms chunks)")
     b.set_defaults(func=_bench)
+    f = sub.add_parser("figures", help="regenerate the README's tables from benchmarks/results/*.json")
+    f.add_argument("--check", action="store_true", help="exit 1 when the README disagrees with the results")
+    f.set_defaults(func=_figures)
     return p
 
 

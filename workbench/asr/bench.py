@@ -127,7 +127,7 @@ def goals(fixed: list[dict], dynamic: list[dict], seed: int = 0) -> dict:
     cheapest = min(as_good, key=lambda d: d["latency_ms"]) if as_good else None
     saving = 1 - cheapest["latency_ms"] / largest["latency_ms"] if cheapest else None
     diffs = {d["policy"]: paired_wer_diff_ci(d["errors"], largest["errors"], largest["words"], seed=seed)
-             for d in dynamic if "errors" in d and "errors" in largest}
+             for d in dynamic + [f for f in fixed if f is not largest] if "errors" in d and "errors" in largest}
     return {"best_fixed": best_fixed["policy"],
             "max_wer_gain_over_fixed_front": gain, "at": at and at["policy"],
             "below_fixed_front": bool(gain > 0),

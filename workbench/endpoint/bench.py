@@ -141,11 +141,22 @@ def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, b
     base_name, base_setting = baseline
     base_row = next((r for r in dev_cv[base_name] if r["setting"] == base_setting), None)
     budget = base_row["EP90_ms"] if base_row else float("nan")
-    selected = {base_name: base_setting}
+    rule = f"the EP90 of {base_name} {base_setting} on dev"
+    fastest = {name: min((r["EP90_ms"] for r in c if np.isfinite(r["EP90_ms"])), default=np.inf)
+               for name, c in dev_cv.items()}
+    slow = [n for n, f in fastest.items() if np.isfinite(f) and f > budget]
+    if slow and np.isfinite(budget):
+        # an end-pointer cannot be as fast as the production setting at all: compare everyone, the baseline
+        # included, at the smallest dev EP90 that every one of them reaches
+        budget = max(f for f in fastest.values() if np.isfinite(f))
+        rule = (f"the smallest dev EP90 every end-pointer reaches ({', '.join(slow)} cannot reach "
+                f"{base_name} {base_setting}'s {base_row['EP90_ms']:.0f} ms); the baseline's setting chosen there too")
+    selected = {}
     for name, c in dev_cv.items():
-        if name != base_name:
-            row = best_at_ep90(c, budget)
-            selected[name] = None if row is None else row["setting"]
+        row = best_at_ep90(c, budget)
+        selected[name] = None if row is None else row["setting"]
+    if not slow:
+        selected[base_name] = base_setting       # the production operating point itself, not tuned
     rows, cut = {}, {}
     for name, setting in selected.items():
         if setting is None:
@@ -156,13 +167,13 @@ def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, b
         rows[name] = {"setting": setting, **summarize(out), "ci": outcome_cis(out, seed)}
     vs = {}
     for name in cut:
-        if name != base_name:
+        if name != base_name and base_name in cut:
             d = paired_diff_ci(cut[name], cut[base_name], seed=seed)
-            b = rows[base_name]["cutoff_rate"]
-            vs[name] = {"cutoff_diff": d, "cutoff_ratio": (rows[name]["cutoff_rate"] / b) if b > 0 else None}
+            b = rows[base_name].get("cutoff_rate")
+            vs[name] = {"cutoff_diff": d, "cutoff_ratio": (rows[name]["cutoff_rate"] / b) if b else None}
     two = vs.get("two-pass", {})
     ratio = two.get("cutoff_ratio")
-    return {"dev": {"n_utterances": len(dev), "budget_EP90_ms": budget, "baseline": list(baseline),
+    return {"dev": {"n_utterances": len(dev), "budget_EP90_ms": budget, "budget_rule": rule, "baseline": list(baseline),
                     "curves": dev_cv, "selected": selected},
             "test": {"n_utterances": len(test), "rows": rows, "vs_baseline": vs,
                      "curves": curves(test, arbitrator, max_wait_ms=max_wait_ms)},

@@ -1,0 +1,170 @@
+"""The README's figures, generated from the committed benchmark results (``benchmarks/results/*.json``), never
+typed by hand: ``python -m workbench figures`` rewrites each block between ``<!-- figures:NAME -->`` and
+``<!-- /figures:NAME -->`` in README.md; ``--check`` fails when the README and the results disagree (a test
+runs it)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+
+def _pct(ci: dict | None, digits: int = 1) -> str:
+    if not ci or ci.get("value") is None:
+        return "n/a"
+    lo, hi = ci["ci95"]
+    return f"{100 * ci['value']:.{digits}f} % [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+
+
+def _ms(ci: dict | None) -> str:
+    if not ci or ci.get("value") is None:
+        return "n/a"
+    lo, hi = ci["ci95"]
+    return f"{ci['value']:.0f} [{lo:.0f}, {hi:.0f}]"
+
+
+def _prov(r: dict, command: str) -> str:
+    p = r.get("provenance", {})
+    m = p.get("machine", {})
+    return (f"Measured {p.get('date', '?')[:10]} at commit `{p.get('commit', '?')[:8]}`"
+            f"{' (uncommitted changes)' if p.get('dirty') else ''} on {m.get('cores', '?')} cores of "
+            f"{m.get('cpu', '?')}{', ' + m['gpu'] if m.get('gpu') else ''} (torch threads {m.get('torch_threads', '?')}): "
+            f"`{command}`.")
+
+
+def batching(r: dict) -> str:
+    from ..batching.bench import headline
+    h = headline(r)
+    names = {"single": "each chunk alone, features per 30 ms frame (the per-stream CPU baseline)",
+             "single_chunk_front_end": "each chunk alone, features once per chunk",
+             "batched": "the engine: batched step, features once per batch, pause flush",
+             "batched_no_flush": "the engine without its pause flush (like NeMo's pipeline)",
+             "nemo_pipeline": "NeMo's own `CacheAwareRNNTPipeline`, same load and dispatch rule"}
+    rows = ["| configuration | streams in real time (median; worst-best repeat) | p95 added latency | device load | mean batch |",
+            "|---|---|---|---|---|"]
+    for key, label in names.items():
+        if key in h:
+            x = h[key]
+            rows.append(f"| {label} | **{x['sustained_streams']}** ({x['spread'][0]}-{x['spread'][1]}) | "
+                        f"{x['p95_added_ms']:.0f} ms | {x['device_busy']:.2f} | {x['mean_batch'] or 0:.1f} |"
+                        if x["p95_added_ms"] is not None else f"| {label} | **{x['sustained_streams']}** | n/a | n/a | n/a |")
+    spread = h.get("ratio_spread") or [None, None]
+    ratio = "n/a" if h["ratio"] is None else f"{h['ratio']:.1f}x"
+    lines = ["\n".join(rows), "",
+             f"Engine over the per-stream baseline: **{ratio}** (spread over repeats "
+             f"{'n/a' if spread[0] is None else f'{spread[0]:.1f}'}-{'n/a' if spread[1] is None else f'{spread[1]:.1f}'}x; "
+             f"goal {r['targets']['ratio_goal']:.0f}x: {'met' if r['targets']['ratio_met'] else 'not met'})"
+             + (f"; the engine without flush over NeMo's own pipeline (neither flushes): **{h['ratio_vs_nemo_pipeline']:.2f}x**"
+                f" ({'ahead' if r['targets'].get('ahead_of_nemo_pipeline') else 'not ahead'})"
+                if h.get("ratio_vs_nemo_pipeline") else "")
+             + f". {r['chunk_ms']:.0f} ms chunks, target batch {r['policy']['target_batch']}, max wait "
+               f"{r['policy']['max_wait_ms']:.0f} ms, p95 budget {r['latency_budget_ms']:.0f} ms, {r.get('repeats', 1)} interleaved "
+               f"repeats per point (the median decides)."]
+    eos = r.get("end_of_speech") or {}
+    if eos.get("eos_to_final_ms_flush") and eos.get("eos_to_final_ms_no_flush"):
+        f, n = eos["eos_to_final_ms_flush"], eos["eos_to_final_ms_no_flush"]
+        lines.append(f"End of speech at {eos['streams']} streams, true end -> final result p50/p95: "
+                     f"{f['p50']:.0f}/{f['p95']:.0f} ms with the pause flush, {n['p50']:.0f}/{n['p95']:.0f} ms without "
+                     f"(both include the {r['policy']['pause_ms']:.0f} ms the VAD waits).")
+    lines.append(_prov(r, "python -m workbench bench batching --duration 10 --grid 1,2,4,8,16,32,64 --repeats 3"))
+    return "\n".join(lines)
+
+
+def endpoint(r: dict) -> str:
+    out = []
+    for key, title in (("quiet", "utterances without background noise"), ("all", "the whole split")):
+        rep = r[key]
+        rows = [f"| end-pointer ({title}: {rep['test']['n_utterances']} test utterances) | setting chosen on dev | "
+                "cut-off rate [95 % CI] | EP90 ms [95 % CI] | cut-off vs pause, points [95 % CI] |", "|---|---|---|---|---|"]
+        for name, row in rep["test"]["rows"].items():
+            if row.get("setting") is None:
+                rows.append(f"| {name} | none within the budget | | | |")
+                continue
+            d = rep["test"]["vs_baseline"].get(name)
+            diff = "" if d is None else (
+                f"{100 * d['cutoff_diff']['value']:+.1f} [{100 * d['cutoff_diff']['ci95'][0]:+.1f}, "
+                f"{100 * d['cutoff_diff']['ci95'][1]:+.1f}]" + (" (within noise)" if d["cutoff_diff"]["within_noise"] else ""))
+            rows.append(f"| {name} | {row['setting']} | {_pct(row['ci']['cutoff_rate'])} | {_ms(row['ci']['EP90_ms'])} | {diff} |")
+        ratio = rep["two_pass_cutoff_over_pause"]
+        out += ["\n".join(rows), "",
+                f"Dev EP90 budget {rep['dev']['budget_EP90_ms']:.0f} ms: {rep['dev'].get('budget_rule', 'pause 500 on dev')} "
+                f"({rep['dev']['n_utterances']} dev utterances). Two-pass over pause cut-off rate on test: "
+                f"**{'n/a' if ratio is None else f'{ratio:.2f}x'}** (goal <= 0.5x: "
+                f"{'met' if rep['goal_halved'] else 'not met'}{', beyond noise' if rep['goal_halved_beyond_noise'] else ''}).", ""]
+    out.append(_prov(r, f"python -m workbench bench endpoint --n {r['n_utterances']} --n-dev {r['n_dev_utterances']}"))
+    return "\n".join(out)
+
+
+def asr(r: dict) -> str:
+    rows = ["| policy (test) | measured mean latency | WER, all [95 % CI] | WER, clean [95 % CI] |", "|---|---|---|---|"]
+    for p in sorted(r["fixed"], key=lambda p: p["latency_ms"]) + r["dynamic"]:
+        clean = "n/a" if p.get("wer_clean") is None else \
+            f"{100 * p['wer_clean']:.1f} % [{100 * p['wer_clean_ci95'][0]:.1f}, {100 * p['wer_clean_ci95'][1]:.1f}]"
+        rows.append(f"| {p['policy']}{' (threshold chosen on dev)' if p['policy'].startswith('cascade') else ''} | "
+                    f"{p['latency_ms']:.0f} ms | {100 * p['wer']:.1f} % [{100 * p['wer_ci95'][0]:.1f}, {100 * p['wer_ci95'][1]:.1f}] | {clean} |")
+    if "espnet" in r:
+        e = r["espnet"]
+        clean = "n/a" if e.get("wer_clean") is None else \
+            f"{100 * e['wer_clean']:.1f} % [{100 * e['wer_clean_ci95'][0]:.1f}, {100 * e['wer_clean_ci95'][1]:.1f}]"
+        rows.append(f"| ESPnet contextual block, beam 4 | {e['latency_ms']:.0f} ms nominal, {e['measured_wait_ms']:.0f} ms measured | "
+                    f"{100 * e['wer']:.1f} % [{100 * e['wer_ci95'][0]:.1f}, {100 * e['wer_ci95'][1]:.1f}] | {clean} |")
+    g = r["goals"]
+    lines = ["\n".join(rows), ""]
+    saving = g.get("latency_saving_at_equal_wer")
+    cheapest = g.get("cheapest_dynamic_as_good_as_largest")
+    if cheapest:
+        d = g["wer_diff_vs_largest_fixed"].get(cheapest)
+        lines.append(f"Cheapest cascade as good as {g['largest_fixed']} on test: {cheapest}, {100 * saving:.0f} % less latency "
+                     f"(goal 30 %: {'met' if g['saving_goal_met'] else 'not met'}); its WER minus {g['largest_fixed']}'s: "
+                     f"{100 * d['value']:+.1f} points [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+                     f"{' (within noise)' if d['within_noise'] else ''}.")
+    else:
+        lines.append(f"No cascade chosen on dev is as good as {g['largest_fixed']} on test.")
+    fixed = sorted(r["fixed"], key=lambda p: p["latency_ms"])
+    lines.append(f"Against the whole fixed front (interpolated between the trained lookaheads) the best cascade gains "
+                 f"{100 * g['max_wer_gain_over_fixed_front']:+.1f} points at its own latency ({g['at']}).")
+    small = g["wer_diff_vs_largest_fixed"].get(fixed[0]["policy"])
+    if small:
+        lines.append(f"The smallest fixed lookahead ({fixed[0]['policy']}, {fixed[0]['latency_ms']:.0f} ms) minus "
+                     f"{g['largest_fixed']}: {100 * small['value']:+.1f} points [{100 * small['ci95'][0]:+.1f}, "
+                     f"{100 * small['ci95'][1]:+.1f}]" + (": within noise, so with this model waiting for more audio buys "
+                                                           "nothing measurable, and neither can a cascade." if small["within_noise"] else "."))
+    rtf = r["rtf"]
+    lines.append("Real-time factor, one stream in 30 ms frames, the same " + str(rtf["n_utterances"]) + " utterances: " +
+                 ", ".join(f"NeMo {k} {v:.3f}" for k, v in rtf["nemo"].items()) +
+                 (f", ESPnet {rtf['espnet']:.3f}" if "espnet" in rtf else "") + ".")
+    lines.append(f"{r['n_utterances']} test utterances ({r['n_clean']} clean); cascade thresholds chosen on "
+                 f"{r['n_dev_utterances']} dev utterances ({', '.join(r['dev']['chosen'])}).")
+    lines.append(_prov(r, f"python -m workbench bench asr --n {r['n_utterances']} --n-dev {r['n_dev_utterances']}"))
+    return "\n".join(lines)
+
+
+BLOCKS = {"batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+          "asr": ("bench_asr.json", asr)}
+
+
+def render(text: str, results: Path = RESULTS) -> str:
+    for name, (fname, fn) in BLOCKS.items():
+        pat = re.compile(rf"(<!-- figures:{name} -->\n)(.*?)(<!-- /figures:{name} -->)", re.S)
+        if not pat.search(text):
+            continue
+        path = results / fname
+        body = fn(json.loads(path.read_text())) if path.is_file() else f"(no result yet: run the bench; {fname} missing)"
+        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(3), text)
+    return text
+
+
+def main(check: bool = False, readme: Path = README, results: Path = RESULTS) -> int:
+    old = readme.read_text()
+    new = render(old, results)
+    if check:
+        if new != old:
+            print(f"{readme} is out of date with {results}: run `python -m workbench figures`")
+            return 1
+        return 0
+    readme.write_text(new)
+    return 0
