@@ -186,14 +186,13 @@ def espnet_points(rec, entries, audios, frame_ms: int = 30, seed: int = 0) -> di
     """The ESPnet backend over the same utterances, through the same scoring: WER (and clean) with
     intervals; latency nominal (``rec.latency_ms``) and measured (mean wait per emitted encoder frame)."""
     from ..data import is_clean
-    from .scoring import transcribe, wer_ci
+    from .espnet_backend import frame_waits
+    from .scoring import wer_ci
+    from .streaming import transcribe_streaming
     hyps, waits = [], []
     for i, x in enumerate(audios):
-        events = transcribe(rec, x, frame_ms, str(i))
-        for p in events[:-1]:
-            if getattr(p, "encoder_output", None) is not None and len(p.encoder_output):
-                first = p.encoder_frames - len(p.encoder_output)
-                waits += [p.audio_end - (first + j) * rec.frame_s for j in range(1, len(p.encoder_output) + 1)]
+        events = transcribe_streaming(rec, x, frame_ms, str(i))
+        waits += frame_waits(events[:-1], rec.frame_s)
         hyps.append(events[-1].text)
     refs = [e["text"] for e in entries]
     w = wer_ci(refs, hyps, seed)

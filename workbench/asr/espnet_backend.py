@@ -408,6 +408,18 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     return out
 
 
+def frame_waits(partials, frame_s: float) -> list[float]:
+    """Per emitted encoder frame: the audio (s) that had to arrive after the frame's end before its partial
+    came out (the measured latency of a streaming recogniser)."""
+    waits = []
+    for p in partials:
+        enc = getattr(p, "encoder_output", None)
+        if enc is not None and len(enc):
+            first = p.encoder_frames - len(enc)
+            waits += [p.audio_end - (first + j) * frame_s for j in range(1, len(enc) + 1)]
+    return waits
+
+
 def evaluate_streaming(rec: "EspnetStreamingRecognizer", entries: list[dict], frame_ms: int = 30) -> dict:
     """WER (jiwer), real-time factor and latency of chunk-by-chunk decoding over ``entries``. Latency twice:
     ``latency_ms``, the encoder's nominal wait counted as NeMo's fixed lookaheads are (``rec.latency_ms``), and
@@ -424,9 +436,7 @@ def evaluate_streaming(rec: "EspnetStreamingRecognizer", entries: list[dict], fr
         audio_s += len(x) / MODEL_SAMPLE_RATE
         st = rec.new_stream(e.get("id", "0"))
         for a in range(0, len(x), step):
-            for p in rec.accept_audio(st, x[a:a + step]):
-                first = p.encoder_frames - len(p.encoder_output)
-                waits += [p.audio_end - (first + j) * rec.frame_s for j in range(1, len(p.encoder_output) + 1)]
+            waits += frame_waits(rec.accept_audio(st, x[a:a + step]), rec.frame_s)
         final = rec.finalize(st)[-1]
         hyps.append(final.nbest[0].text if final.nbest else "")
     rtf = (time.time() - t0) / max(audio_s, 1e-9)

@@ -50,26 +50,17 @@ def wer_ci(refs: list[str], hyps: list[str], seed: int = 0) -> dict:
     return {**stats.wer_ci(e, w, seed=seed), "errors": e.tolist(), "words": w.tolist()}
 
 
-def transcribe(rec, audio: np.ndarray, frame_ms: int = 30, stream_id: str = "0") -> list:
-    """Any recogniser, live: ``audio`` in ``frame_ms`` frames, then finalize. All events, ending with Final."""
-    st = rec.new_stream(stream_id)
-    step = MODEL_SAMPLE_RATE * frame_ms // 1000
-    events = []
-    for a in range(0, len(audio), step):
-        events += rec.accept_audio(st, audio[a:a + step])
-    return events + rec.finalize(st)
-
-
 def real_time_factor(rec, audios: list[np.ndarray], frame_ms: int = 30, warmup_s: float = 1.0) -> dict:
     """Compute seconds per second of audio of one stream at a time fed ``frame_ms`` frames through ``rec``
     (front end, encoder, search), after a warm-up on the first ``warmup_s`` of the first recording. The
     audio is already in memory: reading files is not timed."""
     if not audios:
         raise ValueError("no audio to time")
-    transcribe(rec, audios[0][:int(warmup_s * MODEL_SAMPLE_RATE)], frame_ms, "warmup")
+    from .streaming import transcribe_streaming
+    transcribe_streaming(rec, audios[0][:int(warmup_s * MODEL_SAMPLE_RATE)], frame_ms, "warmup")
     total = sum(len(a) for a in audios) / MODEL_SAMPLE_RATE
     t0 = time.perf_counter()
     for i, a in enumerate(audios):
-        transcribe(rec, a, frame_ms, str(i))
+        transcribe_streaming(rec, a, frame_ms, str(i))
     dt = time.perf_counter() - t0
     return {"rtf": dt / total, "compute_s": dt, "audio_s": total, "n_utterances": len(audios), "frame_ms": frame_ms}

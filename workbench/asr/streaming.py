@@ -146,6 +146,7 @@ class StreamingRecognizer:
             enc.set_default_att_context_size(current)
         self.att_context = list(att_context) if att_context is not None else list(self.contexts[0])
         self.cfg = self.cfgs[tuple(self.att_context)]
+        self._chunk_frames: dict = {}
         # The recogniser's own RNNT decoding (the model's is left as it is): the EOU models switch on
         # timestamps, whose dict form breaks partial-hypothesis merging across chunks in NeMo 3.0; token
         # frames come from the alignments instead.
@@ -167,10 +168,14 @@ class StreamingRecognizer:
         return int(v[0] if first else v[1]) if isinstance(v, (list, tuple)) else int(v)
 
     def chunk_frames(self, context=None) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Feature frames ((first chunk, its shift), (later chunks, their shift)) at ``context``."""
-        cfg = self.cfg if context is None else self.cfgs[tuple(context)]
-        return ((self._size(cfg.chunk_size, True), self._size(cfg.shift_size, True)),
-                (self._size(cfg.chunk_size, False), self._size(cfg.shift_size, False)))
+        """Feature frames ((first chunk, its shift), (later chunks, their shift)) at ``context`` (read once per
+        context: the batcher asks on every frame)."""
+        ctx = tuple(self.att_context) if context is None else tuple(context)
+        if ctx not in self._chunk_frames:
+            cfg = self.cfgs[ctx]
+            self._chunk_frames[ctx] = ((self._size(cfg.chunk_size, True), self._size(cfg.shift_size, True)),
+                                       (self._size(cfg.chunk_size, False), self._size(cfg.shift_size, False)))
+        return self._chunk_frames[ctx]
 
     def pending_chunks(self, st: "StreamState", context=None) -> int:
         """Chunks the stream's audio completes that have not run yet (released features or not)."""

@@ -48,6 +48,20 @@ def load_utterances(corpus_size: str = "default", split: str = "test", n: int = 
     return out
 
 
+def load_schedule(utts: list[dict], n_streams: int, duration_s: float, stagger_s: float, rng):
+    """The bench's load, shared by every configuration and by NeMo's pipeline: each slot plays utterances
+    back to back from a staggered start until ``duration_s``. Yields (stream id, start s, utterance, 30 ms
+    frames)."""
+    for slot in range(n_streams):
+        t, j = float(rng.uniform(0, stagger_s)), 0
+        while t < duration_s:
+            u = utts[int(rng.integers(len(utts)))]
+            n = int(np.ceil(len(u["audio"]) / (FRAME_S * MODEL_SAMPLE_RATE)))
+            yield f"{slot}-{j}", t, u, n
+            t += n * FRAME_S
+            j += 1
+
+
 def _timer(device) -> callable:
     if str(device).startswith("cuda"):
         import torch
@@ -79,20 +93,13 @@ def simulate(rec, utts: list[dict], n_streams: int, policy: BatchPolicy, duratio
     eng = engine_cls(rec, policy, pause_factory=pauses if policy.pause_ms else (lambda sid: None), timer=timer)
     # arrivals: (time, seq, slot, stream id, frame index or -1 for close)
     heap, seq = [], 0
-    for slot in range(n_streams):
-        t, j = float(rng.uniform(0, stagger_s)), 0
-        while t < duration_s:
-            u = utts[int(rng.integers(len(utts)))]
-            sid = f"{slot}-{j}"
-            n = int(np.ceil(len(u["audio"]) / (FRAME_S * MODEL_SAMPLE_RATE)))
-            meta[sid] = {"utt": u, "start": t, "n": n}
-            for k in range(n):
-                heapq.heappush(heap, (t + (k + 1) * FRAME_S, seq, sid, k))
-                seq += 1
-            t += n * FRAME_S
-            heapq.heappush(heap, (t, seq, sid, -1))
+    for sid, t, u, n in load_schedule(utts, n_streams, duration_s, stagger_s, rng):
+        meta[sid] = {"utt": u, "start": t, "n": n}
+        for k in range(n):
+            heapq.heappush(heap, (t + (k + 1) * FRAME_S, seq, sid, k))
             seq += 1
-            j += 1
+        heapq.heappush(heap, (t + n * FRAME_S, seq, sid, -1))
+        seq += 1
     # the pause each stream's detector finds (same replay), for the no-flush comparison
     for sid, m in meta.items():
         det = ScriptedPause(pause_ms, m["utt"]["probs"], m["utt"]["hop"])

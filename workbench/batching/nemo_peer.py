@@ -117,20 +117,18 @@ class PeerRunner:
         from nemo.collections.asr.inference.streaming.framing.request_options import ASRRequestOptions
         rng = np.random.default_rng(seed)
         chunk_s = self.chunk / MODEL_SAMPLE_RATE
-        heap, seq, sid, offered = [], 0, 0, 0.0
-        for slot in range(n_streams):      # the frame batcher bench's load: same draws, same stagger
-            t = float(rng.uniform(0, self.stagger_s))
-            while t < self.duration_s:
-                u = self.utts[int(rng.integers(len(self.utts)))]
-                a = u["audio"]
-                n_frames = int(np.ceil(len(a) / (FRAME_S * MODEL_SAMPLE_RATE)))
-                end = t + n_frames * FRAME_S
-                n_chunks = int(np.ceil(len(a) / self.chunk))
-                for k in range(n_chunks):   # a chunk is complete when its last 30 ms frame has arrived
-                    ready = min(end, t + np.ceil((k + 1) * chunk_s / FRAME_S - 1e-9) * FRAME_S)
-                    heapq.heappush(heap, (ready, seq, sid, k, n_chunks, a))
-                    seq += 1
-                t, sid, offered = end, sid + 1, max(offered, end)
+        from .bench import load_schedule
+        heap, seq, offered = [], 0, 0.0
+        # the frame batcher bench's load: same draws, same stagger
+        for sid, (_, t, u, n_frames) in enumerate(load_schedule(self.utts, n_streams, self.duration_s, self.stagger_s, rng)):
+            a = u["audio"]
+            end = t + n_frames * FRAME_S
+            n_chunks = int(np.ceil(len(a) / self.chunk))
+            for k in range(n_chunks):   # a chunk is complete when its last 30 ms frame has arrived
+                ready = min(end, t + np.ceil((k + 1) * chunk_s / FRAME_S - 1e-9) * FRAME_S)
+                heapq.heappush(heap, (ready, seq, sid, k, n_chunks, a))
+                seq += 1
+            offered = max(offered, end)
         queue: dict = {}          # stream -> [(ready, k, n_chunks, audio)], in order
         added, busy, sizes, free_at, clock = [], 0.0, [], 0.0, 0.0
         self.pipe.open_session()

@@ -61,14 +61,8 @@ def _write_json(path, data) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, default=_plain_default))
+    tmp.write_text(json.dumps(data, indent=1, default=lambda o: o.tolist()))
     tmp.replace(path)
-
-
-def _plain_default(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(f"not JSON: {type(o).__name__}")
 
 
 def save_bench(out_dir, name: str, result: dict, figures: dict | None = None, results_dir=None):
