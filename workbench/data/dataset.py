@@ -252,10 +252,16 @@ def open_public(name: str, part: str | None = None, root: str | os.PathLike | No
 def open_dataset(source: str | os.PathLike, split: str | None = None) -> Dataset:
     """Open any corpus the same way.
 
-    ``source``: a workbench corpus folder (with ``split``: train/dev/test), a NeMo manifest (.json,
-    .jsonl), a lhotse CutSet (.jsonl.gz / .jsonl), or ``"librispeech:dev-clean"`` / ``"slurp:devel"``.
+    ``source``: a workbench corpus folder (with ``split``: train/dev/test/test_unseen_engine/test_unseen_text),
+    a NeMo manifest (.json, .jsonl), a lhotse CutSet (.jsonl.gz / .jsonl), real speech from Debian packages
+    (``"asterisk:en"``, ``"pocketsphinx:librivox"``, ``"pocketsphinx:cards"``), or a public corpus through lhotse
+    (``"librispeech:dev-clean"`` / ``"slurp:devel"``).
     """
     s = str(source)
+    from .real import REAL, real_entries
+    if ":" in s and s.split(":", 1)[0] in REAL:
+        name, part = s.split(":", 1)
+        return Dataset(real_entries(name, part), s)
     if ":" in s and s.split(":", 1)[0] in PUBLIC:
         name, part = s.split(":", 1)
         return open_public(name, part or None)

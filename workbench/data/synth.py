@@ -32,18 +32,26 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f
 
 @dataclass(frozen=True)
 class Speaker:
-    """A synthetic speaker: voice (accent rules) + variant (timbre) + speaking rate (wpm) + pitch (0-99)."""
+    """A synthetic speaker. espeak-ng: voice (accent rules) + variant (timbre) + rate (wpm) + pitch (0-99).
+    Other engines (engines.py): voice + rate and pitch in percent of the voice's own (variant unused)."""
     voice: str
     variant: str
     rate: int
     pitch: int
+    engine: str = "espeak"
 
     @property
     def id(self) -> str:
-        return f"{self.voice}+{self.variant}-r{self.rate}-p{self.pitch}"
+        if self.engine == "espeak":
+            return f"{self.voice}+{self.variant}-r{self.rate}-p{self.pitch}"
+        return f"{self.engine}:{self.voice}-r{self.rate}-p{self.pitch}"
 
     @classmethod
     def from_id(cls, sid: str) -> "Speaker":
+        if ":" in sid.split("+", 1)[0]:
+            eng, rest = sid.split(":", 1)
+            voice, r, p = rest.rsplit("-", 2)
+            return cls(voice, "", int(r[1:]), int(p[1:]), eng)
         name, rest = sid.split("+", 1)
         variant, r, p = rest.rsplit("-", 2)
         return cls(name, variant, int(r[1:]), int(p[1:]))
@@ -172,16 +180,38 @@ def speech_bounds(x: np.ndarray, sr: int, threshold_db: float = -40.0, win_s: fl
     return int(active[0] * win), int(min(len(x), (active[-1] + 1) * win))
 
 
-def speak_piece(text: str, speaker: Speaker) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """A stretch of speech trimmed to its voiced region, and (start, end) seconds of each word in it.
+def synthesise(text: str, speaker: Speaker) -> tuple[np.ndarray, int, list[int] | None]:
+    """Waveform at the engine's own rate, and each word's start sample where the engine reports it."""
+    if speaker.engine == "espeak":
+        wav, starts = engine().speak(text, speaker)
+        return wav, ESPEAK_RATE, starts
+    from .engines import get_engine
+    return get_engine(speaker.engine).speak(text, speaker.voice, speaker.rate, speaker.pitch)
 
-    A word ends where the next one starts (espeak's boundary); the last ends at the trimmed edge.
+
+def speak_piece(text: str, speaker: Speaker, sr_out: int | None = None) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A stretch of speech trimmed to its voiced region (at ``sr_out``, default the engine's rate for
+    espeak-ng and 16 kHz otherwise), and (start, end) seconds of each word in it.
+
+    A word ends where the next one starts (the engine's boundary); the last ends at the trimmed edge.
+    Engines that report no word times get them from CTC forced alignment (align.py).
     """
-    wav, starts = engine().speak(text, speaker)
-    lo, hi = speech_bounds(wav, ESPEAK_RATE)
+    from ..audio import MODEL_SAMPLE_RATE, resample
+    wav, sr, starts = synthesise(text, speaker)
+    lo, hi = speech_bounds(wav, sr)
     wav = wav[lo:hi]
+    sr_out = sr_out or (ESPEAK_RATE if speaker.engine == "espeak" else MODEL_SAMPLE_RATE)
+    if sr != sr_out:
+        wav = resample(wav, sr, sr_out)
+        starts = None if starts is None else [int(s * sr_out / sr) for s in starts]
+        lo = int(lo * sr_out / sr)
+    n_words = len(text.split())
+    if starts is None or len(starts) != n_words:
+        from .align import aligner
+        w16 = wav if sr_out == MODEL_SAMPLE_RATE else resample(wav, sr_out, MODEL_SAMPLE_RATE)
+        return wav, aligner().word_times(w16, text.split())
     starts = [min(max(s - lo, 0), len(wav)) for s in starts]
     starts[0] = 0
     ends = starts[1:] + [len(wav)]
-    times = [(s / ESPEAK_RATE, max(e, s) / ESPEAK_RATE) for s, e in zip(starts, ends)]
+    times = [(s / sr_out, max(e, s) / sr_out) for s, e in zip(starts, ends)]
     return wav, times
