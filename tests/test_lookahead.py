@@ -114,7 +114,7 @@ def test_bench_asr_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_path, capsy
     import json
     from workbench.__main__ import main
     assert main(["bench", "asr", "--model", str(tiny_nemo), "--n", "2", "--n-dev", "2", "--corpus-size", "smoke",
-                 "--thresholds", "0.5,0.9", "--out", str(tmp_path), "--results", str(tmp_path / "results")]) == 0
+                 "--thresholds", "0.5,0.9", "--n-splits", "2", "--out", str(tmp_path), "--results", str(tmp_path / "results")]) == 0
     res = json.loads((tmp_path / "bench_asr.json").read_text())
     assert json.loads((tmp_path / "results" / "bench_asr.json").read_text())["provenance"]["commit"]
     assert (tmp_path / "asr_front.png").stat().st_size > 1000
@@ -128,5 +128,17 @@ def test_bench_asr_writes_json_and_plot(tiny_nemo, smoke_corpus, tmp_path, capsy
     esp = res["espnet"]           # the shipped ESPnet model decodes the same utterances, beside NeMo
     assert esp["latency_ms"] == 980.0 and esp["measured_wait_ms"] >= esp["latency_ms"]
     assert res["rtf"]["espnet"] > 0 and set(res["rtf"]["nemo"]) == {"[70, 0]", "[70, 13]"}
+    # the per-split table: ours and both peers on the same utterances of every set
+    table = res["splits"]["table"]
+    assert len(table) == 4 and any("Whisper" in k for k in table) and any("PocketSphinx" in k for k in table)
+    for row in table.values():
+        assert {"test", "clean test", "unseen engine", "unseen text", "real: asterisk:en",
+                "real: pocketsphinx:librivox"} <= set(row)
+        assert all(v["n"] >= 1 and v["ci95"][0] <= v["wer"] <= v["ci95"][1] for v in row.values())
+    assert all(r > 0 for r in res["splits"]["rtf"].values())
+    assert res["splits"]["streaming"]["peer: Whisper tiny.en (not streaming)"] is False
+    assert (tmp_path / "asr_splits.png").stat().st_size > 1000
+    whisper = table["peer: Whisper tiny.en (not streaming)"]
+    assert whisper["real: pocketsphinx:librivox"]["wer"] < 0.5     # a real recogniser, not a stub
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["goals"] == res["goals"]

@@ -70,8 +70,13 @@ def _bench(args) -> int:
         thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
         res = run(args.model, n=args.n, n_dev=args.n_dev or 200, split=args.split, out_dir=args.out,
                   corpus_size=args.corpus_size, device=args.device, results_dir=args.results,
+                  n_splits=args.n_splits, peers=not args.no_peers,
                   **({"thresholds": thresholds} if thresholds else {}))
         show = {k: res[k] for k in ("n_utterances", "n_dev_utterances", "goals", "rtf", "peak_rss_mb", "out_dir")}
+        if "splits" in res:
+            show["splits"] = {sys: {s: f"{100 * v['wer']:.1f} % [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] n={v['n']}"
+                                    for s, v in row.items()} for sys, row in res["splits"]["table"].items()}
+            show["splits_rtf"] = res["splits"]["rtf"]
         show["chosen_on_dev"] = res["dev"]["chosen"]
         show["test"] = [{k: p.get(k) for k in ("policy", "wer", "wer_ci95", "wer_clean", "wer_clean_ci95", "latency_ms")}
                         for p in res["fixed"] + res["dynamic"]]
@@ -190,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the committed JSON evidence goes (with commit, date, machine)")
     b.add_argument("--split", default="test")
+    b.add_argument("--n-splits", type=int, default=100,
+                   help="asr: utterances per set of the per-split table with the peers (0: no table)")
+    b.add_argument("--no-peers", action="store_true", help="asr: the per-split table without Whisper and PocketSphinx")
     b.add_argument("--corpus-size", default="default")
     b.add_argument("--thresholds", default=None, help="comma-separated cascade thresholds")
     b.add_argument("--device", default=None, help="cpu | cuda (default: a GPU when present)")

@@ -203,9 +203,95 @@ def espnet_points(rec, entries, audios, frame_ms: int = 30, seed: int = 0) -> di
             "latency_ms": rec.latency_ms, "measured_wait_ms": 1000 * float(np.mean(waits)) if waits else None}
 
 
+REAL_SETS = ("asterisk:en", "pocketsphinx:librivox")
+
+
+def evaluation_sets(corpus, n: int, seed: int = 0) -> dict[str, list[int] | tuple]:
+    """The sets of the per-split table: (name -> (entries, audio loader)). Corpus splits are in random order
+    already (their first ``n``); real speech is sampled with a fixed seed (Asterisk's files are alphabetical)."""
+    from ..data import open_dataset
+    out = {}
+    for name, src, split in (("test", corpus, "test"), ("unseen engine", corpus, "test_unseen_engine"),
+                             ("unseen text", corpus, "test_unseen_text")):
+        ds = open_dataset(src, split)
+        idx = list(range(min(n, len(ds))))
+        out[name] = ([ds.entries[i] for i in idx], [ds.audio(i) for i in idx])
+    for src in REAL_SETS:
+        ds = open_dataset(src)
+        idx = sorted(np.random.default_rng(seed).permutation(len(ds))[:n].tolist())
+        out[f"real: {src}"] = ([ds.entries[i] for i in idx], [ds.audio(i) for i in idx])
+    return out
+
+
+def subsets_of_test(entries: list[dict]) -> dict[str, list[int]]:
+    """Clean, noisy and truncated utterances of the test split (by index), scored from one decoding."""
+    return {"clean test": [i for i, e in enumerate(entries) if not e.get("noise") and not e.get("truncated")],
+            "noisy test": [i for i, e in enumerate(entries) if e.get("noise")],
+            "truncated test": [i for i, e in enumerate(entries) if e.get("truncated")]}
+
+
+def split_table(systems: dict, sets: dict, frame_ms: int = 30, seed: int = 0) -> dict:
+    """WER (95 % interval, n) of every system on every set, each utterance replayed in ``frame_ms`` frames
+    through the system's ``Recognizer`` and scored by ``scoring.wer_ci`` (one normalisation for all)."""
+    from .scoring import wer_ci
+    from .streaming import transcribe_streaming
+    table: dict = {}
+    for sname, rec in systems.items():
+        row = table[sname] = {}
+        for set_name, (entries, audios) in sets.items():
+            hyps = [transcribe_streaming(rec, a, frame_ms, str(i))[-1].text for i, a in enumerate(audios)]
+            w = wer_ci([e["text"] for e in entries], hyps, seed)
+            row[set_name] = {"wer": w["value"], "ci95": w["ci95"], "n": w["n"],
+                             "examples": [[e["text"], h] for e, h in zip(entries[:3], hyps[:3])]}
+            if set_name == "test":
+                for sub, idx in subsets_of_test(entries).items():
+                    if idx:
+                        c = _sub_ci(w, idx, seed)
+                        row[sub] = {"wer": c["value"], "ci95": c["ci95"], "n": c["n"]}
+    return table
+
+
+def plot_split_table(table: dict, ax=None, title: str | None = None):
+    """Grouped bars: WER per set, one bar per system, with the 95 % intervals."""
+    import matplotlib.pyplot as plt
+    sets = [s for s in next(iter(table.values()))]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4.2))
+    width = 0.8 / max(1, len(table))
+    for k, (sname, row) in enumerate(table.items()):
+        xs = np.arange(len(sets)) + k * width
+        ys = [100 * row[s]["wer"] for s in sets]
+        lo = [100 * (row[s]["wer"] - row[s]["ci95"][0]) for s in sets]
+        hi = [100 * (row[s]["ci95"][1] - row[s]["wer"]) for s in sets]
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=sname)
+    ax.set_xticks(np.arange(len(sets)) + 0.4 - width / 2, sets, rotation=20, fontsize=8)
+    ax.set_ylabel("WER (%)")
+    ax.set_title(title or "WER per split, same utterances and normalisation for every system")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def peer_systems(model, espnet=None, whisper: bool = True, pocketsphinx: bool = True) -> dict:
+    """Our models and the two peers, each a ``Recognizer``: NeMo greedy at the largest lookahead, ESPnet
+    (beam 4), Whisper tiny.en (greedy, offline), PocketSphinx."""
+    from .streaming import StreamingRecognizer
+    largest = max((list(c) for c in model.encoder.att_context_size_all), key=lambda c: c[1])
+    out = {f"ours: NeMo streaming {largest} greedy": StreamingRecognizer(model, largest)}
+    if espnet is not None:
+        out["ours: ESPnet streaming (beam 4)"] = espnet
+    if whisper:
+        from .peers import WhisperRecognizer
+        out["peer: Whisper tiny.en (not streaming)"] = WhisperRecognizer(beam_size=1)
+    if pocketsphinx:
+        from .peers import PocketSphinxRecognizer
+        out["peer: PocketSphinx (final at utterance end)"] = PocketSphinxRecognizer()
+    return out
+
+
 def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus_size: str = "default",
         ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, rtf_n: int = 10, device: str | None = None,
-        espnet_dir=None, n_dev: int = 200, results_dir=None) -> dict:
+        espnet_dir=None, n_dev: int = 200, results_dir=None, n_splits: int = 100, peers: bool = True) -> dict:
     """The whole ASR benchmark; returns the result dict and writes ``bench_asr.json`` + ``asr_front.png``.
 
     Dev: every fixed lookahead and every cascade; the thresholds are chosen there (``select_on_dev``).
@@ -259,6 +345,16 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
                             "wer_diff_vs_nemo_largest_fixed": paired_wer_diff_ci(pts["errors"], largest["errors"],
                                                                                  largest["words"])}
         result["rtf"]["espnet"] = real_time_factor(esp, rtf_audio)["rtf"]
+    figures = {}
+    if n_splits:
+        t1 = time.time()
+        systems = peer_systems(model, esp if "espnet" in result else None, whisper=peers, pocketsphinx=peers)
+        sets = evaluation_sets(corpus, n_splits)
+        result["splits"] = {"n_per_set": n_splits, "frame_ms": 30, "table": split_table(systems, sets),
+                            "streaming": {k: getattr(v, "streaming", True) for k, v in systems.items()},
+                            "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}
+        result["splits"]["wall_s"] = round(time.time() - t1, 1)
+        figures["asr_splits.png"] = plot_split_table(result["splits"]["table"]).figure
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["rss_before_model_mb"] = round(rss0 / 1024, 1)
     result["wall_s"] = round(time.time() - t0, 1)
@@ -268,6 +364,6 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     sel = result["dynamic"]
     ax.plot([p["latency_ms"] for p in sel], [100 * p["wer"] for p in sel], "r*", ms=12, label="chosen on dev, on test")
     ax.legend(fontsize=8)
-    save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure}, results_dir)
+    save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure, **figures}, results_dir)
     result["out_dir"] = str(out_dir)
     return result

@@ -1,8 +1,9 @@
 """One accounting for every recogniser compared (NeMo, ESPnet, and the peers of later rooms): the same
 text normalisation before WER, per-utterance errors for intervals, and one real-time-factor function.
 
-- ``normalize``: jiwer's own transforms (lower case, punctuation out, spaces collapsed), applied to the
-  references and to every system's hypotheses alike.
+- ``normalize``: Whisper's English text normaliser (the field's convention for comparing systems that
+  write "25" with ones that write "twenty five": numbers, spellings, contractions, fillers out), then jiwer's
+  transforms, applied to the references and to every system's hypotheses alike.
 - ``wer_ci``: corpus WER with a 95 % bootstrap interval over utterances (``workbench.stats``).
 - ``real_time_factor``: any ``Recognizer`` (``workbench.asr.protocol``) fed the same preloaded audio in the
   same frames, after the same warm-up; file reading is outside the timer.
@@ -22,8 +23,18 @@ def _transform():
                           jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
 
 
+_NORMALIZER = None
+
+
 def normalize(text: str) -> str:
-    return " ".join(_transform()(text)[0]) if text and text.strip() else ""
+    global _NORMALIZER
+    if not text or not text.strip():
+        return ""
+    if _NORMALIZER is None:
+        from whisper_normalizer.english import EnglishTextNormalizer
+        _NORMALIZER = EnglishTextNormalizer()
+    text = _NORMALIZER(text)
+    return " ".join(_transform()(text)[0]) if text.strip() else ""
 
 
 def utterance_errors(refs: list[str], hyps: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -143,8 +143,31 @@ def asr(r: dict) -> str:
     return "\n".join(lines)
 
 
+def asr_splits(r: dict) -> str:
+    sp = r.get("splits")
+    if not sp:
+        return "(bench_asr.json has no per-split table: run `python -m workbench bench asr` with --n-splits > 0)"
+    table = sp["table"]
+    sets = list(next(iter(table.values())))
+    rows = ["| system | " + " | ".join(sets) + " | RTF |", "|---|" + "---|" * (len(sets) + 1)]
+    for name, row in table.items():
+        cells = [f"{100 * row[s]['wer']:.1f} [{100 * row[s]['ci95'][0]:.1f}, {100 * row[s]['ci95'][1]:.1f}]"
+                 if s in row else "n/a" for s in sets]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {sp['rtf'][name]:.3f} |")
+    ns = {s: next(iter(table.values()))[s]["n"] for s in sets}
+    lines = ["\n".join(rows), "",
+             "WER in % [95 % interval], the same utterances for every system, one normalisation (Whisper's English "
+             "normaliser); utterances per set: " + ", ".join(f"{s} {n}" for s, n in ns.items()) + ". "
+             "RTF: one stream in 30 ms frames through each system's `Recognizer`, the same utterances. Whisper is "
+             "not streaming (it hears the whole utterance first); PocketSphinx decodes as audio arrives but its "
+             "text is final only at the end; ours stream with the lookahead shown.",
+             _prov(r, f"python -m workbench bench asr --n {r['n_utterances']} --n-dev {r['n_dev_utterances']} "
+                      f"--n-splits {sp['n_per_set']}")]
+    return "\n".join(lines)
+
+
 BLOCKS = {"batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
-          "asr": ("bench_asr.json", asr)}
+          "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr.json", asr_splits)}
 
 
 def render(text: str, results: Path = RESULTS) -> str:
