@@ -177,10 +177,11 @@ def test_truncated_utterances_are_prefixes(smoke_corpus):
 def test_build_is_deterministic_and_independent_of_workers(tmp_path):
     a = build_corpus("smoke", seed=3, root=tmp_path / "a", workers=1, progress=False)
     b = build_corpus("smoke", seed=3, root=tmp_path / "b", workers=2, progress=False)
-    for split in ("train", "test"):
+    for split in ("train", "test", "test_unseen_engine"):
         assert (a / f"{split}.json").read_text() == (b / f"{split}.json").read_text()
-    for wa in (a / "wav" / "test").glob("*.wav"):
-        assert wa.read_bytes() == (b / "wav" / "test" / wa.name).read_bytes()
+    for split in ("test", "test_unseen_engine", "train"):      # every engine: piper samples noise, seeded
+        for wa in (a / "wav" / split).glob("*.wav"):
+            assert wa.read_bytes() == (b / "wav" / split / wa.name).read_bytes(), wa.name
     c = build_corpus("smoke", seed=4, root=tmp_path / "a", workers=2, progress=False)
     assert (c / "test.json").read_text() != (a / "test.json").read_text()
 
