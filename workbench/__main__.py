@@ -21,6 +21,12 @@ def _corpus(args) -> int:
     state = "already built" if existed else f"built in {time.time() - t0:.0f} s"
     print(f"corpus {path} ({state}): {meta['total_hours']:.2f} h, "
           + ", ".join(f"{s} {v['utterances']} utt/{v['speakers']} spk" for s, v in meta["splits"].items()))
+    engines: dict = {}
+    for v in meta["splits"].values():
+        for e, k in (v.get("engines") or {}).items():
+            engines[e] = engines.get(e, 0) + k
+    if engines:
+        print("utterances per engine: " + ", ".join(f"{e} {k}" for e, k in sorted(engines.items())))
     return 0
 
 
