@@ -81,7 +81,7 @@ def test_every_engine_speaks_with_word_times(engine, voice):
     piece, times = speak_piece(text, Speaker(voice, "", 100, 100, engine))
     starts = [a for a, _ in times]
     assert len(times) == 6 and starts == sorted(starts) and starts[0] == 0
-    assert times[-1][1] == pytest.approx(len(piece) / 16000)
+    assert times[-1][1] == pytest.approx(len(piece) / 16000, abs=1e-3)
 
 
 def test_forced_alignment_lands_near_espeak_word_starts():
