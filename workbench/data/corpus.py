@@ -419,7 +419,7 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
         jobs = []
         for split in SPLITS:
             (tmp / "wav" / split).mkdir(parents=True)
-            jobs += [(str(tmp), split, i, cfg, speakers[split]) for i in range(cfg.utterances[split])]
+            jobs += [(str(tmp), split, i, cfg, speakers[split]) for i in range(cfg.utterances.get(split, 0))]
         workers = workers or os.cpu_count() or 1
         bar = tqdm(total=len(jobs), desc=f"corpus {final.name}", unit="utt", disable=not progress, mininterval=2)
         entries = []

@@ -85,8 +85,9 @@ class Flite:
 
 
 class Festival:
-    """festival with festvox voices (Debian): one long-lived ``festival --pipe`` per process; word end times
-    come from the utterance's Word relation."""
+    """festival with festvox voices (Debian): one long-lived ``festival --pipe`` per voice and process (a voice
+    leaves settings behind that change what another voice says next, so each process only ever hears one
+    voice and its output depends on the request alone); word end times come from the utterance's Word relation."""
 
     voices = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
     native_word_times = True
@@ -97,24 +98,27 @@ class Festival:
         if shutil.which("festival") is None:
             raise EngineUnavailableError("festival is not installed: apt-get install festival festvox-kallpc16k "
                                          "festvox-kdlpc16k festvox-us-slt-hts (make setup does this)")
-        self._proc = None
+        self._procs: dict[str, subprocess.Popen] = {}
         self._dir = tempfile.mkdtemp(prefix="festival-")
 
-    def _start(self):
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(["stdbuf", "-o0", "festival", "--pipe"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
-        return self._proc
+    def _start(self, voice: str):
+        p = self._procs.get(voice)
+        if p is None or p.poll() is not None:
+            p = self._procs[voice] = subprocess.Popen(
+                ["stdbuf", "-o0", "festival", "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, bufsize=1)
+            p.stdin.write(f"(voice_{voice})\n")
+        return p
 
     def speak(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int, list[int] | None]:
         safe = re.sub(r'[^a-z0-9 ]', "", text.lower())
         path = os.path.join(self._dir, "x.wav")
-        cmd = (f"(voice_{voice})(Parameter.set 'Duration_Stretch {100 / rate:.3f})"
+        cmd = (f"(Parameter.set 'Duration_Stretch {100 / rate:.3f})"
                f'(set! u (SynthText "{safe}"))(utt.save.wave u "{path}" \'riff)'
                "(mapcar (lambda (w) (format t \"W %s %f\\n\" (item.name w) (item.feat w \"word_end\"))) "
                "(utt.relation.items u 'Word))(format t \"DONE\\n\")\n")
         with self._lock:
-            p = self._start()
+            p = self._start(voice)
             p.stdin.write(cmd)
             p.stdin.flush()
             ends = []
@@ -148,6 +152,10 @@ class Pico:
         self._tts = NanoTTS()
 
     def speak(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int, list[int] | None]:
+        # Pico's output depends on its last requests (state it does not reset); two fixed requests in the same
+        # voice first make it depend on this request alone (measured: one is not enough)
+        for _ in range(2):
+            self._tts.speak("a", voice=voice)
         pcm = self._tts.speak(text, voice=voice, speed=rate / 100, pitch=pitch / 100)
         return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0, 16_000, None
 
