@@ -191,6 +191,10 @@ def test_bench_endpoint_cli(tiny_nemo, smoke_corpus, tmp_path, capsys):
         assert r["setting"] == rep["dev"]["selected"][name] or (r["setting"] is None and rep["dev"]["selected"][name] is None)
     assert (tmp_path / "results" / "bench_endpoint.json").is_file()
     assert (tmp_path / "endpoint_tradeoff.png").stat().st_size > 10_000
+    by = saved["by_noise"]                         # per background, the counts add up to the split
+    for name, kinds in by.items():
+        assert sum(v["n"] for v in kinds.values()) == 8
+        assert all(0 <= v["fired"]["value"] <= 1 for v in kinds.values())
 
 
 def test_recordings_continue_after_speech_with_their_own_background():

@@ -182,6 +182,33 @@ def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, b
             "goal_halved_beyond_noise": bool(ratio is not None and ratio <= 0.5 and two["cutoff_diff"]["ci95"][1] < 0)}
 
 
+def per_noise_kind(signals, selected: dict, arbitrator=None, max_wait_ms: float = 1500.0, seed: int = 0) -> dict:
+    """Each end-pointer at its dev-chosen setting, per kind of background (clean, white, pink, babble): how
+    often it fires at all before the recording ends (the EOU token may never come in noise), its cut-off rate
+    and EP50/EP90 with 95 % intervals."""
+    from ..stats import rate_ci
+    from .endpointers import score
+    from .metrics import outcome_cis
+    probs = None
+    if arbitrator is not None:
+        from .arbitrator import ArbitratorProbs
+        probs = ArbitratorProbs(arbitrator)
+    kinds: dict = {}
+    for s in signals:
+        kinds.setdefault(s.noise or "clean", []).append(s)
+    out = {}
+    for name, setting in selected.items():
+        if setting is None:
+            continue
+        ep = make_endpointer(name, setting, probs, max_wait_ms)
+        out[name] = {}
+        for kind, sigs in sorted(kinds.items()):
+            o = score(ep, sigs)
+            out[name][kind] = {"n": len(o), "fired": rate_ci(sum(x.endpoint is not None for x in o), len(o)),
+                               **outcome_cis(o, seed)}
+    return out
+
+
 def plot_curves(cv: dict, selected: dict | None = None, ax=None, title: str = ""):
     """Every setting (light dots) and each end-pointer's Pareto front (steps: the lowest cut-off rate any
     setting reaches at that EP90 or less, the same front the comparison reads); ``selected``: the rows
@@ -250,7 +277,8 @@ def run(model_path=None, arbitrator_path=None, corpus_size: str = "default", spl
               "context": list(rec.att_context), "split": split, "select_split": "dev",
               "n_utterances": len(test), "n_dev_utterances": len(dev),
               "n_with_pauses": sum(bool(s.pauses) for s in test), "n_truncated": sum(s.truncated for s in test),
-              "n_noisy": sum(bool(s.noise) for s in test), "all": everything, "quiet": quiet, "wall_s": None}
+              "n_noisy": sum(bool(s.noise) for s in test), "all": everything, "quiet": quiet,
+              "by_noise": per_noise_kind(test, everything["dev"]["selected"], arb), "wall_s": None}
     result["wall_s"] = round(time.time() - t0, 1)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
     import matplotlib.pyplot as plt

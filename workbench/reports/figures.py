@@ -95,6 +95,20 @@ def endpoint(r: dict) -> str:
                 f"({rep['dev']['n_utterances']} dev utterances). Two-pass over pause cut-off rate on test: "
                 f"**{'n/a' if ratio is None else f'{ratio:.2f}x'}** (goal <= 0.5x: "
                 f"{'met' if rep['goal_halved'] else 'not met'}{', beyond noise' if rep['goal_halved_beyond_noise'] else ''}).", ""]
+    if r.get("by_noise"):
+        kinds = sorted({k for v in r["by_noise"].values() for k in v})
+        rows = ["| end-pointer (whole split, dev setting) | " + " | ".join(f"{k}: fires / EP50 / EP90 ms" for k in kinds) + " |",
+                "|---|" + "---|" * len(kinds)]
+        for name, by in r["by_noise"].items():
+            cells = []
+            for k in kinds:
+                v = by.get(k)
+                cells.append("n/a" if v is None else
+                             f"{100 * v['fired']['value']:.0f} % [{100 * v['fired']['ci95'][0]:.0f}, {100 * v['fired']['ci95'][1]:.0f}]"
+                             f" / {v['EP50_ms']['value']:.0f} / {v['EP90_ms']['value']:.0f} (n={v['n']})")
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        out += ["Per background: how often each end-pointer fires at all before the recording ends (95 % CI), and "
+                "its EP50/EP90 over the utterances it does not cut off:", "", "\n".join(rows), ""]
     out.append(_prov(r, f"python -m workbench bench endpoint --n {r['n_utterances']} --n-dev {r['n_dev_utterances']}"))
     return "\n".join(out)
 
