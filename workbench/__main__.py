@@ -71,6 +71,14 @@ def _bench(args) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)      # recorded in the result's provenance
+    if args.what == "asr" and args.splits_only:
+        from .asr.bench import run_splits
+        res = run_splits(args.model, n_splits=args.n_splits or 100, peers=not args.no_peers, out_dir=args.out,
+                         results_dir=args.results, corpus_size=args.corpus_size, device=args.device)
+        print(json.dumps({sys: {s: f"{100 * v['wer']:.1f} % [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] n={v['n']}"
+                                for s, v in row.items()} for sys, row in res["splits"]["table"].items()}, indent=1))
+        print(json.dumps({"rtf": res["splits"]["rtf"], "wall_s": res["wall_s"], "out_dir": res["out_dir"]}, indent=1))
+        return 0
     if args.what == "asr":
         from .asr.bench import run
         thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
@@ -204,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n-splits", type=int, default=100,
                    help="asr: utterances per set of the per-split table with the peers (0: no table)")
     b.add_argument("--no-peers", action="store_true", help="asr: the per-split table without Whisper and PocketSphinx")
+    b.add_argument("--splits-only", action="store_true",
+                   help="asr: only the per-split table (a model against the peers) -> bench_asr_splits.json")
     b.add_argument("--corpus-size", default="default")
     b.add_argument("--thresholds", default=None, help="comma-separated cascade thresholds")
     b.add_argument("--device", default=None, help="cpu | cuda (default: a GPU when present)")

@@ -289,6 +289,41 @@ def peer_systems(model, espnet=None, whisper: bool = True, pocketsphinx: bool = 
     return out
 
 
+def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_dir=None, out_dir=None,
+               results_dir=None, corpus_size: str = "default", device: str | None = None, rtf_n: int = 10) -> dict:
+    """Only the per-split table (``bench asr --splits-only``): a model against the peers on every set, in
+    minutes; writes ``bench_asr_splits.json`` (never the full bench's file) + ``asr_splits.png``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from ..data import ensure_corpus
+    from ..reports import save_bench
+    from .recipe import MODELS
+    from .scoring import real_time_factor
+    from .streaming import load_model
+    model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
+    out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
+    model = load_model(model_path, device=device)
+    corpus = ensure_corpus(corpus_size)
+    t0 = time.time()
+    esp = None
+    espnet_dir = Path(espnet_dir or MODELS / "asr_espnet_small")
+    if peers and (espnet_dir / "model.pth").is_file():
+        from .espnet_backend import EspnetStreamingRecognizer
+        esp = EspnetStreamingRecognizer.from_pretrained(espnet_dir, beam_size=4, nbest=1, device=device)
+    systems = peer_systems(model, esp, whisper=peers, pocketsphinx=peers)
+    sets = evaluation_sets(corpus, n_splits)
+    rtf_audio = sets["test"][1][:rtf_n]
+    result = {"model": str(model_path), "splits": {
+        "n_per_set": n_splits, "frame_ms": 30, "table": split_table(systems, sets),
+        "streaming": {k: getattr(v, "streaming", True) for k, v in systems.items()},
+        "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}}
+    result["wall_s"] = round(time.time() - t0, 1)
+    save_bench(out_dir, "bench_asr_splits", result,
+               {"asr_splits.png": plot_split_table(result["splits"]["table"]).figure}, results_dir)
+    result["out_dir"] = str(out_dir)
+    return result
+
+
 def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus_size: str = "default",
         ladders=DEFAULT_LADDERS, thresholds=DEFAULT_THRESHOLDS, rtf_n: int = 10, device: str | None = None,
         espnet_dir=None, n_dev: int = 200, results_dir=None, n_splits: int = 100, peers: bool = True) -> dict:
