@@ -313,7 +313,8 @@ def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_
     systems = peer_systems(model, esp, whisper=peers, pocketsphinx=peers)
     sets = evaluation_sets(corpus, n_splits)
     rtf_audio = sets["test"][1][:rtf_n]
-    result = {"model": str(model_path), "splits": {
+    result = {"model": str(model_path), "command": f"python -m workbench bench asr --splits-only --n-splits {n_splits}"
+              + ("" if peers else " --no-peers"), "splits": {
         "n_per_set": n_splits, "frame_ms": 30, "table": split_table(systems, sets),
         "streaming": {k: getattr(v, "streaming", True) for k, v in systems.items()},
         "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}}
@@ -390,6 +391,9 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
                             "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}
         result["splits"]["wall_s"] = round(time.time() - t1, 1)
         figures["asr_splits.png"] = plot_split_table(result["splits"]["table"]).figure
+        save_bench(out_dir, "bench_asr_splits", {"model": str(model_path), "splits": result["splits"],
+                                                 "command": f"python -m workbench bench asr --n {n} --n-dev {n_dev} "
+                                                            f"--n-splits {n_splits}"}, None, results_dir)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["rss_before_model_mb"] = round(rss0 / 1024, 1)
     result["wall_s"] = round(time.time() - t0, 1)

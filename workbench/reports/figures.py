@@ -160,7 +160,7 @@ def asr(r: dict) -> str:
 def asr_splits(r: dict) -> str:
     sp = r.get("splits")
     if not sp:
-        return "(bench_asr.json has no per-split table: run `python -m workbench bench asr` with --n-splits > 0)"
+        return "(no per-split table yet: run `python -m workbench bench asr --splits-only`)"
     table = sp["table"]
     sets = list(next(iter(table.values())))
     rows = ["| system | " + " | ".join(sets) + " | RTF |", "|---|" + "---|" * (len(sets) + 1)]
@@ -175,13 +175,13 @@ def asr_splits(r: dict) -> str:
              "RTF: one stream in 30 ms frames through each system's `Recognizer`, the same utterances. Whisper is "
              "not streaming (it hears the whole utterance first); PocketSphinx decodes as audio arrives but its "
              "text is final only at the end; ours stream with the lookahead shown.",
-             _prov(r, f"python -m workbench bench asr --n {r['n_utterances']} --n-dev {r['n_dev_utterances']} "
-                      f"--n-splits {sp['n_per_set']}")]
+             f"Model: `{Path(r['model']).relative_to(ROOT) if Path(r['model']).is_relative_to(ROOT) else r['model']}`.",
+             _prov(r, r.get("command") or f"python -m workbench bench asr --splits-only --n-splits {sp['n_per_set']}")]
     return "\n".join(lines)
 
 
 BLOCKS = {"batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
-          "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr.json", asr_splits)}
+          "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits)}
 
 
 def render(text: str, results: Path = RESULTS) -> str:
