@@ -81,7 +81,8 @@ def source_wav(smoke_corpus, tmp_path_factory):
     from workbench.data import open_dataset
     ds = open_dataset(smoke_corpus, "test")
     from workbench.data import is_clean
-    pool = [k for k in range(len(ds)) if is_clean(ds.entries[k])] or list(range(len(ds)))
+    pool = ([k for k in range(len(ds)) if is_clean(ds.entries[k]) and not ds.entries[k]["pauses"]]
+            or [k for k in range(len(ds)) if is_clean(ds.entries[k])] or list(range(len(ds))))
     i = max(pool, key=lambda k: len(ds.entries[k]["text"]))
     a = np.concatenate([ds.audio(i), np.zeros(MODEL_SAMPLE_RATE, np.float32)])
     p = tmp_path_factory.mktemp("fake_mic") / "source.wav"
