@@ -289,6 +289,15 @@ def peer_systems(model, espnet=None, whisper: bool = True, pocketsphinx: bool = 
     return out
 
 
+def splits_section(systems: dict, corpus, n_splits: int, rtf_audio) -> dict:
+    """The per-split table of ``systems`` on every set, whether each streams, and each one's RTF on ``rtf_audio``
+    (what both ``run`` and ``run_splits`` record)."""
+    from .scoring import real_time_factor
+    return {"n_per_set": n_splits, "frame_ms": 30, "table": split_table(systems, evaluation_sets(corpus, n_splits)),
+            "streaming": {k: getattr(v, "streaming", True) for k, v in systems.items()},
+            "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}
+
+
 def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_dir=None, out_dir=None,
                results_dir=None, corpus_size: str = "default", device: str | None = None, rtf_n: int = 10) -> dict:
     """Only the per-split table (``bench asr --splits-only``): a model against the peers on every set, in
@@ -298,7 +307,6 @@ def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_
     from ..data import ensure_corpus
     from ..reports import save_bench
     from .recipe import MODELS
-    from .scoring import real_time_factor
     from .streaming import load_model
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
@@ -310,14 +318,12 @@ def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_
     if peers and (espnet_dir / "model.pth").is_file():
         from .espnet_backend import EspnetStreamingRecognizer
         esp = EspnetStreamingRecognizer.from_pretrained(espnet_dir, beam_size=4, nbest=1, device=device)
+    from ..data import open_dataset
+    test = open_dataset(corpus, "test")
+    rtf_audio = [test.audio(i) for i in range(min(rtf_n, len(test)))]
     systems = peer_systems(model, esp, whisper=peers, pocketsphinx=peers)
-    sets = evaluation_sets(corpus, n_splits)
-    rtf_audio = sets["test"][1][:rtf_n]
     result = {"model": str(model_path), "command": f"python -m workbench bench asr --splits-only --n-splits {n_splits}"
-              + ("" if peers else " --no-peers"), "splits": {
-        "n_per_set": n_splits, "frame_ms": 30, "table": split_table(systems, sets),
-        "streaming": {k: getattr(v, "streaming", True) for k, v in systems.items()},
-        "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}}
+              + ("" if peers else " --no-peers"), "splits": splits_section(systems, corpus, n_splits, rtf_audio)}
     result["wall_s"] = round(time.time() - t0, 1)
     save_bench(out_dir, "bench_asr_splits", result,
                {"asr_splits.png": plot_split_table(result["splits"]["table"]).figure}, results_dir)
@@ -385,10 +391,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     if n_splits:
         t1 = time.time()
         systems = peer_systems(model, esp if "espnet" in result else None, whisper=peers, pocketsphinx=peers)
-        sets = evaluation_sets(corpus, n_splits)
-        result["splits"] = {"n_per_set": n_splits, "frame_ms": 30, "table": split_table(systems, sets),
-                            "streaming": {k: getattr(v, "streaming", True) for k, v in systems.items()},
-                            "rtf": {k: real_time_factor(v, rtf_audio)["rtf"] for k, v in systems.items()}}
+        result["splits"] = splits_section(systems, corpus, n_splits, rtf_audio)
         result["splits"]["wall_s"] = round(time.time() - t1, 1)
         figures["asr_splits.png"] = plot_split_table(result["splits"]["table"]).figure
         save_bench(out_dir, "bench_asr_splits", {"model": str(model_path), "splits": result["splits"],
