@@ -26,7 +26,8 @@ def test_streaming_equals_offline(tiny_model, test_audio, ctx):
     from workbench.asr.streaming import StreamingRecognizer, transcribe_streaming
     rec = StreamingRecognizer(tiny_model, ctx)
     tiny_model.encoder.set_default_att_context_size(list(ctx))   # the offline pass's attention mask
-    for audio in test_audio[:2]:
+    # both parities of the feature-frame count: the causal subsampling's right padding differs between them
+    for audio in (test_audio[0], test_audio[0][:-160], test_audio[1]):
         events = transcribe_streaming(rec, audio, frame_ms=30)
         partials = [e for e in events if isinstance(e, Partial)]
         final = events[-1]

@@ -203,11 +203,14 @@ class StreamingRecognizer:
         return st
 
     def feature_frames(self, st: StreamState, final: bool = False) -> int:
-        """Feature frames the stream's audio allows: live, only frames whose window the audio covers."""
+        """Feature frames the stream's audio allows: live, only frames whose window the audio covers; at the
+        end, the frames NeMo's preprocessor counts as valid (``n // hop``: its centred STFT makes one more,
+        half over the padding, which the offline pass masks; streaming it changed the last encoder frame
+        whenever ``n // hop`` was odd, and added one when it was 1 mod 8)."""
         n = st.n_samples
         if n == 0:
             return 0
-        return n // self.hop + 1 if final else max(0, (n - self.half_window) // self.hop + 1)
+        return n // self.hop if final else max(0, (n - self.half_window) // self.hop + 1)
 
     def _take_segment(self, st: StreamState, final: bool):
         """The audio segment whose features release the stream's next frames (None: nothing new); the
