@@ -179,7 +179,10 @@ def test_build_is_deterministic_and_independent_of_workers(tmp_path):
     b = build_corpus("smoke", seed=3, root=tmp_path / "b", workers=2, progress=False)
     for split in ("train", "test", "test_unseen_engine"):
         assert (a / f"{split}.json").read_text() == (b / f"{split}.json").read_text()
-    for split in ("test", "test_unseen_engine"):      # every engine of the test splits: piper samples noise, seeded
+    from workbench.data.corpus import SPLITS
+    for split in SPLITS:   # every engine (piper samples noise, seeded; espeak-ng's Klatt voices draw on libc rand())
+        n = json.loads((a / "corpus.json").read_text())["splits"][split]["utterances"]
+        assert n > 0 and len(list((a / "wav" / split).glob("*.wav"))) == n
         for wa in (a / "wav" / split).glob("*.wav"):
             assert wa.read_bytes() == (b / "wav" / split / wa.name).read_bytes(), wa.name
     c = build_corpus("smoke", seed=4, root=tmp_path / "a", workers=2, progress=False)

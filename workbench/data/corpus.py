@@ -349,6 +349,12 @@ def _init_worker(engines: tuple[str, ...] = ("espeak",)) -> None:
             aligner()
 
 
+def _libc():
+    import ctypes
+    import ctypes.util
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def _job(args) -> dict:
     """Render one utterance in a child forked from a pristine worker.
 
@@ -356,12 +362,18 @@ def _job(args) -> dict:
     flutter state from call to call), so an utterance rendered after different predecessors differs by
     a few samples. Forking per utterance gives every utterance the same starting state: the corpus is
     then byte-identical for a given seed, whatever the number of workers and the order of jobs.
+
+    One state is not the worker's own: espeak-ng's Klatt voices (variants such as f5, iven, Andy) draw
+    their noise from libc's ``rand()``, and a background thread of a library the worker loaded calls
+    ``rand()`` now and then, so the state a child inherits drifts with wall time (measured: the same
+    utterance changed four times in a minute). The child seeds it from the utterance's own key.
     """
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
         try:
+            _libc().srand((args[3].seed * 1_000_003 + _SPLIT_CODE[args[1]] * 100_003 + args[2]) & 0x7FFFFFFF)
             payload = ("ok", _render_job(args))
         except BaseException as e:  # noqa: BLE001 - reported to the parent, which re-raises
             payload = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
