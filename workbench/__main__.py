@@ -66,6 +66,16 @@ def _train_arbitrator(args) -> int:
     return 0
 
 
+def _train_lm(args) -> int:
+    import json
+    from .lm.domain import DomainLMConfig, train_from_corpus
+    cfg = DomainLMConfig(max_steps=args.max_steps, hidden_size=args.hidden_size, layers=args.layers)
+    meta = train_from_corpus(args.corpus_size, out=args.out, cfg=cfg,
+                             trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    print(json.dumps({k: meta[k] for k in ("params", "steps", "train_seconds", "perplexity")}, indent=1))
+    return 0
+
+
 def _bench(args) -> int:
     import json
     if args.threads:
@@ -198,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--context", default="70,1", help="the recogniser's attention context")
     a.add_argument("--out", type=Path, default=None, help="default: data/models/arbitrator")
     a.set_defaults(func=_train_arbitrator)
+    lmp = sub.add_parser("train-lm", help="train the domain LM (a small Llama, random init) on the corpus's training text")
+    lmp.add_argument("--corpus-size", default="default")
+    lmp.add_argument("--max-steps", type=int, default=1500)
+    lmp.add_argument("--hidden-size", type=int, default=192)
+    lmp.add_argument("--layers", type=int, default=6)
+    lmp.add_argument("--devices", type=int, default=1, help="Lightning devices (GPUs when present)")
+    lmp.add_argument("--num-nodes", type=int, default=1)
+    lmp.add_argument("--out", type=Path, default=None, help="default: data/models/lm_domain")
+    lmp.set_defaults(func=_train_lm)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
     b.add_argument("what", choices=["asr", "batching", "endpoint"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "

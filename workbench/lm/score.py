@@ -1,0 +1,87 @@
+"""Log-probability of texts under a causal LM: the one scoring function every room uses.
+
+A text is scored as the sequence ``<bos> t1 ... tn [<eos>]``: every token after the start symbol is
+predicted from its prefix, so a text's score is comparable with another's (the sum), and the end symbol
+makes a hypothesis that stops mid-sentence pay for it (``eos=True``, the default for reranking). A
+``context`` (e.g. "A request to a voice assistant:") is conditioned on but not scored: it tells an instruction-
+tuned model what kind of text follows. Texts are scored in padded batches (right padding, attention mask);
+padding never changes a text's score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .load import CausalLM
+
+
+class LMInputError(ValueError):
+    """A text the LM cannot score: not a string, or longer than the model's positions allow."""
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """Natural-log probabilities: ``total`` = sum of ``token_logprobs`` (one per scored token)."""
+    text: str
+    total: float
+    token_logprobs: tuple[float, ...]
+    tokens: tuple[str, ...]
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_logprobs)
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(1, self.n_tokens)
+
+
+def _start_id(tok) -> int:
+    for v in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id):
+        if v is not None:
+            return int(v)
+    raise LMInputError("the tokenizer has neither a start, end nor padding token to begin a text with")
+
+
+def encode(lm: CausalLM, texts: list[str], eos: bool = True, context: str = "") -> tuple[list[list[int]], int]:
+    """Token ids ``[start, c1..ck, t1..tn, (end)]`` per text and ``k + 1`` (where scoring begins); typed
+    errors for what cannot be scored."""
+    tok = lm.tokenizer
+    start, end = _start_id(tok), tok.eos_token_id
+    ctx = list(tok(context, add_special_tokens=False)["input_ids"]) if context else []
+    sep = " " if context and not context[-1].isspace() else ""    # the text is the context's next word
+    out = []
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise LMInputError(f"text {i} is {type(t).__name__}, not str")
+        ids = [start] + ctx + list(tok((sep if t else "") + t, add_special_tokens=False)["input_ids"]) + ([int(end)] if eos and end is not None else [])
+        if len(ids) > lm.max_tokens:
+            raise LMInputError(f"text {i} has {len(ids)} tokens; the model allows {lm.max_tokens}")
+        out.append(ids)
+    return out, len(ctx) + 1
+
+
+def score_texts(lm: CausalLM, texts: list[str], eos: bool = True, batch_size: int = 32,
+                context: str = "") -> list[TextScore]:
+    """Log-probability of each text (sum and per token) given ``context``, ``batch_size`` texts per forward pass."""
+    texts = list(texts)
+    ids, first = encode(lm, texts, eos, context)
+    scores: list[TextScore] = []
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    for b in range(0, len(ids), batch_size):
+        batch = ids[b:b + batch_size]
+        L = max(len(x) for x in batch)
+        x = torch.full((len(batch), L), int(pad), dtype=torch.long)
+        mask = torch.zeros((len(batch), L), dtype=torch.long)
+        for i, seq in enumerate(batch):
+            x[i, :len(seq)] = torch.tensor(seq)
+            mask[i, :len(seq)] = 1
+        with torch.inference_mode():
+            logits = lm.model(input_ids=x.to(lm.device), attention_mask=mask.to(lm.device)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:, None].to(lm.device))[..., 0].cpu()
+        for i, seq in enumerate(batch):
+            lp = logp[i, first - 1:len(seq) - 1].tolist()      # logp[j] predicts token j + 1
+            toks = tuple(lm.tokenizer.convert_ids_to_tokens(seq[first:]))
+            scores.append(TextScore(texts[b + i], float(sum(lp)), tuple(lp), toks))
+    return scores
