@@ -195,3 +195,29 @@ def test_ctc_stage_hands_its_encoder_and_head_to_the_hybrid(smoke_corpus, tmp_pa
     for k, v in sa.items():      # encoder and CTC head carried over (one step at lr 1e-9 barely moves them)
         kb = "ctc_" + k if k.startswith("decoder.") else k
         assert torch.allclose(v.float(), sb[kb].float(), atol=1e-5), k
+
+
+def test_beam_nbest_over_the_streamed_encoder_output_equals_offline_beam(tiny_model, test_audio):
+    """nbest > 1: the Final carries NeMo's RNNT beam n-best over the frames the stream encoded, which are the
+    offline pass's frames, so the list equals the offline beam's; distinct hypotheses, best score first."""
+    from workbench.asr.streaming import StreamingRecognizer, transcribe_streaming
+    ctx = [70, 13]
+    rec = StreamingRecognizer(tiny_model, ctx, nbest=4)
+    tiny_model.encoder.set_default_att_context_size(ctx)
+    audio = test_audio[0]
+    final = transcribe_streaming(rec, audio)[-1]
+    nb = final.nbest
+    assert 1 <= len(nb) <= 4
+    assert [h.score for h in nb] == sorted((h.score for h in nb), reverse=True)
+    assert len({tuple(h.tokens) for h in nb}) == len(nb)
+    with torch.inference_mode():
+        x = torch.from_numpy(audio).unsqueeze(0)
+        f, fl = tiny_model.preprocessor(input_signal=x, length=torch.tensor([len(audio)]))
+        enc, el = tiny_model.encoder(audio_signal=f, length=fl)
+        off = rec.beam_decoding.rnnt_decoder_predictions_tensor(encoder_output=enc, encoded_lengths=el,
+                                                                return_hypotheses=True)[0]
+    best_off = max(off, key=lambda h: float(h.score))
+    assert nb[0].tokens == [int(t) for t in best_off.y_sequence]
+    assert nb[0].score == pytest.approx(float(best_off.score), abs=1e-3)
+    with pytest.raises(ValueError, match="nbest must be >= 1"):
+        StreamingRecognizer(tiny_model, ctx, nbest=0)

@@ -116,6 +116,7 @@ class StreamState:
     done: bool = False                            # the last chunk has been run
     finished: bool = False                        # finalised: no more audio accepted
     heard: int = 0                                # samples the last chunk run needed (its audio_end)
+    encoded: list = field(default_factory=list)   # encoder output per step (d_model, k): kept for beam n-best
     # dynamic lookahead (workbench.asr.lookahead): committed chunks, ladder rung, pending probes
     decisions: list = field(default_factory=list)
     level: int = 0
@@ -125,8 +126,15 @@ class StreamState:
 class StreamingRecognizer:
     """One NeMo cache-aware model at one attention context (lookahead), any number of streams."""
 
-    def __init__(self, model, att_context: tuple[int, int] | list[int] | None = None):
+    def __init__(self, model, att_context: tuple[int, int] | list[int] | None = None, nbest: int = 1,
+                 beam_strategy: str = "malsd_batch"):
+        """``nbest`` > 1: the stream keeps its encoder output and ``result`` runs NeMo's RNNT beam search
+        (``beam_strategy``, beam ``nbest``, every hypothesis returned) over it: the n-best list a reranker
+        reads. The partials stay greedy (what streams live); ``nbest=1`` is greedy throughout."""
         from omegaconf import OmegaConf
+        if int(nbest) < 1:
+            raise ValueError(f"nbest must be >= 1, got {nbest}")
+        self.nbest = int(nbest)
         self.model = model.eval()
         enc = model.encoder
         self.contexts = [tuple(int(v) for v in c) for c in enc.att_context_size_all]
@@ -153,6 +161,14 @@ class StreamingRecognizer:
         dec = OmegaConf.to_container(model.cfg.decoding, resolve=True)
         dec.update(compute_timestamps=False, preserve_alignments=True)
         self.decoding = _rnnt_decoding(model, OmegaConf.create(dec))
+        self.beam_decoding = None
+        if self.nbest > 1:
+            beam = dict(OmegaConf.to_container(model.cfg.decoding, resolve=True))
+            beam.update(strategy=beam_strategy, compute_timestamps=False, preserve_alignments=False,
+                        beam={"beam_size": self.nbest, "return_best_hypothesis": False, "score_norm": True,
+                              "allow_cuda_graphs": False})
+            beam.pop("greedy", None)
+            self.beam_decoding = _rnnt_decoding(model, OmegaConf.create(beam))
         pre = model.preprocessor.featurizer
         self.hop = int(pre.hop_length)
         self.half_window = int(pre.n_fft) // 2
@@ -364,6 +380,8 @@ class StreamingRecognizer:
             st.cache = (n_ch[:, i:i + 1], n_t[:, i:i + 1], n_len[i:i + 1])
             st.hyp = hyps[i]
             k = int(enc_len[i])
+            if self.nbest > 1:
+                st.encoded.append(enc[i, :, :k].detach())
             st.encoder_frames += k
             st.step += 1
             tokens = [int(t) for t in (st.hyp.y_sequence.tolist() if torch.is_tensor(st.hyp.y_sequence) else st.hyp.y_sequence)]
@@ -385,11 +403,35 @@ class StreamingRecognizer:
         return strip_special(self.model.tokenizer.ids_to_text(ids))
 
     def result(self, st: StreamState) -> Final:
-        """The stream's result so far (its best hypothesis, score, word times), changing nothing."""
+        """The stream's result so far, changing nothing: the greedy hypothesis (score, word times), or with
+        ``nbest`` > 1 the beam's n-best, best first, each with its acoustic (RNNT log-likelihood) score; a
+        beam hypothesis equal to the greedy one keeps its word times."""
         tokens = [] if st.hyp is None else [int(t) for t in st.hyp.y_sequence]
         words = self._word_times(st)
         score = float(st.hyp.score) if st.hyp is not None else 0.0
-        return Final(st.stream_id, [Hypothesis(self.text(tokens), score, tokens, words)], st.n_samples / MODEL_SAMPLE_RATE)
+        greedy = Hypothesis(self.text(tokens), score, tokens, words)
+        nbest = self.beam_nbest(st, greedy) if self.nbest > 1 and st.encoded else [greedy]
+        return Final(st.stream_id, nbest, st.n_samples / MODEL_SAMPLE_RATE)
+
+    def beam_nbest(self, st: StreamState, greedy: Hypothesis | None = None) -> list[Hypothesis]:
+        """NeMo's RNNT beam search over the stream's whole encoder output (streaming equals offline, so this
+        is the offline beam over the same frames): distinct hypotheses, best score first."""
+        enc = torch.cat(st.encoded, dim=1)[None]
+        with self.lock, torch.inference_mode():
+            hyps = self.beam_decoding.rnnt_decoder_predictions_tensor(
+                encoder_output=enc, encoded_lengths=torch.tensor([enc.shape[-1]], device=enc.device),
+                return_hypotheses=True)[0]
+        out, seen = [], set()
+        for h in sorted(hyps, key=lambda h: -float(h.score)):
+            toks = [int(t) for t in (h.y_sequence.tolist() if torch.is_tensor(h.y_sequence) else h.y_sequence)]
+            key = tuple(t for t in toks if t not in (self.eou_id, self.eob_id))
+            if key in seen:
+                continue
+            seen.add(key)
+            words = greedy.words if greedy is not None and [t for t in greedy.tokens
+                                                            if t not in (self.eou_id, self.eob_id)] == list(key) else []
+            out.append(Hypothesis(self.text(toks), float(h.score), toks, words))
+        return out
 
     def _word_times(self, st: StreamState) -> list[WordTiming]:
         """Word start/end from the encoder frame at which each token was emitted (RNNT alignments)."""

@@ -329,6 +329,7 @@ class FrameBatcher:
         probe = copy.copy(st)
         probe.audio = list(st.audio)
         probe.hyp = copy.deepcopy(st.hyp)
+        probe.encoded = list(st.encoded)           # the copy's steps append to its own list
         probe.decisions, probe.probes = list(st.decisions), []
         t0 = self.timer()
         self.rec.release_features([probe], final=True)
