@@ -54,6 +54,27 @@ def tiny_model(tiny_nemo):
     return load_model(tiny_nemo, device="cpu")
 
 
+def _tiny_lm_config():
+    from workbench.lm.domain import DomainLMConfig
+    return DomainLMConfig(vocab_size=300, hidden_size=32, layers=1, heads=2, intermediate_size=64, max_tokens=48,
+                          batch_size=16, warmup_steps=5, max_steps=40, threads=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(smoke_corpus, tmp_path_factory):
+    """The domain-LM recipe at toy size, trained on the smoke corpus's training text (seconds)."""
+    from workbench.lm.domain import corpus_texts, train_domain_lm
+    out = tmp_path_factory.mktemp("lm") / "tiny"
+    meta = train_domain_lm(corpus_texts(smoke_corpus, "train"), corpus_texts(smoke_corpus, "dev"), out, _tiny_lm_config())
+    return out, meta
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_lm_dir):
+    from workbench.lm import load_causal_lm
+    return load_causal_lm(tiny_lm_dir[0], device="cpu")
+
+
 @pytest.fixture(scope="session")
 def test_audio(smoke_corpus):
     from workbench.data import open_dataset

@@ -9,32 +9,19 @@ import torch
 
 from workbench.lm import (SMOLLM2, LMInputError, ModelNotAvailableError, load_causal_lm, score_texts,
                           smollm2_gguf)
-from workbench.lm.domain import DomainLMConfig, corpus_texts, perplexity, train_domain_lm
+from workbench.lm.domain import DomainLMConfig, corpus_texts, perplexity
 
-TINY = DomainLMConfig(vocab_size=300, hidden_size=32, layers=1, heads=2, intermediate_size=64, max_tokens=48,
-                      batch_size=16, warmup_steps=5, max_steps=40, threads=1)
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_dir(smoke_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("lm") / "tiny"
-    meta = train_domain_lm(corpus_texts(smoke_corpus, "train"), corpus_texts(smoke_corpus, "dev"), out, TINY)
-    return out, meta
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tiny_lm_dir):
-    return load_causal_lm(tiny_lm_dir[0], device="cpu")
 
 
 def test_domain_lm_learns_and_exports(tiny_lm_dir, tiny_lm, smoke_corpus):
     out, meta = tiny_lm_dir
-    assert json.loads((out / "training.json").read_text())["steps"] == TINY.max_steps
+    cfg = DomainLMConfig(**meta["config"])
+    assert json.loads((out / "training.json").read_text())["steps"] == cfg.max_steps
     assert type(tiny_lm.model).__name__ == "LlamaForCausalLM" and tiny_lm.n_params == meta["params"]
     # the same architecture untrained is near-uniform over the vocabulary; training must beat it by far
     from workbench.lm.domain import new_model
     from workbench.lm.load import CausalLM
-    untrained = CausalLM(new_model(TINY, tiny_lm.tokenizer).eval(), tiny_lm.tokenizer, "untrained")
+    untrained = CausalLM(new_model(cfg, tiny_lm.tokenizer).eval(), tiny_lm.tokenizer, "untrained")
     dev = corpus_texts(smoke_corpus, "dev")
     assert perplexity(tiny_lm, dev) < 0.5 * perplexity(untrained, dev)
     assert not list(out.parent.glob(".tiny.training-*"))      # nothing left beside the export
