@@ -338,7 +338,7 @@ def plot(result: dict, path: Path | None = None):
     eos = result.get("end_of_speech", {})
     labels, vals = [], []
     for k, lab in (("eos_to_final_ms_no_flush", "no flush"), ("eos_to_final_ms_flush", "pause flush")):
-        if k in eos:
+        if eos.get(k) is not None:           # None: no utterance reached its end of speech in the run
             labels.append(lab)
             vals.append((eos[k]["p50"], eos[k]["p95"]))
     if vals:

@@ -330,6 +330,11 @@ def _init_worker(engines: tuple[str, ...] = ("espeak",)) -> None:
     """Bring a worker to the state every utterance is forked from: libraries imported, every engine started
     and warmed up by one fixed sentence (the same in every worker, so still deterministic), flite's
     lexicon looked up, the forced aligner loaded (one torch thread: workers run side by side)."""
+    # SVOX Pico (py-nanotts) mallocs a 2.5 MB arena per request and reads some of it before writing it. glibc
+    # serves such a block from fresh zeroed pages (mmap) until a freed one raises its dynamic threshold; then
+    # it reuses heap memory holding whatever the last requests left (why its output followed its history).
+    # A fixed threshold keeps every large block a fresh mapping, so the arena always starts zeroed.
+    _libc().mallopt(-3, 128 * 1024)     # M_MMAP_THRESHOLD (fixing it disables the dynamic threshold)
     import soundfile  # noqa: F401  (imported here once, not in every forked child)
     import torch
     torch.set_num_threads(1)
