@@ -32,13 +32,18 @@ def lm_scores(lm: CausalLM, nbests: list[list[Hypothesis]], context: str = "", b
     return out
 
 
-def _words(h: Hypothesis) -> int:
-    return len(normalize(h.text).split())
+def _features(nb: list[Hypothesis]) -> tuple[np.ndarray, np.ndarray]:
+    """(acoustic scores, normalised word counts) of a list: computed once, reused for every weight tried."""
+    return np.array([h.score for h in nb]), np.array([len(normalize(h.text).split()) for h in nb])
 
 
-def _pick(nb: list[Hypothesis], lm: np.ndarray, lam: float, beta: float) -> int:
-    total = np.array([h.score for h in nb]) + lam * lm + beta * np.array([_words(h) for h in nb])
-    return int(np.argmax(total))
+def _totals(feats, lm: np.ndarray, lam: float, beta: float) -> np.ndarray:
+    am, words = feats
+    return am + lam * lm + beta * words
+
+
+def _ref_words(refs: list[str]) -> np.ndarray:
+    return utterance_errors(refs, [""] * len(refs))[1]
 
 
 def nbest_errors(refs: list[str], nbests: list[list[Hypothesis]]) -> list[np.ndarray]:
@@ -53,16 +58,18 @@ def oracle_errors(refs: list[str], nbests: list[list[Hypothesis]]) -> tuple[np.n
     """(errors, reference words) per utterance when the best hypothesis of each list is picked: the floor
     of any reranker over these lists."""
     errs = nbest_errors(refs, nbests)
-    words = utterance_errors(refs, [""] * len(refs))[1]
+    words = _ref_words(refs)
     return np.array([e.min() if len(e) else w for e, w in zip(errs, words)]), words
 
 
-def rerank_errors(refs, nbests, lm_s, lam: float, beta: float, errs=None) -> np.ndarray:
-    """Errors per utterance of the hypothesis the log-linear score picks (``errs``: precomputed
-    ``nbest_errors``)."""
+def rerank_errors(refs, nbests, lm_s, lam: float, beta: float, errs=None, words=None, feats=None) -> np.ndarray:
+    """Errors per utterance of the hypothesis the log-linear score picks (``errs``, ``words``, ``feats``:
+    ``nbest_errors``, reference words and list features computed once by a caller that tries many weights)."""
     errs = errs if errs is not None else nbest_errors(refs, nbests)
-    words = utterance_errors(refs, [""] * len(refs))[1]
-    return np.array([e[_pick(nb, s, lam, beta)] if nb else w for nb, s, e, w in zip(nbests, lm_s, errs, words)])
+    words = words if words is not None else _ref_words(refs)
+    feats = feats if feats is not None else [_features(nb) for nb in nbests]
+    return np.array([e[int(np.argmax(_totals(f, s, lam, beta)))] if len(e) else w
+                     for f, s, e, w in zip(feats, lm_s, errs, words)])
 
 
 def tune(refs: list[str], nbests: list[list[Hypothesis]], lm_s: list[np.ndarray],
@@ -73,13 +80,10 @@ def tune(refs: list[str], nbests: list[list[Hypothesis]], lm_s: list[np.ndarray]
         raise NBestError(f"{len(refs)} references, {len(nbests)} n-best lists and {len(lm_s)} LM score lists")
     if not any(len(nb) for nb in nbests):
         raise NBestError("every n-best list is empty: nothing to tune on")
-    errs = nbest_errors(refs, nbests)
-    words = utterance_errors(refs, [""] * len(refs))[1]
+    errs, words, feats = nbest_errors(refs, nbests), _ref_words(refs), [_features(nb) for nb in nbests]
     n = max(1.0, float(words.sum()))
-    grid = []
-    for lam in lambdas:
-        for beta in betas:
-            grid.append([float(lam), float(beta), float(rerank_errors(refs, nbests, lm_s, lam, beta, errs).sum() / n)])
+    grid = [[float(lam), float(beta), float(rerank_errors(refs, nbests, lm_s, lam, beta, errs, words, feats).sum() / n)]
+            for lam in lambdas for beta in betas]
     best = min(grid, key=lambda g: (round(g[2], 9), g[0], abs(g[1])))
     return {"lambda": best[0], "beta": best[1], "wer": best[2], "grid": grid}
 
@@ -102,8 +106,7 @@ class LogLinearReranker:
             s = lm_scores(self.lm, [final.nbest], self.context)[0]
         except LMInputError:
             return final
-        total = np.array([h.score for h in final.nbest]) + self.lam * s + self.beta * np.array([_words(h) for h in final.nbest])
-        order = np.argsort(-total, kind="stable")
+        order = np.argsort(-_totals(_features(final.nbest), s, self.lam, self.beta), kind="stable")
         return replace(final, nbest=[final.nbest[int(i)] for i in order])
 
     __call__ = rerank
