@@ -1,10 +1,11 @@
 """The widgets in a real browser: JupyterLab started here on 127.0.0.1 with a token, Debian's chromium driven
 by Playwright (never `playwright install`), a fake microphone playing a held-out-speaker corpus wav.
 
-Checks: the audio that reached the kernel is the source (correlation > 0.9 after alignment); the live
-transcript shown in the page is the recogniser's, and (with the shipped default model) its WER against the
-reference is within 0.2 of the same model's offline WER on the source file (a clean utterance); a denied permission shows the message and sends
-nothing; the end-point tuner's sliders change its numbers. Screenshots go to reports/screenshots/.
+Checks: the audio that reached the kernel is the source (≥ 70 % of its voiced half-seconds, each aligned on
+its own, correlate > 0.9 with it); the live transcript shown in the page is the recogniser's, and (with the
+shipped default model) its WER against the reference is within 0.2 of the same model's offline WER on the
+source file (a clean utterance); a denied permission shows the message and sends nothing; the end-point
+tuner's sliders change its numbers. Screenshots go to reports/screenshots/.
 Measured: browser-to-kernel block latency and mic-to-transcript latency (printed, in the JSON beside the
 screenshots)."""
 import json
@@ -156,6 +157,7 @@ def _open(pw, lab, wav, allow: bool):
 
 
 def _align_corr(got: np.ndarray, src: np.ndarray) -> float:
+    """Correlation of ``got`` with the source after one global alignment (reported)."""
     from scipy.signal import correlate
     n = min(len(got), len(src))
     c = correlate(got[:n], src[:n], mode="full", method="fft")
@@ -163,6 +165,27 @@ def _align_corr(got: np.ndarray, src: np.ndarray) -> float:
     a, b = (got[lag:], src) if lag >= 0 else (got, src[-lag:])
     m = min(len(a), len(b))
     return float(np.corrcoef(a[:m], b[:m])[0, 1])
+
+
+def _window_corrs(got: np.ndarray, src: np.ndarray, win_s: float = 0.5) -> np.ndarray:
+    """Each voiced half-second of ``got`` aligned on its own against the looping source: its best correlation.
+
+    Chrome's fake capture device skips or repeats a buffer when the machine is loaded, which shifts every later
+    sample against a single global alignment (CI once saw 0.79 globally for audio that was the source); per
+    window, such a glitch costs one window, while audio that is not the source fails every window."""
+    from scipy.signal import correlate
+    w = int(win_s * MODEL_SAMPLE_RATE)
+    loop = np.concatenate([src, src])
+    floor = 0.05 * float(np.sqrt(np.mean(src ** 2)))
+    out = []
+    for s in range(0, len(got) - w + 1, w):
+        x = got[s:s + w]
+        if np.sqrt(np.mean(x ** 2)) < floor:
+            continue                      # silence: nothing to compare
+        c = correlate(loop, x, mode="valid", method="fft")
+        k = int(np.argmax(c))
+        out.append(float(np.corrcoef(x, loop[k:k + w])[0, 1]))
+    return np.array(out)
 
 
 def _fresh(lab, kind: str) -> None:
@@ -207,7 +230,10 @@ def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, m
     if mic_model[1]:       # the shipped model: each end-pointer fires live, within the recording
         assert 0 < kernel["endpoint"] <= len(got) / MODEL_SAMPLE_RATE + 1e-6, f"{kind}: endpoint {kernel['endpoint']}"
     corr = _align_corr(got, src)
-    assert corr > 0.9, f"received audio correlates {corr:.3f} with the source"
+    windows = _window_corrs(got, src)
+    assert len(windows) >= 0.5 * len(src) / MODEL_SAMPLE_RATE, f"only {len(windows)} voiced half-seconds arrived"
+    assert np.mean(windows > 0.9) >= 0.7, \
+        f"received audio is not the source: per-window correlations {np.round(windows, 3)} (global {corr:.3f})"
     assert shown.strip() == kernel["final"].strip(), "the page shows the recogniser's transcript"
     arrivals = np.array(kernel["arrivals"])
     sends = {int(k): v for k, v in timing["sends"].items()}
@@ -226,7 +252,7 @@ def test_microphone_reaches_the_kernel_with_a_live_transcript(lab, source_wav, m
     report = {"model": str(mic_model[0]), "shipped_model": mic_model[1],
               "offline_transcript": offline, "live_vs_offline_wer": live_vs_offline,
               "live_wer": live_wer, "offline_wer": offline_wer,
-              "correlation": corr, "blocks": len(arrivals), "source_s": len(src) / MODEL_SAMPLE_RATE,
+              "correlation": corr, "window_correlation_min": float(windows.min()), "blocks": len(arrivals), "source_s": len(src) / MODEL_SAMPLE_RATE,
               "browser_to_kernel_ms": {"p50": float(np.percentile(transport, 50)), "p95": float(np.percentile(transport, 95))},
               "mic_to_transcript_ms": ({"p50": float(np.percentile(to_text, 50)), "p95": float(np.percentile(to_text, 95)),
                                         "n": len(to_text)} if to_text else None),
