@@ -76,6 +76,13 @@ def tiny_lm(tiny_lm_dir):
 
 
 @pytest.fixture(scope="session")
+def shipped_model():
+    """The committed default recogniser (data/models/asr_small): real hypotheses, far apart in score."""
+    from workbench.asr.streaming import load_model
+    return load_model(Path(__file__).resolve().parents[1] / "data" / "models" / "asr_small" / "model.nemo", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def test_audio(smoke_corpus):
     from workbench.data import open_dataset
     ds = open_dataset(smoke_corpus, "test")

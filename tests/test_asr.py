@@ -221,3 +221,18 @@ def test_beam_nbest_over_the_streamed_encoder_output_equals_offline_beam(tiny_mo
     assert nb[0].score == pytest.approx(float(best_off.score), abs=1e-3)
     with pytest.raises(ValueError, match="nbest must be >= 1"):
         StreamingRecognizer(tiny_model, ctx, nbest=0)
+
+
+def test_batched_beam_equals_each_streams_own_beam(shipped_model, test_audio):
+    """``transcribe_batch`` runs one padded beam search over many finished streams: each list must equal the
+    one that stream's own beam gives (padding and batching change nothing). The shipped model, not the tiny
+    random one: a random model's hypotheses tie to within float rounding, so any two summation orders differ."""
+    from workbench.asr.streaming import StreamingRecognizer, transcribe_batch, transcribe_streaming
+    rec = StreamingRecognizer(shipped_model, [70, 13], nbest=8)
+    audios = [test_audio[0], test_audio[1][: len(test_audio[1]) // 2], test_audio[1]]
+    batched = [ev[-1] for ev in transcribe_batch(rec, audios)]
+    alone = [transcribe_streaming(rec, a)[-1] for a in audios]
+    for b, a in zip(batched, alone):
+        assert [h.tokens for h in b.nbest] == [h.tokens for h in a.nbest]
+        assert [h.score for h in b.nbest] == pytest.approx([h.score for h in a.nbest], abs=1e-3)
+        assert b.nbest[0].words == a.nbest[0].words

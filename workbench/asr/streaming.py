@@ -406,32 +406,63 @@ class StreamingRecognizer:
         """The stream's result so far, changing nothing: the greedy hypothesis (score, word times), or with
         ``nbest`` > 1 the beam's n-best, best first, each with its acoustic (RNNT log-likelihood) score; a
         beam hypothesis equal to the greedy one keeps its word times."""
+        greedy = self.result_greedy(st)
+        if self.nbest > 1 and st.encoded:
+            return Final(st.stream_id, self.beam_nbest(st, greedy.nbest[0]), greedy.audio_end)
+        return greedy
+
+    def result_greedy(self, st: StreamState) -> Final:
+        """The greedy hypothesis alone (score, word times)."""
         tokens = [] if st.hyp is None else [int(t) for t in st.hyp.y_sequence]
-        words = self._word_times(st)
         score = float(st.hyp.score) if st.hyp is not None else 0.0
-        greedy = Hypothesis(self.text(tokens), score, tokens, words)
-        nbest = self.beam_nbest(st, greedy) if self.nbest > 1 and st.encoded else [greedy]
-        return Final(st.stream_id, nbest, st.n_samples / MODEL_SAMPLE_RATE)
+        return Final(st.stream_id, [Hypothesis(self.text(tokens), score, tokens, self._word_times(st))],
+                     st.n_samples / MODEL_SAMPLE_RATE)
 
     def beam_nbest(self, st: StreamState, greedy: Hypothesis | None = None) -> list[Hypothesis]:
         """NeMo's RNNT beam search over the stream's whole encoder output (streaming equals offline, so this
         is the offline beam over the same frames): distinct hypotheses, best score first."""
-        enc = torch.cat(st.encoded, dim=1)[None]
+        return self.beam_nbest_batch([st], [greedy])[0]
+
+    def beam_nbest_batch(self, states: list[StreamState], greedies: list[Hypothesis | None] | None = None
+                         ) -> list[list[Hypothesis]]:
+        """``beam_nbest`` of several streams in one batched beam search (their encoder outputs padded, the
+        lengths passed): what a bench or a batch of finished streams pays once instead of per stream."""
+        greedies = greedies or [None] * len(states)
+        encs = [torch.cat(st.encoded, dim=1) for st in states]
+        lengths = torch.tensor([e.shape[-1] for e in encs], device=encs[0].device)
+        enc = torch.zeros((len(encs), encs[0].shape[0], int(lengths.max())), dtype=encs[0].dtype, device=encs[0].device)
+        for i, e in enumerate(encs):
+            enc[i, :, :e.shape[-1]] = e
         with self.lock, torch.inference_mode():
-            hyps = self.beam_decoding.rnnt_decoder_predictions_tensor(
-                encoder_output=enc, encoded_lengths=torch.tensor([enc.shape[-1]], device=enc.device),
-                return_hypotheses=True)[0]
+            batch = self.beam_decoding.rnnt_decoder_predictions_tensor(
+                encoder_output=enc, encoded_lengths=lengths, return_hypotheses=True)
+        return [self._distinct(hyps, g) for hyps, g in zip(batch, greedies)]
+
+    def _distinct(self, hyps, greedy: Hypothesis | None) -> list[Hypothesis]:
+        """Beam hypotheses best first, one per token sequence (end-of-utterance/block tokens ignored)."""
+        special = (self.eou_id, self.eob_id)
+        gkey = [t for t in greedy.tokens if t not in special] if greedy is not None else None
         out, seen = [], set()
         for h in sorted(hyps, key=lambda h: -float(h.score)):
             toks = [int(t) for t in (h.y_sequence.tolist() if torch.is_tensor(h.y_sequence) else h.y_sequence)]
-            key = tuple(t for t in toks if t not in (self.eou_id, self.eob_id))
+            key = tuple(t for t in toks if t not in special)
             if key in seen:
                 continue
             seen.add(key)
-            words = greedy.words if greedy is not None and [t for t in greedy.tokens
-                                                            if t not in (self.eou_id, self.eob_id)] == list(key) else []
+            words = greedy.words if gkey == list(key) else []
             out.append(Hypothesis(self.text(toks), float(h.score), toks, words))
         return out
+
+    def results(self, states: list[StreamState]) -> list[Final]:
+        """``result`` of several streams, their beam searches (``nbest`` > 1) batched into one."""
+        finals = [self.result_greedy(st) for st in states]
+        if self.nbest > 1:
+            beam = [i for i, st in enumerate(states) if st.encoded]
+            if beam:
+                lists = self.beam_nbest_batch([states[i] for i in beam], [finals[i].nbest[0] for i in beam])
+                for i, nb in zip(beam, lists):
+                    finals[i] = Final(finals[i].stream_id, nb, finals[i].audio_end)
+        return finals
 
     def _word_times(self, st: StreamState) -> list[WordTiming]:
         """Word start/end from the encoder frame at which each token was emitted (RNNT alignments)."""
@@ -495,6 +526,6 @@ def transcribe_batch(rec: StreamingRecognizer, audios: list[np.ndarray]) -> list
                 if c.is_last:
                     states[i].finished = True
         active = [i for i in active if not states[i].finished]
-    for i, st in enumerate(states):
-        events[i].append(rec.result(st))
+    for i, f in enumerate(rec.results(states)):
+        events[i].append(f)
     return events
