@@ -76,6 +76,22 @@ def _train_lm(args) -> int:
     return 0
 
 
+def _train_reranker(args) -> int:
+    import json
+    from .rescoring.mwer import MWERConfig, train_from_corpus
+    cfg = MWERConfig(max_steps=args.max_steps, val_every=args.val_every, lists_per_step=args.lists_per_step,
+                     top_layers=args.top_layers, lora_r=args.lora_r, lr=args.lr)
+    if args.profile == "gpu":       # an accelerator: bf16, more lists per step, every device Lightning sees
+        cfg.trainer_kwargs = {"accelerator": "gpu", "devices": args.devices, "num_nodes": args.num_nodes,
+                              "precision": "bf16-mixed"}
+    else:
+        cfg.trainer_kwargs = {"devices": args.devices, "num_nodes": args.num_nodes}
+    rec = train_from_corpus(args.asr_model, args.corpus_size, args.out, args.base, args.n_train, args.n_val, cfg=cfg)
+    print(json.dumps({k: rec[k] for k in ("train_lists", "steps", "best_step", "dev_wer", "w_lm", "w_len",
+                                          "train_seconds", "trainable_params")}, indent=1))
+    return 0
+
+
 def _bench(args) -> int:
     import json
     if args.threads:
@@ -92,7 +108,7 @@ def _bench(args) -> int:
     if args.what == "asr":
         from .asr.bench import run
         thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
-        res = run(args.model, n=args.n, n_dev=args.n_dev or 200, split=args.split, out_dir=args.out,
+        res = run(args.model, n=args.n or 200, n_dev=args.n_dev or 200, split=args.split, out_dir=args.out,
                   corpus_size=args.corpus_size, device=args.device, results_dir=args.results,
                   n_splits=args.n_splits, peers=not args.no_peers,
                   **({"thresholds": thresholds} if thresholds else {}))
@@ -108,11 +124,21 @@ def _bench(args) -> int:
             show["espnet"] = res["espnet"]
         print(json.dumps(show, indent=1))
         return 0
+    if args.what == "rescoring":
+        from .rescoring.bench import run
+        res = run(args.model, n=args.n, n_dev=args.n_dev, beam=args.beam, out_dir=args.out,
+                  results_dir=args.results)
+        show = {s: {k: f"{100 * v['wer']['value']:.1f} % [{100 * v['wer']['ci95'][0]:.1f}, {100 * v['wer']['ci95'][1]:.1f}]"
+                    f" p95 {v['latency_ms']['p95']['value']:.0f} ms" for k, v in r["systems"].items()}
+                | {"oracle": f"{100 * r['oracle']['wer']['value']:.1f} %"} for s, r in res["sets"].items()}
+        print(json.dumps({"sets": show, "systems": res["systems"], "wall_s": res["wall_s"], "out_dir": res["out_dir"]},
+                         indent=1))
+        return 0
     if args.what == "batching":
         from .batching.bench import run
         res = run(args.model, out_dir=args.out, corpus_size=args.corpus_size, split=args.split,
                   target_batch=args.target_batch, max_wait_ms=args.max_wait_ms, pause_ms=args.pause_ms,
-                  duration_s=args.duration, device=args.device, n_utts=min(args.n, 200),
+                  duration_s=args.duration, device=args.device, n_utts=min(args.n or 200, 200),
                   repeats=args.repeats, nemo_peer=not args.no_nemo_peer, results_dir=args.results,
                   context=[int(v) for v in args.context.split(",")] if args.context else (70, 1),
                   **({"grid": tuple(int(v) for v in args.grid.split(","))} if args.grid else {}))
@@ -132,7 +158,7 @@ def _bench(args) -> int:
     if args.what == "endpoint":
         from .endpoint.bench import run
         res = run(args.model, arbitrator_path=args.arbitrator, corpus_size=args.corpus_size, split=args.split,
-                  n=args.n, n_dev=args.n_dev or 300, out_dir=args.out, device=args.device, results_dir=args.results,
+                  n=args.n or 200, n_dev=args.n_dev or 300, out_dir=args.out, device=args.device, results_dir=args.results,
                   context=[int(v) for v in args.context.split(",")] if args.context else (70, 1))
         show = {k: res[k] for k in ("n_utterances", "n_dev_utterances", "n_noisy", "wall_s", "out_dir")}
         for key in ("all", "quiet"):
@@ -217,17 +243,35 @@ def build_parser() -> argparse.ArgumentParser:
     lmp.add_argument("--num-nodes", type=int, default=1)
     lmp.add_argument("--out", type=Path, default=None, help="default: data/models/lm_domain")
     lmp.set_defaults(func=_train_lm)
+    rr = sub.add_parser("train-reranker", help="fine-tune an LLM (LoRA, MWER loss) to rerank the recogniser's n-best")
+    rr.add_argument("--asr-model", type=Path, default=None, help=".nemo that decodes the lists (default: the shipped one)")
+    rr.add_argument("--base", default=None, help="causal LM by name or path (default: SmolLM2-135M-Instruct, offline)")
+    rr.add_argument("--corpus-size", default="default")
+    rr.add_argument("--n-train", type=int, default=4000, help="training utterances whose n-best lists it learns from")
+    rr.add_argument("--n-val", type=int, default=200, help="dev utterances the kept adapter is chosen on")
+    rr.add_argument("--max-steps", type=int, default=1200)
+    rr.add_argument("--val-every", type=int, default=200)
+    rr.add_argument("--lists-per-step", type=int, default=4)
+    rr.add_argument("--top-layers", type=int, default=8)
+    rr.add_argument("--lora-r", type=int, default=8)
+    rr.add_argument("--lr", type=float, default=5e-4)
+    rr.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    rr.add_argument("--devices", type=int, default=1)
+    rr.add_argument("--num-nodes", type=int, default=1)
+    rr.add_argument("--out", type=Path, default=None, help="default: data/models/reranker_mwer")
+    rr.set_defaults(func=_train_reranker)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
-    b.add_argument("--n", type=int, default=200, help="utterances of the split")
+    b.add_argument("--n", type=int, default=None, help="utterances of the split (default 200; rescoring: all)")
     b.add_argument("--n-dev", type=int, default=None,
                    help="asr/endpoint: dev utterances the settings are chosen on (default 200 / 300)")
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the committed JSON evidence goes (with commit, date, machine)")
     b.add_argument("--split", default="test")
+    b.add_argument("--beam", type=int, default=8, help="rescoring: beam size (n-best length)")
     b.add_argument("--n-splits", type=int, default=100,
                    help="asr: utterances per set of the per-split table with the peers (0: no table)")
     b.add_argument("--no-peers", action="store_true", help="asr: the per-split table without Whisper and PocketSphinx")

@@ -80,6 +80,16 @@ def paired_wer_diff_ci(err_a, err_b, words, level: float = 0.95, seed: int = 0) 
             "within_noise": bool(ci[0] <= 0 <= ci[1])}
 
 
+def paired_ci(data: tuple, statistic, level: float = 0.95, seed: int = 0) -> dict:
+    """Any statistic of several per-utterance arrays of the same utterances (e.g. the relative WER change, the
+    share of an oracle gap recovered), with a paired bootstrap interval."""
+    data = tuple(np.asarray(x, float) for x in data)
+    if len({len(x) for x in data}) != 1:
+        raise ValueError(f"paired samples must have equal length, got {[len(x) for x in data]}")
+    return {"value": float(statistic(*data)), "ci95": _bootstrap(data, statistic, level, seed, paired=True),
+            "n": int(len(data[0]))}
+
+
 def fmt(ci: dict, scale: float = 100.0, unit: str = " %", digits: int = 1) -> str:
     """'27.6 % [23.1, 32.4] (n=185)'."""
     v, (lo, hi) = ci["value"], ci["ci95"]

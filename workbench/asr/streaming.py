@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,14 +128,21 @@ class StreamingRecognizer:
     """One NeMo cache-aware model at one attention context (lookahead), any number of streams."""
 
     def __init__(self, model, att_context: tuple[int, int] | list[int] | None = None, nbest: int = 1,
-                 beam_strategy: str = "malsd_batch"):
+                 beam_strategy: str = "malsd_batch", reranker=None):
         """``nbest`` > 1: the stream keeps its encoder output and ``result`` runs NeMo's RNNT beam search
         (``beam_strategy``, beam ``nbest``, every hypothesis returned) over it: the n-best list a reranker
-        reads. The partials stay greedy (what streams live); ``nbest=1`` is greedy throughout."""
+        reads. The partials stay greedy (what streams live); ``nbest=1`` is greedy throughout.
+        ``reranker`` (a callable ``Final -> Final``, e.g. ``workbench.rescoring.LogLinearReranker``): every
+        result, streamed, batched or flushed at a pause, is the reranked one; the milliseconds each call took
+        are appended to ``rerank_ms``."""
         from omegaconf import OmegaConf
         if int(nbest) < 1:
             raise ValueError(f"nbest must be >= 1, got {nbest}")
+        if reranker is not None and int(nbest) < 2:
+            raise ValueError("a reranker needs an n-best list to reorder: pass nbest >= 2")
         self.nbest = int(nbest)
+        self.reranker = reranker
+        self.rerank_ms: list[float] = []
         self.model = model.eval()
         enc = model.encoder
         self.contexts = [tuple(int(v) for v in c) for c in enc.att_context_size_all]
@@ -408,8 +416,16 @@ class StreamingRecognizer:
         beam hypothesis equal to the greedy one keeps its word times."""
         greedy = self.result_greedy(st)
         if self.nbest > 1 and st.encoded:
-            return Final(st.stream_id, self.beam_nbest(st, greedy.nbest[0]), greedy.audio_end)
+            return self._rerank(Final(st.stream_id, self.beam_nbest(st, greedy.nbest[0]), greedy.audio_end))
         return greedy
+
+    def _rerank(self, final: Final) -> Final:
+        if self.reranker is None:
+            return final
+        t0 = time.perf_counter()
+        out = self.reranker(final)
+        self.rerank_ms.append(1000 * (time.perf_counter() - t0))
+        return out
 
     def result_greedy(self, st: StreamState) -> Final:
         """The greedy hypothesis alone (score, word times)."""
@@ -461,7 +477,7 @@ class StreamingRecognizer:
             if beam:
                 lists = self.beam_nbest_batch([states[i] for i in beam], [finals[i].nbest[0] for i in beam])
                 for i, nb in zip(beam, lists):
-                    finals[i] = Final(finals[i].stream_id, nb, finals[i].audio_end)
+                    finals[i] = self._rerank(Final(finals[i].stream_id, nb, finals[i].audio_end))
         return finals
 
     def _word_times(self, st: StreamState) -> list[WordTiming]:

@@ -62,6 +62,34 @@ def encode(lm: CausalLM, texts: list[str], eos: bool = True, context: str = "") 
     return out, len(ctx) + 1
 
 
+def pad_batch(batch: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and their attention mask."""
+    L = max(len(x) for x in batch)
+    x = torch.full((len(batch), L), int(pad), dtype=torch.long)
+    mask = torch.zeros((len(batch), L), dtype=torch.long)
+    for i, seq in enumerate(batch):
+        x[i, :len(seq)] = torch.tensor(seq)
+        mask[i, :len(seq)] = 1
+    return x, mask
+
+
+def token_logprobs(model, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log p(token j | tokens < j) for j >= 1, shape (batch, length - 1): differentiable (MWER training calls it
+    with gradients on, scoring under ``inference_mode``)."""
+    logits = model(input_ids=x, attention_mask=mask).logits.float()
+    return torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:, None])[..., 0]
+
+
+def text_logprob_sums(lm: CausalLM, ids: list[list[int]], first: int) -> torch.Tensor:
+    """Sum of the scored tokens' log-probabilities per sequence (from ``encode``), one forward pass."""
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    x, mask = pad_batch(ids, pad)
+    lp = token_logprobs(lm.model, x.to(lm.device), mask.to(lm.device))
+    scored = mask[:, 1:].clone()
+    scored[:, :first - 1] = 0                                  # the start symbol and context are not scored
+    return (lp * scored.to(lp.device)).sum(-1)
+
+
 def score_texts(lm: CausalLM, texts: list[str], eos: bool = True, batch_size: int = 32,
                 context: str = "") -> list[TextScore]:
     """Log-probability of each text (sum and per token) given ``context``, ``batch_size`` texts per forward pass."""
@@ -71,15 +99,9 @@ def score_texts(lm: CausalLM, texts: list[str], eos: bool = True, batch_size: in
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     for b in range(0, len(ids), batch_size):
         batch = ids[b:b + batch_size]
-        L = max(len(x) for x in batch)
-        x = torch.full((len(batch), L), int(pad), dtype=torch.long)
-        mask = torch.zeros((len(batch), L), dtype=torch.long)
-        for i, seq in enumerate(batch):
-            x[i, :len(seq)] = torch.tensor(seq)
-            mask[i, :len(seq)] = 1
+        x, mask = pad_batch(batch, pad)
         with torch.inference_mode():
-            logits = lm.model(input_ids=x.to(lm.device), attention_mask=mask.to(lm.device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:, None].to(lm.device))[..., 0].cpu()
+            logp = token_logprobs(lm.model, x.to(lm.device), mask.to(lm.device)).cpu()
         for i, seq in enumerate(batch):
             lp = logp[i, first - 1:len(seq) - 1].tolist()      # logp[j] predicts token j + 1
             toks = tuple(lm.tokenizer.convert_ids_to_tokens(seq[first:]))

@@ -13,22 +13,35 @@ import numpy as np
 
 from ..asr.scoring import normalize, utterance_errors
 from ..events import Final, Hypothesis
-from ..lm import CausalLM, LMInputError, score_texts
+from ..lm import CausalLM, LMInputError, encode, score_texts
 
 
 class NBestError(ValueError):
     """An n-best list that cannot be reranked (no hypotheses where some were required)."""
 
 
-def lm_scores(lm: CausalLM, nbests: list[list[Hypothesis]], context: str = "", batch_size: int = 64) -> list[np.ndarray]:
+def lm_scores(lm: CausalLM, nbests: list[list[Hypothesis]], context: str = "", batch_size: int = 64,
+              strict: bool = True) -> list[np.ndarray | None]:
     """LM log-probability of every hypothesis (its normalised text, end symbol included), all lists batched
-    together in one pass over the texts."""
-    texts = [normalize(h.text) for nb in nbests for h in nb]
+    together in one pass over the texts. A list holding a text the LM cannot score (``LMInputError``: longer
+    than its positions) raises, or with ``strict=False`` gets ``None``: the reranker leaves such a list in the
+    recogniser's order, and tuning counts it that way."""
+    keep = list(range(len(nbests)))
+    if not strict:
+        keep = []
+        for i, nb in enumerate(nbests):
+            try:
+                encode(lm, [normalize(h.text) for h in nb], True, context)
+                keep.append(i)
+            except LMInputError:
+                pass
+    texts = [normalize(h.text) for i in keep for h in nbests[i]]
     flat = np.array([s.total for s in score_texts(lm, texts, batch_size=batch_size, context=context)])
-    out, i = [], 0
-    for nb in nbests:
-        out.append(flat[i:i + len(nb)])
-        i += len(nb)
+    out: list[np.ndarray | None] = [None] * len(nbests)
+    k = 0
+    for i in keep:
+        out[i] = flat[k:k + len(nbests[i])]
+        k += len(nbests[i])
     return out
 
 
@@ -68,12 +81,12 @@ def rerank_errors(refs, nbests, lm_s, lam: float, beta: float, errs=None, words=
     errs = errs if errs is not None else nbest_errors(refs, nbests)
     words = words if words is not None else _ref_words(refs)
     feats = feats if feats is not None else [_features(nb) for nb in nbests]
-    return np.array([e[int(np.argmax(_totals(f, s, lam, beta)))] if len(e) else w
-                     for f, s, e, w in zip(feats, lm_s, errs, words)])
+    return np.array([(e[0] if s is None else e[int(np.argmax(_totals(f, s, lam, beta)))]) if len(e) else w
+                     for f, s, e, w in zip(feats, lm_s, errs, words)])   # None: the LM could not score it
 
 
 def tune(refs: list[str], nbests: list[list[Hypothesis]], lm_s: list[np.ndarray],
-         lambdas=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5), betas=(-1.0, -0.5, 0.0, 0.5, 1.0, 2.0)) -> dict:
+         lambdas=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5), betas=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)) -> dict:
     """The (lambda, beta) with the lowest corpus WER on these (dev) lists; ties go to the smaller weights.
     Returns {"lambda", "beta", "wer", "grid": [[lambda, beta, wer], ...]}."""
     if len(refs) != len(nbests) or len(nbests) != len(lm_s):
@@ -93,8 +106,8 @@ class LogLinearReranker:
     """Reorders a ``Final``'s n-best by acoustic + lambda * LM + beta * words; the best becomes ``nbest[0]``
     (what ``Final.text`` returns). An empty or one-hypothesis list passes through unchanged, and so does a
     list the LM cannot score (``LMInputError``: e.g. a hypothesis longer than its positions): inside a stream
-    the fallback is the recogniser's own order, never a crash."""
-    lm: CausalLM
+    the fallback is the recogniser's own order, never a crash. ``lm=None``: the word bonus alone (no LM)."""
+    lm: CausalLM | None
     lam: float = 0.3
     beta: float = 0.0
     context: str = ""
@@ -103,10 +116,25 @@ class LogLinearReranker:
         if len(final.nbest) < 2:
             return final
         try:
-            s = lm_scores(self.lm, [final.nbest], self.context)[0]
+            s = lm_scores(self.lm, [final.nbest], self.context)[0] if self.lm is not None else np.zeros(len(final.nbest))
         except LMInputError:
             return final
         order = np.argsort(-_totals(_features(final.nbest), s, self.lam, self.beta), kind="stable")
         return replace(final, nbest=[final.nbest[int(i)] for i in order])
 
     __call__ = rerank
+
+    def explain(self, nbest: list[Hypothesis], ref: str | None = None) -> list[dict]:
+        """One row per hypothesis, in the recogniser's order: its acoustic score, LM log-probability, words,
+        the total this reranker ranks by, its new rank and (with ``ref``) its word errors."""
+        if not nbest:
+            return []
+        am, words = _features(nbest)
+        s = lm_scores(self.lm, [nbest], self.context)[0] if self.lm is not None else np.zeros(len(nbest))
+        total = _totals((am, words), s, self.lam, self.beta)
+        rank = np.empty(len(nbest), int)
+        rank[np.argsort(-total, kind="stable")] = np.arange(len(nbest))
+        errs = utterance_errors([ref] * len(nbest), [h.text for h in nbest])[0] if ref is not None else [None] * len(nbest)
+        return [{"hypothesis": h.text, "acoustic": float(a), "lm": float(l), "words": int(w), "total": float(t),
+                 "rank_after": int(r), "errors": None if e is None else int(e)}
+                for h, a, l, w, t, r, e in zip(nbest, am, s, words, total, rank, errs)]

@@ -1,0 +1,214 @@
+"""``python -m workbench bench rescoring``: every reranker over the same n-best lists, one accounting.
+
+The lists: the shipped recogniser's beam (8) at its largest lookahead, on dev (where weights are tuned), the
+held-out-speaker test split and the unseen-text and unseen-engine splits. The systems: the beam's 1-best, the
+word bonus alone (no LM), the domain LM and SmolLM2 zero-shot (log-linear, lambda and beta tuned on dev), the
+MWER fine-tuned SmolLM2 (its own trained weights), and the oracle (the floor of any reranker). Per system and
+set: WER (95 % bootstrap interval), the relative change against the 1-best and the share of the oracle gap
+recovered (paired bootstrap over utterances), and the added latency per utterance (p50/p95 ms): each list goes
+through the reranker alone, as a finished stream's ``Final`` would, timed around that call.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import stats
+from ..events import Final
+from .loglinear import LogLinearReranker, _ref_words, lm_scores, nbest_errors, oracle_errors, tune
+
+SETS = {"test": "test", "unseen text": "test_unseen_text", "unseen engine": "test_unseen_engine"}
+BASELINE = "1-best (beam)"
+
+
+def picks(reranker, nbests) -> tuple[list[int], list[float]]:
+    """Index of the hypothesis the reranker puts first in each list, and the milliseconds each call took."""
+    idx, ms = [], []
+    for nb in nbests:
+        t = time.perf_counter()
+        f = reranker(Final("bench", list(nb), 0.0))
+        ms.append(1000 * (time.perf_counter() - t))
+        idx.append(next((k for k, h in enumerate(nb) if h is f.nbest[0]), 0) if nb else 0)
+    return idx, ms
+
+
+def _gap_recovered(e_sys, e_one, e_orc, words):
+    one, orc = np.sum(e_one), np.sum(e_orc)
+    return float((one - np.sum(e_sys)) / (one - orc)) if one > orc else float("nan")
+
+
+def _relative(e_sys, e_one, words):
+    return float(np.sum(e_sys) / max(1.0, np.sum(e_one)) - 1.0)
+
+
+def score_set(ns, rerankers: dict, seed: int = 0) -> dict:
+    """Every reranker on one set's lists: WER, change against the 1-best, oracle gap recovered, latency."""
+    errs, words = nbest_errors(ns.refs, ns.nbests), _ref_words(ns.refs)
+    one = np.array([e[0] if len(e) else w for e, w in zip(errs, words)])
+    orc, _ = oracle_errors(ns.refs, ns.nbests)
+    out = {"n": len(ns), "ref_words": int(words.sum()),
+           "mean_hypotheses": float(np.mean([len(nb) for nb in ns.nbests])) if len(ns) else 0.0,
+           "oracle": {"wer": stats.wer_ci(orc, words, seed=seed)}, "systems": {}}
+    for name, rr in rerankers.items():
+        idx, ms = picks(rr, ns.nbests)
+        e = np.array([err[k] if len(err) else w for err, k, w in zip(errs, idx, words)])
+        row = {"wer": stats.wer_ci(e, words, seed=seed),
+               "latency_ms": {"p50": stats.stat_ci(ms, lambda v: np.percentile(v, 50), seed=seed),
+                              "p95": stats.stat_ci(ms, lambda v: np.percentile(v, 95), seed=seed)},
+               "changed": int(sum(k != 0 for k in idx))}
+        if name != BASELINE:
+            row["relative_change"] = stats.paired_ci((e, one, words), _relative, seed=seed)
+            row["oracle_gap_recovered"] = stats.paired_ci((e, one, orc, words), _gap_recovered, seed=seed)
+            row["examples"] = [[ns.refs[i], ns.nbests[i][0].text, ns.nbests[i][idx[i]].text]
+                               for i in range(len(ns)) if idx[i] != 0][:5]
+        out["systems"][name] = row
+    return out
+
+
+def compare_picks(refs: list[str], before: list[str], after: list[str], top: int = 10) -> dict:
+    """What a reranker changed: utterances it fixed (fewer errors) and broke (more), with examples, and the
+    word substitutions it made most often (before -> after, from jiwer's alignment of the two hypotheses)."""
+    import collections
+
+    import jiwer
+
+    from ..asr.scoring import normalize, utterance_errors
+    eb, _ = utterance_errors(refs, before)
+    ea, _ = utterance_errors(refs, after)
+    swaps: collections.Counter = collections.Counter()
+    for b, a in zip(before, after):
+        b, a = normalize(b), normalize(a)
+        if b == a or not b or not a:
+            continue
+        out = jiwer.process_words(b, a)
+        bw, aw = out.references[0], out.hypotheses[0]
+        for c in out.alignments[0]:
+            if c.type == "substitute":
+                swaps[(" ".join(bw[c.ref_start_idx:c.ref_end_idx]), " ".join(aw[c.hyp_start_idx:c.hyp_end_idx]))] += 1
+            elif c.type == "delete":
+                swaps[(" ".join(bw[c.ref_start_idx:c.ref_end_idx]), "")] += 1
+            elif c.type == "insert":
+                swaps[("", " ".join(aw[c.hyp_start_idx:c.hyp_end_idx]))] += 1
+    fixed = [i for i in range(len(refs)) if ea[i] < eb[i]]
+    broken = [i for i in range(len(refs)) if ea[i] > eb[i]]
+    return {"changed": int(sum(normalize(b) != normalize(a) for b, a in zip(before, after))),
+            "fixed": len(fixed), "broken": len(broken),
+            "fixed_examples": [[refs[i], before[i], after[i]] for i in fixed[:top]],
+            "broken_examples": [[refs[i], before[i], after[i]] for i in broken[:top]],
+            "edits": [[b, a, n] for (b, a), n in swaps.most_common(top)]}
+
+
+def build_rerankers(dev, lms: dict, finetuned=None, log=print) -> tuple[dict, dict]:
+    """The rerankers, log-linear weights tuned on ``dev``: {name: reranker}, {name: how it was set}."""
+    rr = {BASELINE: LogLinearReranker(None, 0.0, 0.0)}
+    zeros = [np.zeros(len(nb)) for nb in dev.nbests]
+    t = tune(dev.refs, dev.nbests, zeros, lambdas=(0.0,))
+    rr["word bonus, no LM"] = LogLinearReranker(None, 0.0, t["beta"])
+    how = {BASELINE: {"lambda": 0.0, "beta": 0.0}, "word bonus, no LM": {"beta": t["beta"], "dev_wer": t["wer"]}}
+    for name, (lm, context) in lms.items():
+        t0 = time.time()
+        t = tune(dev.refs, dev.nbests, lm_scores(lm, dev.nbests, context, strict=False))
+        rr[name] = LogLinearReranker(lm, t["lambda"], t["beta"], context)
+        how[name] = {"lambda": t["lambda"], "beta": t["beta"], "dev_wer": t["wer"], "params": lm.n_params,
+                     "context": context, "tuning_s": round(time.time() - t0, 1)}
+        if log:
+            log(f"{name}: lambda {t['lambda']}, beta {t['beta']}, dev WER {t['wer']:.4f}")
+    if finetuned is not None:
+        name, reranker, record = finetuned
+        rr[name] = reranker
+        how[name] = {"lambda": reranker.lam, "beta": reranker.beta, "params": reranker.lm.n_params,
+                     "context": reranker.context, "trained": {k: record.get(k) for k in (
+                         "train_lists", "steps", "best_step", "dev_wer", "train_seconds", "trainable_params",
+                         "n_val", "init")}}
+    return rr, how
+
+
+def plot(result: dict, ax=None):
+    """WER per set, one bar per system (and the oracle), 95 % intervals."""
+    import matplotlib.pyplot as plt
+    sets = list(result["sets"])
+    names = list(next(iter(result["sets"].values()))["systems"]) + ["oracle"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.2))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        rows = [result["sets"][s]["oracle"] if name == "oracle" else result["sets"][s]["systems"][name] for s in sets]
+        ys = np.array([100 * r["wer"]["value"] for r in rows])
+        lo = ys - [100 * r["wer"]["ci95"][0] for r in rows]
+        hi = np.array([100 * r["wer"]["ci95"][1] for r in rows]) - ys
+        ax.bar(np.arange(len(sets)) + k * width, ys, width, yerr=[lo, hi], capsize=2, label=name,
+               hatch="//" if name == "oracle" else None)
+    ax.set_xticks(np.arange(len(sets)) + 0.4 - width / 2, sets)
+    ax.set_ylabel("WER (%)")
+    ax.set_title("N-best reranking: the same lists, one normalisation (weights tuned on dev)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def headline(result: dict, system: str | None = None, set_name: str = "test") -> dict:
+    """The issue's goals for ``system`` (default: the fine-tuned one, else the last) on ``set_name``."""
+    s = result["sets"][set_name]["systems"]
+    system = system or next((n for n in s if "fine-tuned" in n), list(s)[-1])
+    r = s[system]
+    return {"system": system, "relative_change": r.get("relative_change"),
+            "oracle_gap_recovered": r.get("oracle_gap_recovered"), "p95_ms": r["latency_ms"]["p95"],
+            "goal_relative_reduction": 0.15, "goal_gap_recovered": 0.5, "goal_p95_ms": 100.0}
+
+
+def run(asr_model=None, corpus=None, n: int | None = None, n_dev: int | None = None, beam: int = 8,
+        context=(70, 13), lms: dict | None = None, finetuned_path=None, out_dir=None, results_dir=None,
+        sets: dict | None = None, cache_dir=None, log=print) -> dict:
+    """Decode (or read cached) n-best lists, tune on dev, score every reranker on every set, write
+    ``bench_rescoring.json`` and the plot. ``lms``: {name: (CausalLM, context)} (default: the shipped domain LM
+    and SmolLM2 zero-shot); ``finetuned_path``: the MWER reranker (default ``data/models/reranker_mwer``, left
+    out when absent)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from ..asr.recipe import MODELS as ASR_MODELS
+    from ..data import ensure_corpus
+    from ..reports import save_bench
+    from .mwer import MODELS, load_mwer_reranker
+    from .nbest import nbest_set
+    t0 = time.time()
+    corpus = Path(corpus or ensure_corpus("default"))
+    asr_model = Path(asr_model or ASR_MODELS / "asr_small" / "model.nemo")
+    sets = SETS if sets is None else sets
+    dev = nbest_set(asr_model, corpus, "dev", n_dev, beam, context, cache_dir=cache_dir)
+    lists = {name: nbest_set(asr_model, corpus, split, n, beam, context, cache_dir=cache_dir)
+             for name, split in sets.items()}
+    if lms is None:
+        from ..lm import SMOLLM2, load_causal_lm
+        from ..lm.domain import load_domain_lm
+        dom = load_domain_lm()
+        lms = {f"domain LM ({dom.n_params / 1e6:.1f} M), log-linear": (dom, ""),
+               "SmolLM2-135M zero-shot, log-linear": (load_causal_lm(SMOLLM2), "")}
+    ft_path = Path(finetuned_path or MODELS / "reranker_mwer")
+    finetuned = None
+    if (ft_path / "reranker.json").is_file():
+        import json
+        ft = load_mwer_reranker(ft_path)
+        finetuned = ("SmolLM2-135M + LoRA, MWER fine-tuned" if "smollm2" in ft.lm.name.lower()
+                     else f"{Path(ft.lm.name.split('+')[0]).name} + LoRA, MWER fine-tuned", ft,
+                     json.loads((ft_path / "reranker.json").read_text()))
+    rerankers, how = build_rerankers(dev, lms, finetuned, log)
+    result = {"asr_model": str(asr_model), "corpus": str(corpus), "beam": beam, "att_context": list(context),
+              "tuned_on": f"dev ({len(dev)} utterances)", "systems": how, "sets": {}}
+    for name, ns in lists.items():
+        result["sets"][name] = score_set(ns, rerankers)
+        if log:
+            r = result["sets"][name]
+            log(f"{name}: " + ", ".join(f"{k} {100 * v['wer']['value']:.1f} %" for k, v in r["systems"].items())
+                + f", oracle {100 * r['oracle']['wer']['value']:.1f} %")
+    result["headline"] = headline(result) if "test" in result["sets"] else None
+    result["wall_s"] = round(time.time() - t0, 1)
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    plot(result, ax)
+    fig.tight_layout()
+    out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
+    save_bench(out_dir, "bench_rescoring", result, {"rescoring.png": fig}, results_dir)
+    result["out_dir"] = str(out_dir)
+    return result
