@@ -50,6 +50,7 @@ models: $(PY)
 	    trainer.max_time=00:01:25:00 trainer.val_check_interval=550 trainer.limit_val_batches=12
 	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
 	$(PY) -m workbench train-lm
+	$(PY) -m workbench train-reranker
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

@@ -15,6 +15,7 @@ KEY_METRICS = {
     "04_endpointing": ["cutoff_pause_test", "ep90_pause_test_ms", "dev_budget_ep90_ms"],
     "05_endpoint_tuning": ["rescore_ms"],
     "06_live_demo": ["transcript_words"],
+    "07_rescoring": ["wer_1best_test", "wer_oracle_test", "wer_domain_lm_test", "domain_lm_p95_ms"],
 }
 
 

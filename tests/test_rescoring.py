@@ -113,7 +113,8 @@ def mwer_dir(lists, tiny_lm, tmp_path_factory):
     from workbench.rescoring.mwer import MWERConfig, train_mwer
     refs, nbests = lists
     out = tmp_path_factory.mktemp("mwer") / "reranker"
-    cfg = MWERConfig(top_layers=1, lr=5e-2, weight_lr=0.5, lists_per_step=3, max_steps=30, val_every=10, threads=1)
+    cfg = MWERConfig(top_layers=1, lr=5e-2, weight_lr=0.5, lists_per_step=3, max_steps=30, val_every=10, threads=1,
+                     train_weights=("w_lm", "w_len"))
     rec = train_mwer(tiny_lm, refs[:8], nbests[:8], refs[8:], nbests[8:], out, cfg, init={"lambda": 0.0, "beta": 0.0},
                      log=None)
     return out, rec
@@ -156,14 +157,14 @@ def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo
     from workbench.asr.scoring import utterance_errors
     from workbench.rescoring.bench import BASELINE, run
     from workbench.rescoring.nbest import nbest_set
-    res = run(tiny_nemo, smoke_corpus, n=6, n_dev=6, beam=4, lms={"tiny LM": (tiny_lm, "")},
+    res = run(tiny_nemo, smoke_corpus, n=6, n_dev=6, beam=4, lms={"domain LM (tiny)": (tiny_lm, "")},
               finetuned_path=mwer_dir[0], out_dir=tmp_path / "out", results_dir=tmp_path / "results",
               sets={"test": "test"}, cache_dir=tmp_path / "nbest", log=None)
     saved = json.loads((tmp_path / "results" / "bench_rescoring.json").read_text())
     assert saved["sets"]["test"]["n"] == 6 and (tmp_path / "out" / "rescoring.png").exists()
     r = res["sets"]["test"]
     names = list(r["systems"])
-    assert names[:3] == [BASELINE, "word bonus, no LM", "tiny LM"] and "fine-tuned" in names[3]
+    assert names[:3] == [BASELINE, "word bonus, no LM", "domain LM (tiny)"] and "fine-tuned" in names[3]
     ns = nbest_set(tiny_nemo, smoke_corpus, "test", 6, 4, cache_dir=tmp_path / "nbest")     # read from the cache
     e1, w = utterance_errors(ns.refs, [nb[0].text for nb in ns.nbests])
     assert r["systems"][BASELINE]["wer"]["value"] == pytest.approx(e1.sum() / w.sum())
@@ -174,7 +175,13 @@ def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo
         if name != BASELINE:
             rel = row["wer"]["value"] / r["systems"][BASELINE]["wer"]["value"] - 1
             assert row["relative_change"]["value"] == pytest.approx(rel)
-    assert res["systems"]["tiny LM"]["lambda"] in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+    assert res["systems"]["domain LM (tiny)"]["lambda"] in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+    # what a widget applies live: the weights this bench tuned, read back from its JSON
+    from workbench.rescoring.bench import domain_reranker
+    live = domain_reranker(tmp_path / "results", lm=tiny_lm)
+    assert (live.lam, live.beta) == (res["systems"]["domain LM (tiny)"]["lambda"], res["systems"]["domain LM (tiny)"]["beta"])
+    with pytest.raises(FileNotFoundError, match="bench rescoring"):
+        domain_reranker(tmp_path / "nowhere", lm=tiny_lm)
 
 
 # -- the reranker inside the recogniser: every Final a stream, a batch or the microphone widget emits ---------

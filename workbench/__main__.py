@@ -80,7 +80,8 @@ def _train_reranker(args) -> int:
     import json
     from .rescoring.mwer import MWERConfig, train_from_corpus
     cfg = MWERConfig(max_steps=args.max_steps, val_every=args.val_every, lists_per_step=args.lists_per_step,
-                     top_layers=args.top_layers, lora_r=args.lora_r, lr=args.lr)
+                     top_layers=args.top_layers, lora_r=args.lora_r, lr=args.lr,
+                     train_weights=tuple(w for w in args.train_weights.split(",") if w))
     if args.profile == "gpu":       # an accelerator: bf16, more lists per step, every device Lightning sees
         cfg.trainer_kwargs = {"accelerator": "gpu", "devices": args.devices, "num_nodes": args.num_nodes,
                               "precision": "bf16-mixed"}
@@ -249,12 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--corpus-size", default="default")
     rr.add_argument("--n-train", type=int, default=4000, help="training utterances whose n-best lists it learns from")
     rr.add_argument("--n-val", type=int, default=200, help="dev utterances the kept adapter is chosen on")
-    rr.add_argument("--max-steps", type=int, default=1200)
-    rr.add_argument("--val-every", type=int, default=200)
+    rr.add_argument("--max-steps", type=int, default=900)
+    rr.add_argument("--val-every", type=int, default=150)
     rr.add_argument("--lists-per-step", type=int, default=4)
     rr.add_argument("--top-layers", type=int, default=8)
     rr.add_argument("--lora-r", type=int, default=8)
-    rr.add_argument("--lr", type=float, default=5e-4)
+    rr.add_argument("--lr", type=float, default=1e-3)
+    rr.add_argument("--train-weights", default="w_lm",
+                    help="comma-separated score weights that train (w_lm, w_len; empty: the adapter alone)")
     rr.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
     rr.add_argument("--devices", type=int, default=1)
     rr.add_argument("--num-nodes", type=int, default=1)

@@ -180,8 +180,43 @@ def asr_splits(r: dict) -> str:
     return "\n".join(lines)
 
 
+def rescoring(r: dict) -> str:
+    sets = list(r["sets"])
+    systems = list(next(iter(r["sets"].values()))["systems"])
+    head = "| system | " + " | ".join(f"{s} WER %" for s in sets) + " | test: relative change | test: oracle gap recovered | added ms p50 / p95 |"
+    rows = [head, "|---|" + "---|" * (len(sets) + 3)]
+    t = r["sets"].get("test", r["sets"][sets[0]])
+    for name in systems:
+        cells = [_pct(r["sets"][s]["systems"][name]["wer"]) for s in sets]
+        row = t["systems"][name]
+        rel, gap = row.get("relative_change"), row.get("oracle_gap_recovered")
+        lat = row["latency_ms"]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {_pct(rel) if rel else '·'} | {_pct(gap, 0) if gap else '·'} | "
+                    f"{lat['p50']['value']:.1f} / {lat['p95']['value']:.1f} |")
+    rows.append("| oracle (best in the list) | " + " | ".join(_pct(r["sets"][s]["oracle"]["wer"]) for s in sets) + " | | | |")
+    how = r["systems"]
+    tuned = "; ".join(f"{n}: λ {v['lambda']}, β {v['beta']}" for n, v in how.items()
+                      if "dev_wer" in v and "lambda" in v)
+    ft = next((v for v in how.values() if "trained" in v), None)
+    lines = ["\n".join(rows), "",
+             ", ".join(f"{s} {r['sets'][s]['n']}" for s in sets) + f" utterances; n-best from beam {r['beam']} at "
+             f"context {r['att_context']} ({t['mean_hypotheses']:.1f} distinct hypotheses per list on test). "
+             "WER [95 % bootstrap interval]; relative change and gap recovered with paired bootstrap intervals; "
+             "latency: each list reranked alone, as a finished stream's `Final`, on the CPU. "
+             f"Weights tuned on {r['tuned_on']}: {tuned}."]
+    if ft:
+        tr = ft["trained"]
+        lines.append(f"Fine-tuned: {tr['train_lists']} training lists, {tr['steps']} steps (kept: step {tr['best_step']}, "
+                     f"chosen on {tr.get('n_val', '?')} dev lists), {tr['train_seconds'] / 60:.0f} min, "
+                     f"{tr['trainable_params']:,} trained parameters; λ {ft['lambda']:.3f}, β {ft['beta']:.2f} "
+                     "(`python -m workbench train-reranker`).")
+    lines.append(_prov(r, r.get("command") or "python -m workbench bench rescoring"))
+    return "\n".join(lines)
+
+
 BLOCKS = {"batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
-          "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits)}
+          "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
+          "rescoring": ("bench_rescoring.json", rescoring)}
 
 
 def render(text: str, results: Path = RESULTS) -> str:

@@ -30,7 +30,11 @@ def picks(reranker, nbests) -> tuple[list[int], list[float]]:
         t = time.perf_counter()
         f = reranker(Final("bench", list(nb), 0.0))
         ms.append(1000 * (time.perf_counter() - t))
-        idx.append(next((k for k, h in enumerate(nb) if h is f.nbest[0]), 0) if nb else 0)
+        top = f.nbest[0] if f.nbest else None
+        k = next((k for k, h in enumerate(nb) if h is top), None)                 # the same object, reordered
+        if k is None:                                                             # or a copy of it
+            k = next((k for k, h in enumerate(nb) if top is not None and h.text == top.text), 0)
+        idx.append(k)
     return idx, ms
 
 
@@ -123,6 +127,22 @@ def build_rerankers(dev, lms: dict, finetuned=None, log=print) -> tuple[dict, di
                          "train_lists", "steps", "best_step", "dev_wer", "train_seconds", "trainable_params",
                          "n_val", "init")}}
     return rr, how
+
+
+def domain_reranker(results=None, lm=None) -> LogLinearReranker:
+    """The domain-LM reranker with the weights ``bench rescoring`` tuned on dev (read from the committed
+    ``benchmarks/results/bench_rescoring.json``): what a widget or a notebook applies live."""
+    import json
+    from ..lm.domain import load_domain_lm
+    from ..reports.figures import RESULTS
+    path = Path(results or RESULTS) / "bench_rescoring.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `python -m workbench bench rescoring` to tune the weights")
+    how = json.loads(path.read_text())["systems"]
+    name = next((n for n in how if n.startswith("domain LM")), None)
+    if name is None:
+        raise KeyError(f"{path} has no domain-LM system: {sorted(how)}")
+    return LogLinearReranker(lm or load_domain_lm(), float(how[name]["lambda"]), float(how[name]["beta"]))
 
 
 def plot(result: dict, ax=None):
