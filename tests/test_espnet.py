@@ -51,6 +51,20 @@ def test_partials_then_nbest_with_word_times(esp, test_audio):
         assert [w.start for w in h.words] == sorted(w.start for w in h.words)
 
 
+def test_reranker_reorders_the_espnet_final(tiny_espnet, esp, test_audio):
+    """The same hook as the NeMo recogniser: the final n-best (distinct token sequences) goes through the
+    reranker, whose time is recorded."""
+    from dataclasses import replace
+    from workbench.asr.espnet_backend import EspnetStreamingRecognizer
+    rev = EspnetStreamingRecognizer(*tiny_espnet, beam_size=3, nbest=3, device="cpu",
+                                    reranker=lambda f: replace(f, nbest=f.nbest[::-1]))
+    audio = test_audio[0][:32000]
+    plain, got = _run(esp, audio, 480)[-1], _run(rev, audio, 480)[-1]
+    assert len({tuple(h.tokens) for h in plain.nbest}) == len(plain.nbest)
+    assert [h.tokens for h in got.nbest] == [h.tokens for h in plain.nbest][::-1] and len(rev.rerank_ms) == 1
+    with pytest.raises(ValueError, match="nbest >= 2"):
+        EspnetStreamingRecognizer(*tiny_espnet, nbest=1, device="cpu", reranker=lambda f: f)
+
 def test_block_cadence_and_latency(tiny_espnet, test_audio):
     """After the first block, every partial brings ``hop_size`` encoder frames, and the audio they waited for
     is the nominal ``latency_ms`` (look_ahead + half a hop) plus the front end's window: under 150 ms more."""

@@ -9,6 +9,7 @@ the final hypotheses come from a CTC forced alignment (torchaudio) over the stre
 from __future__ import annotations
 
 import copy
+import time
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +159,9 @@ class EspnetStreamingRecognizer:
 
     def __init__(self, asr_train_config: str | os.PathLike, asr_model_file: str | os.PathLike,
                  beam_size: int = 4, nbest: int = 3, ctc_weight: float = 0.3, device: str | None = None,
-                 root: str | os.PathLike | None = None):
+                 root: str | os.PathLike | None = None, reranker=None):
+        """``reranker`` (``Final -> Final``, as for the NeMo recogniser): the final n-best is reordered by it,
+        the milliseconds it took appended to ``rerank_ms``."""
         import yaml
         from espnet2.bin.asr_inference_streaming import Speech2TextStreaming
         for p in (asr_train_config, asr_model_file):
@@ -181,6 +184,9 @@ class EspnetStreamingRecognizer:
         self.block = {k: int(cfg["encoder_conf"][k]) for k in ("block_size", "hop_size", "look_ahead")}
         from .streaming import model_lock
         self.lock = model_lock(self.s2t)     # the search state is swapped into this shared object per step
+        if reranker is not None and nbest < 2:
+            raise ValueError("a reranker needs an n-best list to reorder: pass nbest >= 2")
+        self.reranker, self.rerank_ms = reranker, []
 
     @property
     def latency_ms(self) -> float:
@@ -256,11 +262,19 @@ class EspnetStreamingRecognizer:
         st.finished = True
         if enc is not None and len(enc):
             st.encoder_out.append(enc.cpu())
-        out = []
+        out, seen = [], set()
         for h in nbest[: self.s2t.nbest]:
             ids = [int(t) for t in h.yseq[1:-1].tolist() if int(t) != 0]
+            if tuple(ids) in seen:            # one entry per token sequence, as the NeMo n-best
+                continue
+            seen.add(tuple(ids))
             out.append(Hypothesis(self._ids_text(ids), float(h.score), ids, self._word_times(st, ids)))
-        return [Final(st.stream_id, out, st.n_samples / MODEL_SAMPLE_RATE)]
+        final = Final(st.stream_id, out, st.n_samples / MODEL_SAMPLE_RATE)
+        if self.reranker is not None:
+            t0 = time.perf_counter()
+            final = self.reranker(final)
+            self.rerank_ms.append(1000 * (time.perf_counter() - t0))
+        return [final]
 
     def _word_times(self, st: EspnetStream, ids: list[int]) -> list[WordTiming]:
         import torchaudio
