@@ -150,6 +150,13 @@ def test_mwer_reranker_loads_and_applies_its_trained_weights(mwer_dir, lists, ti
     (out.parent / "broken" / "reranker.json").write_text("{not json")
     with pytest.raises(RerankerError, match="unreadable"):
         load_mwer_reranker(out.parent / "broken", device="cpu")
+    (out.parent / "no_adapter").mkdir()
+    (out.parent / "no_adapter" / "reranker.json").write_text((out / "reranker.json").read_text())
+    with pytest.raises(RerankerError, match="adapter does not load"):
+        load_mwer_reranker(out.parent / "no_adapter", device="cpu")
+    # a hypothesis with no words is scored (its end symbol alone), not refused
+    empty = [Hypothesis("", -1.0), Hypothesis(refs[0], -1.2)]
+    assert {h.text for h in rr(Final("s", empty, 1.0)).nbest} == {"", refs[0]}
 
 
 def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo, tiny_lm, mwer_dir, tmp_path):
