@@ -87,7 +87,8 @@ def _train_reranker(args) -> int:
                               "precision": "bf16-mixed"}
     else:
         cfg.trainer_kwargs = {"devices": args.devices, "num_nodes": args.num_nodes}
-    rec = train_from_corpus(args.asr_model, args.corpus_size, args.out, args.base, args.n_train, args.n_val, cfg=cfg)
+    rec = train_from_corpus(args.asr_model, args.corpus_size, args.out, args.base, args.n_train, args.n_val, cfg=cfg,
+                            train_split=args.train_split)
     print(json.dumps({k: rec[k] for k in ("train_lists", "steps", "best_step", "dev_wer", "w_lm", "w_len",
                                           "train_seconds", "trainable_params")}, indent=1))
     return 0
@@ -248,10 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--asr-model", type=Path, default=None, help=".nemo that decodes the lists (default: the shipped one)")
     rr.add_argument("--base", default=None, help="causal LM by name or path (default: SmolLM2-135M-Instruct, offline)")
     rr.add_argument("--corpus-size", default="default")
-    rr.add_argument("--n-train", type=int, default=4000, help="training utterances whose n-best lists it learns from")
+    rr.add_argument("--train-split", choices=["dev", "train"], default="dev",
+                    help="dev: learn from the dev lists after the first --n-val (held-out speech); train: from the "
+                         "training split (audio the recogniser was trained on)")
+    rr.add_argument("--n-train", type=int, default=4000, help="--train-split train: training utterances used")
     rr.add_argument("--n-val", type=int, default=200, help="dev utterances the kept adapter is chosen on")
-    rr.add_argument("--max-steps", type=int, default=900)
-    rr.add_argument("--val-every", type=int, default=150)
+    rr.add_argument("--max-steps", type=int, default=300)
+    rr.add_argument("--val-every", type=int, default=50)
     rr.add_argument("--lists-per-step", type=int, default=4)
     rr.add_argument("--top-layers", type=int, default=8)
     rr.add_argument("--lora-r", type=int, default=8)

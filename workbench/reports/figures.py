@@ -210,6 +210,12 @@ def rescoring(r: dict) -> str:
                      f"chosen on {tr.get('n_val', '?')} dev lists), {tr['train_seconds'] / 60:.0f} min, "
                      f"{tr['trainable_params']:,} trained parameters; λ {ft['lambda']:.3f}, β {ft['beta']:.2f} "
                      "(`python -m workbench train-reranker`).")
+    h = r.get("headline")
+    if h and h.get("relative_change"):
+        lines.append(f"Against the goals ({h['system']}, test): relative change {_pct(h['relative_change'])} "
+                     f"(goal ≤ -{100 * h['goal_relative_reduction']:.0f} %), oracle gap recovered "
+                     f"{_pct(h['oracle_gap_recovered'], 0)} (goal ≥ {100 * h['goal_gap_recovered']:.0f} %), added p95 "
+                     f"{_ms(h['p95_ms'])} ms (goal ≤ {h['goal_p95_ms']:.0f} ms).")
     lines.append(_prov(r, r.get("command") or "python -m workbench bench rescoring"))
     return "\n".join(lines)
 
