@@ -137,6 +137,10 @@ def test_mwer_reranker_loads_and_applies_its_trained_weights(mwer_dir, lists, ti
     from workbench.asr.scoring import utterance_errors
     out, rec = mwer_dir
     rr = load_mwer_reranker(out, device="cpu")                  # the base LM by the path recorded in training
+    before = lm_scores(tiny_lm, lists[1][:2])
+    given = load_mwer_reranker(out, base=tiny_lm)               # a loaded base: merged into a copy, not into it
+    assert all(np.array_equal(a, b) for a, b in zip(before, lm_scores(tiny_lm, lists[1][:2])))
+    assert (given.lam, given.beta) == (rr.lam, rr.beta)
     assert (rr.lam, rr.beta) == pytest.approx((rec["w_lm"], rec["w_len"]))
     refs, nbests = lists
     dev_refs, dev_nb = refs[8:], nbests[8:]

@@ -310,8 +310,9 @@ def load_mwer_reranker(path: str | os.PathLike | None = None, base: CausalLM | N
     except (ValueError, KeyError) as e:
         raise RerankerError(f"{meta_file} is unreadable: {type(e).__name__}: {e}") from None
     lm = base if base is not None else load_causal_lm(base_name, device=device)
+    model = copy.deepcopy(lm.model) if base is not None else lm.model       # merging writes into the weights
     try:
-        merged = PeftModel.from_pretrained(lm.model, str(path)).merge_and_unload().eval()
+        merged = PeftModel.from_pretrained(model, str(path)).merge_and_unload().eval()
     except Exception as e:
         raise RerankerError(f"{path}: the adapter does not load onto {base_name}: {type(e).__name__}: {e}") from None
     return LogLinearReranker(CausalLM(merged, lm.tokenizer, f"{base_name}+{path.name}"), w_lm, w_len,
