@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..reports import repo_path
+
 from ..audio import MODEL_SAMPLE_RATE
 
 DEFAULT_LADDERS = (((70, 0), (70, 13)), ((70, 0), (70, 4), (70, 13)), ((70, 1), (70, 13)))
@@ -322,7 +324,7 @@ def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_
     test = open_dataset(corpus, "test")
     rtf_audio = [test.audio(i) for i in range(min(rtf_n, len(test)))]
     systems = peer_systems(model, esp, whisper=peers, pocketsphinx=peers)
-    result = {"model": str(model_path), "command": f"python -m workbench bench asr --splits-only --n-splits {n_splits}"
+    result = {"model": repo_path(model_path), "command": f"python -m workbench bench asr --splits-only --n-splits {n_splits}"
               + ("" if peers else " --no-peers"), "splits": splits_section(systems, corpus, n_splits, rtf_audio)}
     result["wall_s"] = round(time.time() - t0, 1)
     save_bench(out_dir, "bench_asr_splits", result,
@@ -365,7 +367,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     dynamic = dynamic_points(model, audios, refs, [CascadePolicy([tuple(c) for c in d["ladder"]], d["threshold"])
                                                     for d in chosen], subsets={"clean": clean})
     slim = (lambda pts: [{k: v for k, v in p.items() if k not in ("errors", "words")} for p in pts])
-    result = {"model": str(model_path), "split": split, "select_split": "dev", "n_utterances": len(entries),
+    result = {"model": repo_path(model_path), "split": split, "select_split": "dev", "n_utterances": len(entries),
               "n_clean": len(clean), "n_dev_utterances": len(dev_audios),
               "audio_s": round(sum(len(a) for a in audios) / MODEL_SAMPLE_RATE, 1),
               "device": str(next(model.parameters()).device), "torch_threads": torch.get_num_threads(),
@@ -394,7 +396,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
         result["splits"] = splits_section(systems, corpus, n_splits, rtf_audio)
         result["splits"]["wall_s"] = round(time.time() - t1, 1)
         figures["asr_splits.png"] = plot_split_table(result["splits"]["table"]).figure
-        save_bench(out_dir, "bench_asr_splits", {"model": str(model_path), "splits": result["splits"],
+        save_bench(out_dir, "bench_asr_splits", {"model": repo_path(model_path), "splits": result["splits"],
                                                  "command": f"python -m workbench bench asr --n {n} --n-dev {n_dev} "
                                                             f"--n-splits {n_splits}"}, None, results_dir)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -56,6 +56,14 @@ def provenance() -> dict:
                         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
 
 
+def repo_path(path) -> str:
+    """``path`` relative to the repository when it lies inside it (results JSON carry no machine's paths)."""
+    from pathlib import Path as _P
+    root = _P(__file__).resolve().parents[2]
+    p = _P(path).resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
+
+
 def _write_json(path, data) -> None:
     from pathlib import Path
     path = Path(path)

@@ -189,7 +189,7 @@ def run(asr_model=None, corpus=None, n: int | None = None, n_dev: int | None = N
     matplotlib.use("Agg")
     from ..asr.recipe import MODELS as ASR_MODELS
     from ..data import ensure_corpus
-    from ..reports import save_bench
+    from ..reports import repo_path, save_bench
     from .mwer import MODELS, load_mwer_reranker
     from .nbest import nbest_set
     t0 = time.time()
@@ -214,7 +214,7 @@ def run(asr_model=None, corpus=None, n: int | None = None, n_dev: int | None = N
                      else f"{Path(ft.lm.name.split('+')[0]).name} + LoRA, MWER fine-tuned", ft,
                      json.loads((ft_path / "reranker.json").read_text()))
     rerankers, how = build_rerankers(dev, lms, finetuned, log)
-    result = {"asr_model": str(asr_model), "corpus": str(corpus), "beam": beam, "att_context": list(context),
+    result = {"asr_model": repo_path(asr_model), "corpus": repo_path(corpus), "beam": beam, "att_context": list(context),
               "tuned_on": f"dev ({len(dev)} utterances)", "systems": how, "sets": {}}
     for name, ns in lists.items():
         result["sets"][name] = score_set(ns, rerankers)
