@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import replace_dir
 from .load import CausalLM, load_causal_lm
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
@@ -174,10 +175,7 @@ def train_domain_lm(train_texts: list[str], dev_texts: list[str], out: str | os.
                 "distinct_train_texts": len(set(train_texts)), "steps": int(trainer.global_step),
                 "train_seconds": round(time.time() - t0, 1), "dev_perplexity": round(perplexity(lm, dev_texts), 3)}
         (tmp / "training.json").write_text(json.dumps(meta, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 from ..asr.scoring import normalize
+from ..files import replace_dir
 from ..lm import CausalLM, encode, load_causal_lm
 from ..lm.score import text_logprob_sums
 from .loglinear import LogLinearReranker, NBestError, _features, _ref_words, lm_scores, nbest_errors, rerank_errors
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELS = ROOT / "data" / "models"
+MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 
 
 @dataclass
@@ -193,10 +193,11 @@ class _KeepBest:
 
 
 def train_mwer(lm: CausalLM, train_refs, train_nbests, dev_refs, dev_nbests, out: str | os.PathLike,
-               cfg: MWERConfig | None = None, init: dict | None = None, log=print) -> dict:
+               cfg: MWERConfig | None = None, init: dict | None = None, log=print, extra: dict | None = None) -> dict:
     """Fine-tune ``lm`` (LoRA) to rerank with MWER on the training lists; keep the adapter with the best dev WER;
     export it to ``out`` (written beside and renamed). ``init``: {"lambda", "beta"} to start the weights from
-    (default: tuned zero-shot on dev). Returns the training record also written to ``reranker.json``."""
+    (default: tuned zero-shot on dev); ``extra``: more fields for the record. Returns the training record also
+    written to ``reranker.json``."""
     import lightning.pytorch as pl
     from .loglinear import tune
     cfg = cfg or MWERConfig()
@@ -235,7 +236,7 @@ def train_mwer(lm: CausalLM, train_refs, train_nbests, dev_refs, dev_nbests, out
               "train_lists": len(lists), "train_lists_total": len(train_nbests), "steps": int(trainer.global_step),
               "best_step": best["step"], "dev_wer": best["dev_wer"], "history": keep.history,
               "train_seconds": round(time.time() - t0, 1),
-              "trainable_params": int(sum(v.numel() for v in keep.state.values()))}
+              "trainable_params": int(sum(v.numel() for v in keep.state.values())), **(extra or {})}
     out = Path(out)
     tmp = out.with_name(f".{out.name}.training-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -246,10 +247,7 @@ def train_mwer(lm: CausalLM, train_refs, train_nbests, dev_refs, dev_nbests, out
         ac["base_model_name_or_path"] = lm.name              # the name it loads by, not this machine's cache path
         (tmp / "adapter_config.json").write_text(json.dumps(ac, indent=2))
         (tmp / "reranker.json").write_text(json.dumps(record, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return record
@@ -283,12 +281,10 @@ def train_from_corpus(asr_model=None, corpus_size: str = "default", out: str | o
     else:
         raise ValueError(f"train_split must be 'dev' or 'train', not {train_split!r}")
     lm = load_causal_lm(base or SMOLLM2, device=None)
-    record = train_mwer(lm, tr.refs, tr.nbests, dev.refs, dev.nbests, out or MODELS / "reranker_mwer", cfg, log=log)
-    rel = lambda p: str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT) else str(p)
-    record.update(asr_model=rel(asr_model), corpus=rel(corpus), train_split=train_split, n_train=len(tr), n_val=n_val, beam=beam,
-                  att_context=list(context))
-    (Path(out or MODELS / "reranker_mwer") / "reranker.json").write_text(json.dumps(record, indent=1))
-    return record
+    from ..reports import repo_path
+    return train_mwer(lm, tr.refs, tr.nbests, dev.refs, dev.nbests, out or MODELS / "reranker_mwer", cfg, log=log,
+                      extra={"asr_model": repo_path(asr_model), "corpus": repo_path(corpus), "train_split": train_split,
+                             "n_train": len(tr), "n_val": n_val, "beam": beam, "att_context": list(context)})
 
 
 class RerankerError(ValueError):
