@@ -68,6 +68,43 @@ def test_reranker_reorders_a_final_and_falls_back(lists, tiny_lm):
     assert rr(Final("s", long, 1.0)).nbest == long      # the LM cannot score it: the recogniser's order stays
 
 
+
+def test_pruned_reranker_reads_only_the_top_k_and_matches_the_tuning_rule(lists, tiny_lm, monkeypatch):
+    """top_k: the LM scores only the k hypotheses best by acoustic + beta * words; what tuning simulates with
+    ``rerank_errors(top_k=)`` is what the live reranker picks; k = the list length is no pruning."""
+    from workbench.rescoring import choose_top_k, pruned
+    from workbench.rescoring import loglinear
+    refs, nbests = lists
+    feats = (np.array([-1.0, -2.9, -1.2, -0.5]), np.array([3, 5, 4, 1]))
+    assert pruned(feats, 0.0, 2).tolist() == [0, 3] and pruned(feats, 1.0, 2).tolist() == [1, 2]
+    assert pruned(feats, 1.0, None).tolist() == [0, 1, 2, 3] and pruned(feats, 1.0, 9).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="top_k"):
+        pruned(feats, 1.0, 0)
+    nbs = [nb + [Hypothesis(_swap(r) + " please", -4.0)] for r, nb in zip(refs, nbests)]
+    s = lm_scores(tiny_lm, nbs)
+    seen = []
+    real = loglinear.lm_scores
+    monkeypatch.setattr(loglinear, "lm_scores", lambda lm, lists_, *a, **k: seen.append(len(lists_[0])) or real(lm, lists_, *a, **k))
+    for k in (1, 2, 3, 4):
+        rr = LogLinearReranker(tiny_lm, lam=1.0, beta=0.5, top_k=k)
+        picked = [[h.text for h in nb].index(rr(Final("s", nb, 1.0)).text) for nb in nbs]
+        errs = rerank_errors(refs, nbs, s, 1.0, 0.5, top_k=k)
+        from workbench.asr.scoring import utterance_errors
+        assert utterance_errors(refs, [nb[i].text for nb, i in zip(nbs, picked)])[0].tolist() == errs.tolist()
+        assert set(seen) <= {min(k, 4)} and (k == 1 or seen)       # k = 1: nothing to compare, no LM call
+        seen.clear()
+    full = rerank_errors(refs, nbs, s, 1.0, 0.5)
+    assert rerank_errors(refs, nbs, s, 1.0, 0.5, top_k=4).tolist() == full.tolist()
+    r = LogLinearReranker(tiny_lm, lam=1.0, beta=0.5, top_k=2)(Final("s", nbs[0], 1.0))
+    assert sorted(h.text for h in r.nbest) == sorted(h.text for h in nbs[0])   # pruned ones follow, none lost
+    ch = choose_top_k(refs, nbs, s, 1.0, 0.5, ks=(1, 2, 3))
+    by_k = dict(ch["curve"])
+    from workbench.asr.scoring import normalize
+    assert ch["wer_all"] == pytest.approx(full.sum() / sum(len(normalize(r_).split()) for r_ in refs))
+    if ch["top_k"] is not None:
+        assert by_k[ch["top_k"]] <= ch["wer_all"] + ch["tolerance"]
+        assert all(by_k[k] > ch["wer_all"] + ch["tolerance"] for k in by_k if k < ch["top_k"])
+
 def test_lists_the_lm_cannot_score_stay_in_the_recognisers_order(lists, tiny_lm):
     from workbench.lm import LMInputError
     refs, nbests = lists
@@ -187,6 +224,14 @@ def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo
             rel = row["wer"]["value"] / r["systems"][BASELINE]["wer"]["value"] - 1
             assert row["relative_change"]["value"] == pytest.approx(rel)
     assert res["systems"]["domain LM (tiny)"]["lambda"] in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+    # the fine-tuned reranker again, cheaper: bfloat16, the LM reading only the top k (k chosen on dev)
+    fast = [n for n in names if n.startswith("the same,")]
+    assert len(fast) == 1 and res["systems"][fast[0]]["dtype"] == "bfloat16"
+    k = res["systems"][fast[0]]["top_k"]
+    assert k["top_k"] is None or k["wer"] <= k["wer_all"] + k["tolerance"]
+    assert res["headline_fast"]["system"] == fast[0]
+    from workbench.reports.figures import rescoring
+    assert "bfloat16" in rescoring(saved) and fast[0] in rescoring(saved)
     # what a widget applies live: the weights this bench tuned, read back from its JSON
     from workbench.rescoring.bench import domain_reranker
     live = domain_reranker(tmp_path / "results", lm=tiny_lm)

@@ -5,7 +5,7 @@
 ``nbest`` caches a split's lists, ``mwer`` fine-tunes an LLM to rerank (LoRA, MWER loss) and loads it as a
 ``LogLinearReranker`` over the adapted model, ``bench`` measures them all with one accounting.
 """
-from .loglinear import (LogLinearReranker, NBestError, lm_scores, nbest_errors, oracle_errors, rerank_errors,
+from .loglinear import (LogLinearReranker, NBestError, choose_top_k, lm_scores, pruned, nbest_errors, oracle_errors, rerank_errors,
                         tune)
 
-__all__ = ["LogLinearReranker", "NBestError", "lm_scores", "nbest_errors", "oracle_errors", "rerank_errors", "tune"]
+__all__ = ["LogLinearReranker", "NBestError", "choose_top_k", "lm_scores", "pruned", "nbest_errors", "oracle_errors", "rerank_errors", "tune"]

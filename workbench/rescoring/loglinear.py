@@ -50,9 +50,26 @@ def _features(nb: list[Hypothesis]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([h.score for h in nb]), np.array([len(normalize(h.text).split()) for h in nb])
 
 
-def _totals(feats, lm: np.ndarray, lam: float, beta: float) -> np.ndarray:
+def _totals(feats, lm: np.ndarray, lam: float, beta: float, top_k: int | None = None) -> np.ndarray:
+    """The log-linear score of every hypothesis; with ``top_k``, only the ``top_k`` best by the LM-free part
+    (acoustic + beta * words) compete, as when ``pruned`` kept the LM from scoring the rest."""
     am, words = feats
-    return am + lam * lm + beta * words
+    total = am + lam * lm + beta * words
+    if top_k is not None and len(total) > top_k:
+        total = np.where(np.isin(np.arange(len(total)), pruned(feats, beta, top_k)), total, -np.inf)
+    return total
+
+
+def pruned(feats, beta: float, top_k: int | None) -> np.ndarray:
+    """Indices of the hypotheses an LM needs to score: the ``top_k`` best by acoustic + beta * words (all
+    with ``top_k=None``). Why: on 2 CPU cores a 135 M LLM's cost grows with the hypotheses it reads, and the
+    word bonus alone already tells which few can still win."""
+    am, words = feats
+    if top_k is None or len(am) <= top_k:
+        return np.arange(len(am))
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    return np.sort(np.argsort(-(am + beta * words), kind="stable")[:top_k])
 
 
 def _ref_words(refs: list[str]) -> np.ndarray:
@@ -75,13 +92,15 @@ def oracle_errors(refs: list[str], nbests: list[list[Hypothesis]]) -> tuple[np.n
     return np.array([e.min() if len(e) else w for e, w in zip(errs, words)]), words
 
 
-def rerank_errors(refs, nbests, lm_s, lam: float, beta: float, errs=None, words=None, feats=None) -> np.ndarray:
+def rerank_errors(refs, nbests, lm_s, lam: float, beta: float, errs=None, words=None, feats=None,
+                  top_k: int | None = None) -> np.ndarray:
     """Errors per utterance of the hypothesis the log-linear score picks (``errs``, ``words``, ``feats``:
-    ``nbest_errors``, reference words and list features computed once by a caller that tries many weights)."""
+    ``nbest_errors``, reference words and list features computed once by a caller that tries many weights;
+    ``top_k``: the pick when the LM reads only the ``top_k`` hypotheses ``pruned`` keeps)."""
     errs = errs if errs is not None else nbest_errors(refs, nbests)
     words = words if words is not None else _ref_words(refs)
     feats = feats if feats is not None else [_features(nb) for nb in nbests]
-    return np.array([(e[0] if s is None else e[int(np.argmax(_totals(f, s, lam, beta)))]) if len(e) else w
+    return np.array([(e[0] if s is None else e[int(np.argmax(_totals(f, s, lam, beta, top_k)))]) if len(e) else w
                      for f, s, e, w in zip(feats, lm_s, errs, words)])   # None: the LM could not score it
 
 
@@ -101,25 +120,47 @@ def tune(refs: list[str], nbests: list[list[Hypothesis]], lm_s: list[np.ndarray]
     return {"lambda": best[0], "beta": best[1], "wer": best[2], "grid": grid}
 
 
+def choose_top_k(refs: list[str], nbests: list[list[Hypothesis]], lm_s: list[np.ndarray], lam: float, beta: float,
+                 ks=(1, 2, 3, 4, 5, 6), tolerance: float = 0.002) -> dict:
+    """The smallest ``top_k`` whose WER on these (dev) lists is within ``tolerance`` (absolute) of scoring every
+    hypothesis, for fixed weights. Returns {"top_k" (None: no pruning helps), "wer", "wer_all", "curve"}."""
+    errs, words, feats = nbest_errors(refs, nbests), _ref_words(refs), [_features(nb) for nb in nbests]
+    n = max(1.0, float(words.sum()))
+    full = float(rerank_errors(refs, nbests, lm_s, lam, beta, errs, words, feats).sum() / n)
+    curve = [[int(k), float(rerank_errors(refs, nbests, lm_s, lam, beta, errs, words, feats, k).sum() / n)] for k in ks]
+    ok = [(k, w) for k, w in curve if w <= full + tolerance]
+    k, w = ok[0] if ok else (None, full)
+    return {"top_k": k, "wer": w, "wer_all": full, "curve": curve, "tolerance": tolerance}
+
+
 @dataclass
 class LogLinearReranker:
     """Reorders a ``Final``'s n-best by acoustic + lambda * LM + beta * words; the best becomes ``nbest[0]``
     (what ``Final.text`` returns). An empty or one-hypothesis list passes through unchanged, and so does a
     list the LM cannot score (``LMInputError``: e.g. a hypothesis longer than its positions): inside a stream
-    the fallback is the recogniser's own order, never a crash. ``lm=None``: the word bonus alone (no LM)."""
+    the fallback is the recogniser's own order, never a crash. ``lm=None``: the word bonus alone (no LM).
+    ``top_k``: the LM reads only the ``top_k`` hypotheses best by acoustic + beta * words (``pruned``); the
+    rest follow them in that order."""
     lm: CausalLM | None
     lam: float = 0.3
     beta: float = 0.0
     context: str = ""
+    top_k: int | None = None
 
     def rerank(self, final: Final) -> Final:
         if len(final.nbest) < 2:
             return final
-        try:
-            s = lm_scores(self.lm, [final.nbest], self.context)[0] if self.lm is not None else np.zeros(len(final.nbest))
-        except LMInputError:
-            return final
-        order = np.argsort(-_totals(_features(final.nbest), s, self.lam, self.beta), kind="stable")
+        feats = _features(final.nbest)
+        keep = pruned(feats, self.beta, self.top_k)
+        s = np.zeros(len(final.nbest))
+        if self.lm is not None and self.lam != 0.0 and len(keep) > 1:
+            try:
+                s[keep] = lm_scores(self.lm, [[final.nbest[int(i)] for i in keep]], self.context)[0]
+            except LMInputError:
+                return final
+        total = _totals(feats, s, self.lam, self.beta, self.top_k)
+        total = np.where(np.isinf(total), feats[0] + self.beta * feats[1] - 1e9, total)   # pruned: LM-free order
+        order = np.argsort(-total, kind="stable")
         return replace(final, nbest=[final.nbest[int(i)] for i in order])
 
     __call__ = rerank
