@@ -170,3 +170,22 @@ def test_figures_render_a_block_from_a_result(tmp_path):
     assert main(check=True, readme=readme, results=tmp_path / "r") == 1     # "old" is not what the results give
     main(readme=readme, results=tmp_path / "r")
     assert "bench_asr.json missing" in readme.read_text() and main(check=True, readme=readme, results=tmp_path / "r") == 0
+
+
+def test_bench_results_name_their_model_by_content_and_stale_figures_say_so(tmp_path):
+    """save_bench fingerprints the model a result names; the README line says whether that is today's file."""
+    import json
+    from workbench.reports import file_sha1, save_bench
+    from workbench.reports.figures import _prov
+    model = tmp_path / "model.nemo"
+    model.write_bytes(b"weights v1")
+    save_bench(tmp_path / "out", "bench_x", {"asr_model": str(model), "wer": 0.5})
+    saved = json.loads((tmp_path / "out" / "bench_x.json").read_text())
+    sha = saved["provenance"]["model_sha1"]
+    assert sha == file_sha1(model) and len(sha) == 12
+    assert f"Model `{sha}`" in _prov(saved, "cmd") and "earlier model" not in _prov(saved, "cmd")
+    model.write_bytes(b"weights v2")                       # a new model shipped, the figures not rerun
+    note = _prov(saved, "cmd")
+    assert "**Measured on an earlier model** (`" + sha in note and file_sha1(model) in note
+    save_bench(tmp_path / "out", "bench_y", {"model": str(tmp_path / "absent.nemo")})
+    assert "model_sha1" not in json.loads((tmp_path / "out" / "bench_y.json").read_text())["provenance"]

@@ -64,6 +64,31 @@ def repo_path(path) -> str:
     return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
 
 
+MODEL_KEYS = ("model", "asr_model")     # where a bench result names the recogniser it measured
+
+
+def file_sha1(path, n: int = 12) -> str:
+    """The first ``n`` hex digits of a file's SHA-1: which model a figure was measured on, by content."""
+    import hashlib
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:n]
+
+
+def model_file(path) -> "Path | None":
+    """A result's model path as a file of this checkout: repository-relative paths, and absolute ones from
+    another checkout (their part from ``data/models/`` on), resolve inside this repository."""
+    from pathlib import Path as _P
+    root = _P(__file__).resolve().parents[2]
+    s = str(path)
+    for cand in (_P(s), root / s, root / s[s.find("data/models/"):] if "data/models/" in s else None):
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
 def _write_json(path, data) -> None:
     from pathlib import Path
     path = Path(path)
@@ -77,11 +102,15 @@ def save_bench(out_dir, name: str, result: dict, figures: dict | None = None, re
     """A benchmark's ``<name>.json`` (written beside, then moved into place: never half-written) and its
     figures (``{file name: matplotlib figure}``, closed after saving) into ``out_dir``; with ``results_dir``
     (the CLI's ``benchmarks/results``) the same JSON again there, the committed evidence the README's tables
-    are generated from. Both carry ``provenance()``."""
+    are generated from. Both carry ``provenance()`` and, where the result names its model file (``model`` or
+    ``asr_model``), that file's SHA-1 prefix (``provenance.model_sha1``)."""
     from pathlib import Path
     import matplotlib.pyplot as plt
     out_dir = Path(out_dir)
     result.setdefault("provenance", provenance())
+    key = next((k for k in MODEL_KEYS if isinstance(result.get(k), str) and model_file(result[k])), None)
+    if key:      # the figures name the model by content, so a later model makes them visibly stale
+        result["provenance"]["model_sha1"] = file_sha1(model_file(result[key]))
     _write_json(out_dir / f"{name}.json", result)
     if results_dir is not None:
         _write_json(Path(results_dir) / f"{name}.json", result)

@@ -33,7 +33,25 @@ def _prov(r: dict, command: str) -> str:
     return (f"Measured {p.get('date', '?')[:10]} at commit `{p.get('commit', '?')[:8]}`"
             f"{' (uncommitted changes)' if p.get('dirty') else ''} on {m.get('cores', '?')} cores of "
             f"{m.get('cpu', '?')}{', ' + m['gpu'] if m.get('gpu') else ''} (torch threads {m.get('torch_threads', '?')}): "
-            f"`{command}`.")
+            f"`{command}`." + _model_note(r))
+
+
+def _model_note(r: dict) -> str:
+    """Which model the figures are of, by content: the shipped one, or an earlier one (stale figures)."""
+    from . import MODEL_KEYS, file_sha1, model_file
+    sha = r.get("provenance", {}).get("model_sha1")
+    how = r.get("provenance", {}).get("model_sha1_attributed")
+    path = next((r[k] for k in MODEL_KEYS if isinstance(r.get(k), str)), None)
+    if not sha or path is None:
+        return ""
+    f = model_file(path)
+    if f is None:
+        return f" Model `{sha}`."
+    now = file_sha1(f)
+    if now == sha:
+        return f" Model `{sha}` (the shipped `{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}`)."
+    return (f" **Measured on an earlier model** (`{sha}`{'; attributed afterwards: ' + how if how else ''}; the shipped `{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}` "
+            f"is `{now}`): these figures are not of today's model until the command above is rerun.")
 
 
 def batching(r: dict) -> str:
@@ -210,12 +228,20 @@ def rescoring(r: dict) -> str:
                      f"chosen on {tr.get('n_val', '?')} dev lists), {tr['train_seconds'] / 60:.0f} min, "
                      f"{tr['trainable_params']:,} trained parameters; λ {ft['lambda']:.3f}, β {ft['beta']:.2f} "
                      "(`python -m workbench train-reranker`).")
-    h = r.get("headline")
-    if h and h.get("relative_change"):
-        lines.append(f"Against the goals ({h['system']}, test): relative change {_pct(h['relative_change'])} "
-                     f"(goal ≤ -{100 * h['goal_relative_reduction']:.0f} %), oracle gap recovered "
-                     f"{_pct(h['oracle_gap_recovered'], 0)} (goal ≥ {100 * h['goal_gap_recovered']:.0f} %), added p95 "
-                     f"{_ms(h['p95_ms'])} ms (goal ≤ {h['goal_p95_ms']:.0f} ms).")
+    for key in ("headline", "headline_fast"):
+        h = r.get(key)
+        if h and h.get("relative_change"):
+            lines.append(f"Against the goals ({h['system']}, test): relative change {_pct(h['relative_change'])} "
+                         f"(goal ≤ -{100 * h['goal_relative_reduction']:.0f} %), oracle gap recovered "
+                         f"{_pct(h['oracle_gap_recovered'], 0)} (goal ≥ {100 * h['goal_gap_recovered']:.0f} %), added p95 "
+                         f"{_ms(h['p95_ms'])} ms (goal ≤ {h['goal_p95_ms']:.0f} ms).")
+    fast = next((v for v in how.values() if isinstance(v.get("top_k"), dict)), None)
+    if fast:
+        k = fast["top_k"]
+        lines.append(f"The same fine-tuned reranker, fast: its merged LM in {fast['dtype']}, the LM reading only the "
+                     f"top {k['top_k']} hypotheses by acoustic + β·words (k: the smallest within "
+                     f"{100 * k['tolerance']:.1f} points of reading all on dev; dev WER by k: "
+                     + ", ".join(f"{kk}: {100 * w:.1f} %" for kk, w in k["curve"]) + f", all: {100 * k['wer_all']:.1f} %).")
     lines.append(_prov(r, r.get("command") or "python -m workbench bench rescoring"))
     return "\n".join(lines)
 
