@@ -32,7 +32,8 @@ lab: $(PY)
 # ~58 min on 2 CPU cores, kept in data/cache), stage 2 the hybrid RNNT+CTC <EOU> model from it (profile small,
 # ~34 min), stage 3 the same trained further (profile small_ft, ~67 min), stage 4 on the multi-engine corpus with
 # noise, truncation, SpecAugment and speed perturbation (profile small_mx, ~60 min), stage 5 the same again for
-# 85 min (944 steps on contended cores in stop 14) -> data/models/asr_small
+# 85 min (944 steps on contended cores in stop 14), stage 6 the same with a full cosine over 2,200 steps (89 min alone,
+# stop 16) -> data/models/asr_small
 # (the shipped stages 1-3 ran on the stop-12 corpus, espeak-ng only; rerun today they read the multi-engine one); then the
 # two-pass end-pointer's arbitrator on that model (minutes); the domain LM (a 2.9 M-parameter Llama from random
 # weights on the training text, minutes) -> data/models/lm_domain; then the ESPnet contextual-block conformer in two
@@ -46,8 +47,12 @@ models: $(PY)
 	$(PY) -m workbench train-asr --profile small_mx --init-from data/cache/asr_small_ft/export/model.nemo \
 	    --out data/cache/asr_small_mx/export
 	$(PY) -m workbench train-asr --profile small_mx --init-from data/cache/asr_small_mx/export/model.nemo \
-	    --work data/cache/asr_small_mx5 --out data/models/asr_small trainer.max_steps=2200 \
+	    --work data/cache/asr_small_mx5 --out data/cache/asr_small_mx5/export trainer.max_steps=2200 \
 	    trainer.max_time=00:01:25:00 trainer.val_check_interval=550 trainer.limit_val_batches=12
+	$(PY) -m workbench train-asr --profile small_mx --init-from data/cache/asr_small_mx5/export/model.nemo \
+	    --work data/cache/asr_small_mx6 --out data/models/asr_small trainer.max_steps=2200 \
+	    trainer.max_time=00:01:30:00 trainer.val_check_interval=550 trainer.limit_val_batches=12 \
+	    model.optim.sched.warmup_steps=100
 	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
 	$(PY) -m workbench train-lm
 	$(PY) -m workbench train-reranker
