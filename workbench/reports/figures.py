@@ -241,7 +241,9 @@ def rescoring(r: dict) -> str:
         lines.append(f"The same fine-tuned reranker, fast: its merged LM in {fast['dtype']}, the LM reading only the "
                      f"top {k['top_k']} hypotheses by acoustic + β·words (k: the smallest within "
                      f"{100 * k['tolerance']:.1f} points of reading all on dev; dev WER by k: "
-                     + ", ".join(f"{kk}: {100 * w:.1f} %" for kk, w in k["curve"]) + f", all: {100 * k['wer_all']:.1f} %).")
+                     + ", ".join(f"{kk}: {100 * w:.1f} %" for kk, w in k["curve"]) + f", all: {100 * k['wer_all']:.1f} %)."
+                     + (" With k = 1 the LM is never consulted: that row is the word bonus alone, and its meeting the "
+                        "goals is the bonus's doing, not the LLM's." if k["top_k"] == 1 else ""))
     lines.append(_prov(r, r.get("command") or "python -m workbench bench rescoring"))
     return "\n".join(lines)
 
