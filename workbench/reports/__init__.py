@@ -79,11 +79,12 @@ def file_sha1(path, n: int = 12) -> str:
 
 def model_file(path) -> "Path | None":
     """A result's model path as a file of this checkout: repository-relative paths, and absolute ones from
-    another checkout (their part from ``data/models/`` on), resolve inside this repository."""
+    another checkout (their part from ``data/models/`` on), resolve inside this repository first (another
+    checkout on the same machine must not answer for this one)."""
     from pathlib import Path as _P
     root = _P(__file__).resolve().parents[2]
     s = str(path)
-    for cand in (_P(s), root / s, root / s[s.find("data/models/"):] if "data/models/" in s else None):
+    for cand in (root / s[s.find("data/models/"):] if "data/models/" in s else None, root / s, _P(s)):
         if cand is not None and cand.is_file():
             return cand
     return None
