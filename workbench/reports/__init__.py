@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import math
 from numbers import Number
+from pathlib import Path as _Path
+
+ROOT = _Path(__file__).resolve().parents[2]     # the repository
 
 METRIC_MIME = "application/vnd.workbench.metric+json"
 
@@ -58,10 +61,8 @@ def provenance() -> dict:
 
 def repo_path(path) -> str:
     """``path`` relative to the repository when it lies inside it (results JSON carry no machine's paths)."""
-    from pathlib import Path as _P
-    root = _P(__file__).resolve().parents[2]
-    p = _P(path).resolve()
-    return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
+    p = _Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
 
 
 MODEL_KEYS = ("model", "asr_model")     # where a bench result names the recogniser it measured
@@ -81,10 +82,8 @@ def model_file(path) -> "Path | None":
     """A result's model path as a file of this checkout: repository-relative paths, and absolute ones from
     another checkout (their part from ``data/models/`` on), resolve inside this repository first (another
     checkout on the same machine must not answer for this one)."""
-    from pathlib import Path as _P
-    root = _P(__file__).resolve().parents[2]
     s = str(path)
-    for cand in (root / s[s.find("data/models/"):] if "data/models/" in s else None, root / s, _P(s)):
+    for cand in (ROOT / s[s.find("data/models/"):] if "data/models/" in s else None, ROOT / s, _Path(s)):
         if cand is not None and cand.is_file():
             return cand
     return None
@@ -109,9 +108,9 @@ def save_bench(out_dir, name: str, result: dict, figures: dict | None = None, re
     import matplotlib.pyplot as plt
     out_dir = Path(out_dir)
     result.setdefault("provenance", provenance())
-    key = next((k for k in MODEL_KEYS if isinstance(result.get(k), str) and model_file(result[k])), None)
-    if key:      # the figures name the model by content, so a later model makes them visibly stale
-        result["provenance"]["model_sha1"] = file_sha1(model_file(result[key]))
+    found = next((f for f in (model_file(result[k]) for k in MODEL_KEYS if isinstance(result.get(k), str)) if f), None)
+    if found:    # the figures name the model by content, so a later model makes them visibly stale
+        result["provenance"]["model_sha1"] = file_sha1(found)
     _write_json(out_dir / f"{name}.json", result)
     if results_dir is not None:
         _write_json(Path(results_dir) / f"{name}.json", result)

@@ -38,7 +38,7 @@ def _prov(r: dict, command: str) -> str:
 
 def _model_note(r: dict) -> str:
     """Which model the figures are of, by content: the shipped one, or an earlier one (stale figures)."""
-    from . import MODEL_KEYS, file_sha1, model_file
+    from . import MODEL_KEYS, file_sha1, model_file, repo_path
     sha = r.get("provenance", {}).get("model_sha1")
     how = r.get("provenance", {}).get("model_sha1_attributed")
     path = next((r[k] for k in MODEL_KEYS if isinstance(r.get(k), str)), None)
@@ -47,10 +47,10 @@ def _model_note(r: dict) -> str:
     f = model_file(path)
     if f is None:
         return f" Model `{sha}`."
-    now = file_sha1(f)
+    now, shown = file_sha1(f), repo_path(f)
     if now == sha:
-        return f" Model `{sha}` (the shipped `{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}`)."
-    return (f" **Measured on an earlier model** (`{sha}`{'; attributed afterwards: ' + how if how else ''}; the shipped `{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}` "
+        return f" Model `{sha}` (the shipped `{shown}`)."
+    return (f" **Measured on an earlier model** (`{sha}`{'; attributed afterwards: ' + how if how else ''}; the shipped `{shown}` "
             f"is `{now}`): these figures are not of today's model until the command above is rerun.")
 
 

@@ -136,11 +136,12 @@ def fast_variant(ft_path, dev, log=print, dtype=None) -> tuple[str, LogLinearRer
     import torch
     from .loglinear import choose_top_k
     from .mwer import load_mwer_reranker
-    rr = load_mwer_reranker(ft_path, dtype=dtype or torch.bfloat16)
+    dtype = dtype or torch.bfloat16
+    rr = load_mwer_reranker(ft_path, dtype=dtype)
     t0 = time.time()
     ch = choose_top_k(dev.refs, dev.nbests, lm_scores(rr.lm, dev.nbests, rr.context, strict=False), rr.lam, rr.beta)
     rr.top_k = ch["top_k"]
-    dt = str(dtype or torch.bfloat16).replace("torch.", "")
+    dt = str(dtype).replace("torch.", "")
     if log:
         log(f"fast variant ({dt}): top_k {ch['top_k']} (dev WER {ch['wer']:.4f}, all hypotheses {ch['wer_all']:.4f})")
     name = f"the same, {dt}, LM reads the top {ch['top_k']}" if ch["top_k"] else f"the same, {dt}"
