@@ -347,3 +347,20 @@ def test_a_corpus_is_keyed_by_all_of_its_settings(tmp_path):
     (a / "corpus.json").write_text(json.dumps(meta))
     again = build_corpus("smoke", seed=0, root=tmp_path, progress=False)
     assert config_hash(json.loads((again / "corpus.json").read_text())["config"]) != config_hash(meta["config"])
+
+
+def test_only_utterances_with_a_stateful_engine_are_forked():
+    """espeak-ng and piper carry state between requests, and babble may pick any speaker: those utterances
+    are rendered in a fresh child; the others in the worker (the byte-identity test above checks both paths)."""
+    from workbench.data.corpus import needs_fresh_process, plan_utterance, config_for, make_speakers
+    cfg = config_for("smoke")
+    spk = make_speakers(cfg)
+    seen = set()
+    for i in range(200):
+        plan = plan_utterance(np.random.default_rng([0, i]), spk["train"], cfg)
+        eng, noise = plan["speaker"].engine, (plan["noise"] or {}).get("type")
+        assert needs_fresh_process(plan) == (eng == "espeak" or noise == "babble")
+        seen.add(needs_fresh_process(plan))
+    assert seen == {True, False}
+    piper = plan_utterance(np.random.default_rng(1), spk["test_unseen_engine"], cfg)
+    assert piper["speaker"].engine == "piper" and needs_fresh_process(piper)

@@ -315,10 +315,26 @@ def _add_noise(audio, words, noise, rng, speakers):
 _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
 
 
+# Engines whose output depends on what the process synthesised before: espeak-ng's wave generator carries
+# phase and flutter from call to call; piper's ONNX graph draws its noise from a generator seeded once per
+# session. An utterance that hears one of them (babble may pick any speaker) is rendered in a forked child.
+STATEFUL_ENGINES = frozenset({"espeak", "piper"})
+
+
+def _plan_job(args) -> tuple[dict, np.random.Generator]:
+    _, split, index, cfg, speakers = args
+    rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
+    return plan_utterance(rng, speakers, cfg, T.HELD_OUT_TEMPLATES if split == "test_unseen_text" else None), rng
+
+
+def needs_fresh_process(plan: dict) -> bool:
+    """Whether rendering this plan touches a synthesiser with history (see STATEFUL_ENGINES)."""
+    return plan["speaker"].engine in STATEFUL_ENGINES or (plan["noise"] or {}).get("type") == "babble"
+
+
 def _render_job(args) -> dict:
     out_dir, split, index, cfg, speakers = args
-    rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
-    plan = plan_utterance(rng, speakers, cfg, T.HELD_OUT_TEMPLATES if split == "test_unseen_text" else None)
+    plan, rng = _plan_job(args)
     audio, entry = render_utterance(plan, rng, speakers)
     uid = f"{split}-{index:06d}"
     rel = f"wav/{split}/{uid}.wav"
@@ -352,6 +368,9 @@ def _init_worker(engines: tuple[str, ...] = ("espeak",)) -> None:
         if not ENGINE_CLASSES[e].native_word_times:
             from .align import aligner
             aligner()
+    import gc
+    gc.collect()
+    gc.freeze()     # children never walk (and so never copy) the worker's objects: forks cost less
 
 
 def _libc():
@@ -361,7 +380,8 @@ def _libc():
 
 
 def _job(args) -> dict:
-    """Render one utterance in a child forked from a pristine worker.
+    """Render one utterance: in this worker when no synthesiser with history is involved (flite, festival and
+    Pico depend on the request alone, see engines.py), else in a child forked from the pristine worker.
 
     espeak-ng's output depends on what it synthesised before (its wave generator carries phase and
     flutter state from call to call), so an utterance rendered after different predecessors differs by
@@ -372,13 +392,23 @@ def _job(args) -> dict:
     their noise from libc's ``rand()``, and a background thread of a library the worker loaded calls
     ``rand()`` now and then, so the state a child inherits drifts with wall time (measured: the same
     utterance changed four times in a minute). The child seeds it from the utterance's own key.
+
+    Forking costs ~150 ms per utterance on a worker holding torch and the aligner (~4x the rendering itself),
+    so only the utterances that need it pay it.
     """
+    seed = (args[3].seed * 1_000_003 + _SPLIT_CODE[args[1]] * 100_003 + args[2]) & 0x7FFFFFFF
+    if not needs_fresh_process(_plan_job(args)[0]):
+        _libc().srand(seed)
+        try:
+            return _render_job(args)
+        except Exception as e:  # noqa: BLE001 - same typed error as from a child
+            raise CorpusError(f"synthesis of {args[1]}-{args[2]:06d} failed: {type(e).__name__}: {e}") from e
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
         try:
-            _libc().srand((args[3].seed * 1_000_003 + _SPLIT_CODE[args[1]] * 100_003 + args[2]) & 0x7FFFFFFF)
+            _libc().srand(seed)
             payload = ("ok", _render_job(args))
         except BaseException as e:  # noqa: BLE001 - reported to the parent, which re-raises
             payload = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
