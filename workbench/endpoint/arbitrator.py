@@ -107,7 +107,7 @@ def train_arbitrator(train: list[Signals], dev: list[Signals], vocab: int, epoch
     model = Arbitrator(d_enc, vocab)
     (Xf, Xl, Xb), y, _ = dataset(train, model.k, model.n_last, vocab, seed)
     (Df, Dl, Db), dy, dkinds = dataset(dev, model.k, model.n_last, vocab, seed + 1)
-    pos_weight = torch.tensor((len(y) - y.sum()) / y.sum().clamp_min(1.0))
+    pos_weight = ((len(y) - y.sum()) / y.sum().clamp_min(1.0)).detach()
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     best, best_state, t0 = -1.0, None, time.time()

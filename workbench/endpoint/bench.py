@@ -76,7 +76,9 @@ def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_
     vocab = int(rec.model.tokenizer.vocab_size)
     model, metrics = train_arbitrator(tr, dv, vocab, epochs=epochs)
     out = Path(out or ARBITRATOR_DIR)
+    from ..reports import file_sha1
     save(model, out, metrics, {"asr_model": str(path), "asr_model_shipped": shipped,
+                               "asr_model_sha1": file_sha1(path),   # which recogniser it learnt to read
                                "context": list(rec.att_context), "corpus": corpus_size,
                                "n_train_utterances": len(tr), "n_dev_utterances": len(dv),
                                "params": sum(p.numel() for p in model.parameters()),
