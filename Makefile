@@ -36,8 +36,10 @@ lab: $(PY)
 # stop 16) -> data/models/asr_small
 # (the shipped stages 1-3 ran on the stop-12 corpus, espeak-ng only; rerun today they read the multi-engine one); then the
 # two-pass end-pointer's arbitrator on that model (minutes); the domain LM (a 2.9 M-parameter Llama from random
-# weights on the training text, minutes) -> data/models/lm_domain; then the ESPnet contextual-block conformer in two
-# stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min) -> data/models/asr_espnet_small.
+# weights on the training text, minutes) -> data/models/lm_domain; then the ESPnet contextual-block conformer in three
+# stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min; the shipped stages 1-2
+# ran on the espeak-only corpus; then stage 3, the same tokenizer and every weight fine-tuned on the multi-engine
+# corpus, 2,500 steps, ~55 min) -> data/models/asr_espnet_small.
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
 	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo \
@@ -59,7 +61,11 @@ models: $(PY)
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \
-	    --exp-name exp_s2 --ctc-weight 0.7 --warmup-steps 1000 --epochs 22 --iters-per-epoch 250
+	    --exp-name exp_s2 --ctc-weight 0.7 --warmup-steps 1000 --epochs 22 --iters-per-epoch 250 \
+	    --out data/cache/asr_espnet_s2_export
+	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_s2_export/model.pth \
+	    --tokenizer-from data/cache/asr_espnet_s2_export/bpe.model --exp-name exp_ft --ctc-weight 0.7 \
+	    --warmup-steps 300 --epochs 10 --iters-per-epoch 250 --n-eval 200
 
 lock:
 	@bash tools/lock.sh

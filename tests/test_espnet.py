@@ -205,3 +205,23 @@ def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
     m2 = json.loads((s2 / "metrics.json").read_text())
     assert m2["ctc_weight"] == 0.7 and m2["init_from"] == str(out / "model.pth")
     assert (tmp_path / "work" / "exp_s2" / "config.yaml").is_file()
+
+    # stage 3 (as make models): a kept tokenizer instead of a new one, so a model trained on another corpus
+    # loads whole; the recipe must not train a tokenizer then, and a wrong or missing file is refused first
+    import workbench.asr.tokenizer as tokmod
+    def no_training(*a, **k):
+        raise AssertionError("train_tokenizer called although --tokenizer-from was given")
+    monkeypatch.setattr(tokmod, "train_tokenizer", no_training)
+    with pytest.raises(FileNotFoundError, match="tokenizer-from"):
+        train_espnet("smoke", out_dir=tmp_path / "s3", work_dir=tmp_path / "work", exp_name="exp_s3",
+                     init_from=s2 / "model.pth", tokenizer_from=tmp_path / "missing.model", **small)
+    with pytest.raises(ValueError, match="pieces"):
+        train_espnet("smoke", out_dir=tmp_path / "s3", work_dir=tmp_path / "work", exp_name="exp_s3",
+                     init_from=s2 / "model.pth", tokenizer_from=s2 / "bpe.model", **{**small, "vocab_size": 128})
+    assert not (tmp_path / "s3").exists()
+    s3 = train_espnet("smoke", out_dir=tmp_path / "s3", work_dir=tmp_path / "work", exp_name="exp_s3",
+                      init_from=s2 / "model.pth", tokenizer_from=s2 / "bpe.model", lr=1e-12, **small)
+    assert (s3 / "bpe.model").read_bytes() == (s2 / "bpe.model").read_bytes()
+    c = torch.load(s3 / "model.pth")
+    assert [k for k in weights if not torch.allclose(b[k], c[k], atol=1e-6)] == []
+    assert json.loads((s3 / "metrics.json").read_text())["tokenizer_from"] == str(s2 / "bpe.model")

@@ -48,7 +48,8 @@ def _train_asr(args) -> int:
         out = train_espnet(args.corpus_size, out_dir=args.out, work_dir=args.work, max_epoch=args.epochs,
                            iters_per_epoch=args.iters_per_epoch, n_eval=args.n_eval, extra=args.overrides,
                            ctc_weight=args.ctc_weight, init_from=args.init_from, lr=args.lr,
-                           warmup_steps=args.warmup_steps, exp_name=args.exp_name, resume=args.resume)
+                           warmup_steps=args.warmup_steps, exp_name=args.exp_name, resume=args.resume,
+                           tokenizer_from=args.tokenizer_from)
         print(f"model, config and metrics in {out}")
         return 0
     from .asr.recipe import train
@@ -225,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-3, help="espnet only: peak learning rate (warmuplr)")
     t.add_argument("--warmup-steps", type=int, default=500, help="espnet only: warmup steps")
     t.add_argument("--exp-name", default="exp", help="espnet only: experiment folder inside --work (one per stage)")
+    t.add_argument("--tokenizer-from", default=None,
+                   help="espnet only: keep this SentencePiece model (e.g. data/models/asr_espnet_small/bpe.model) "
+                        "instead of training one, so --init-from an export loads every weight")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
     a = sub.add_parser("train-arbitrator", help="train the two-pass end-pointer's arbitrator on the default ASR model's streaming outputs")

@@ -322,7 +322,8 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
                  decoder_conf: dict | None = None, extra: list[str] = (), n_eval: int | None = None,
                  train_filter: str = "clean", n_dev: int | None = 300, ctc_weight: float = 0.3,
                  init_from: str | os.PathLike | None = None, lr: float = 1e-3, warmup_steps: int = 500,
-                 exp_name: str = "exp", resume: bool = False) -> Path:
+                 exp_name: str = "exp", resume: bool = False,
+                 tokenizer_from: str | os.PathLike | None = None) -> Path:
     """Train the contextual-block conformer with ``espnet2.tasks.asr.ASRTask.main`` on the corpus: stats
     collection (global mean/variance of the features), then training; export config.yaml (paths made
     relative), model.pth, tokenizer and metrics.json (streaming beam-search WER on the test split, all and clean).
@@ -331,7 +332,9 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     WERs compare like for like; ``n_dev`` caps the validation set (espnet2 scores it after every epoch).
     ``init_from`` (a ``model.pth``) starts a second stage from earlier weights with a fresh warmup, in its own
     ``exp_name`` folder beside the first (same tokenizer and statistics); ``ctc_weight`` is the training loss's
-    CTC share (espnet2's ``model_conf``)."""
+    CTC share (espnet2's ``model_conf``). ``tokenizer_from`` (a SentencePiece ``bpe.model``, e.g. a shipped
+    export's) keeps that tokenizer instead of training one on this corpus's text, so ``init_from`` an export
+    trained on another corpus loads every weight, the output layers included (fine-tuning on a new corpus)."""
     import json
     import shutil
     import time
@@ -352,8 +355,18 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
     if n_dev:
         splits["dev"] = splits["dev"][:n_dev]
     dirs = {s: kaldi_dir(e, work / "data" / s) for s, e in splits.items()}
-    tok = train_tokenizer([e["text"] for e in splits["train"]], work / "tokenizer", vocab_size)
-    bpe = tok / "tokenizer.model"
+    if tokenizer_from:
+        if not Path(tokenizer_from).is_file():
+            raise FileNotFoundError(f"--tokenizer-from: no SentencePiece model at {tokenizer_from}")
+        (work / "tokenizer").mkdir(parents=True, exist_ok=True)
+        bpe = work / "tokenizer" / "tokenizer.model"
+        shutil.copy(tokenizer_from, bpe)
+        import sentencepiece as spm
+        n = spm.SentencePieceProcessor(model_file=str(bpe)).get_piece_size()
+        if n != vocab_size:
+            raise ValueError(f"--tokenizer-from {tokenizer_from}: {n} pieces, not {vocab_size}")
+    else:
+        bpe = train_tokenizer([e["text"] for e in splits["train"]], work / "tokenizer", vocab_size) / "tokenizer.model"
     (work / "tokens.txt").write_text("\n".join(token_list(bpe)) + "\n")
     common = _model_args(work / "tokens.txt", bpe, encoder_conf, decoder_conf, ctc_weight) + [
               "--ngpu", str(int(torch.cuda.is_available())), "--num_workers", "1",
@@ -412,6 +425,7 @@ def train_espnet(corpus_size: str = "default", out_dir: str | os.PathLike | None
                "max_epoch": max_epoch, "iters_per_epoch": iters_per_epoch, "batch_size": batch_size,
                "ctc_weight": ctc_weight, "lr": lr, "warmup_steps": warmup_steps,
                "init_from": str(init_from) if init_from else None,
+               "tokenizer_from": str(tokenizer_from) if tokenizer_from else None,
                "train_filter": train_filter, "n_train": len(splits["train"]), "vocab_size": vocab_size,
                "n_params": sum(p.numel() for p in rec.model.parameters()),
                "block": {k: ENCODER_CONF[k] for k in ("block_size", "hop_size", "look_ahead")}}
