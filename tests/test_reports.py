@@ -189,3 +189,22 @@ def test_bench_results_name_their_model_by_content_and_stale_figures_say_so(tmp_
     assert "**Measured on an earlier model** (`" + sha in note and file_sha1(model) in note
     save_bench(tmp_path / "out", "bench_y", {"model": str(tmp_path / "absent.nemo")})
     assert "model_sha1" not in json.loads((tmp_path / "out" / "bench_y.json").read_text())["provenance"]
+
+
+def test_a_dead_kernel_is_run_again_only_when_asked_and_a_raising_cell_never(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    marker = tmp_path / "died-once"
+    # the kernel dies on its first run only (the marker survives it), as a kernel lost to the machinery would
+    make_nb(nbs / "a_dies_once.ipynb", f"import os, pathlib\nm = pathlib.Path({str(marker)!r})\n"
+                                        "if not m.exists():\n    m.touch()\n    os._exit(1)\nrecord_ok = True")
+    res = run_reports(out_root=tmp_path / "o0", date="d", notebook_dir=nbs)
+    assert [r.error["ename"] for r in res.failures] == ["DeadKernelError"]
+    marker.unlink()
+    res = run_reports(out_root=tmp_path / "o1", date="d", notebook_dir=nbs, retries=1)
+    assert res.ok and marker.exists()
+    assert "running it again" in (tmp_path / "o1" / "d" / "report.log").read_text()
+    make_nb(nbs / "b_raises.ipynb", "raise ValueError('boom')")
+    res = run_reports(["b_raises"], out_root=tmp_path / "o2", date="d", notebook_dir=nbs, retries=1)
+    assert [r.name for r in res.failures] == ["b_raises"]
+    assert "running it again" not in (tmp_path / "o2" / "d" / "report.log").read_text()
