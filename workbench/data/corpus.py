@@ -332,9 +332,9 @@ def needs_fresh_process(plan: dict) -> bool:
     return plan["speaker"].engine in STATEFUL_ENGINES or (plan["noise"] or {}).get("type") == "babble"
 
 
-def _render_job(args) -> dict:
+def _render_job(args, planned: tuple[dict, np.random.Generator] | None = None) -> dict:
     out_dir, split, index, cfg, speakers = args
-    plan, rng = _plan_job(args)
+    plan, rng = planned or _plan_job(args)
     audio, entry = render_utterance(plan, rng, speakers)
     uid = f"{split}-{index:06d}"
     rel = f"wav/{split}/{uid}.wav"
@@ -397,19 +397,21 @@ def _job(args) -> dict:
     so only the utterances that need it pay it.
     """
     seed = (args[3].seed * 1_000_003 + _SPLIT_CODE[args[1]] * 100_003 + args[2]) & 0x7FFFFFFF
-    if not needs_fresh_process(_plan_job(args)[0]):
+    planned = _plan_job(args)      # planned once; a forked child inherits it
+    failed = f"synthesis of {args[1]}-{args[2]:06d} failed"
+    if not needs_fresh_process(planned[0]):
         _libc().srand(seed)
         try:
-            return _render_job(args)
+            return _render_job(args, planned)
         except Exception as e:  # noqa: BLE001 - same typed error as from a child
-            raise CorpusError(f"synthesis of {args[1]}-{args[2]:06d} failed: {type(e).__name__}: {e}") from e
+            raise CorpusError(f"{failed}: {type(e).__name__}: {e}") from e
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
         try:
             _libc().srand(seed)
-            payload = ("ok", _render_job(args))
+            payload = ("ok", _render_job(args, planned))
         except BaseException as e:  # noqa: BLE001 - reported to the parent, which re-raises
             payload = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
         with os.fdopen(w, "wb") as f:
@@ -423,7 +425,7 @@ def _job(args) -> dict:
         raise CorpusError(f"synthesis of {args[1]}-{args[2]:06d} crashed (no result from the child process)")
     status, value = pickle.loads(data)
     if status != "ok":
-        raise CorpusError(f"synthesis of {args[1]}-{args[2]:06d} failed: {value}")
+        raise CorpusError(f"{failed}: {value}")
     return value
 
 
