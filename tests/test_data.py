@@ -189,6 +189,26 @@ def test_build_is_deterministic_and_independent_of_workers(tmp_path):
     assert (c / "test.json").read_text() != (a / "test.json").read_text()
 
 
+def test_more_dev_begins_with_the_dev_split_byte_for_byte(smoke_corpus, corpus_root):
+    """The reranker's training speech: the dev split extended with fresh sentences by the same speakers, its
+    first utterances the size's own dev, and nothing of test."""
+    from workbench.data import corpus_with_more
+    more = corpus_with_more("dev", 12, "smoke", root=corpus_root)
+    assert more != smoke_corpus and more.parent == smoke_corpus.parent
+    own, ext = open_dataset(smoke_corpus, "dev"), open_dataset(more, "dev")
+    assert len(own) == 8 and len(ext) == 12
+    for i in range(8):
+        assert (more / ext.entries[i]["audio_filepath"]).read_bytes() == (smoke_corpus / own.entries[i]["audio_filepath"]).read_bytes()
+    assert {e["speaker"] for e in ext.entries} <= {s.id for s in make_speakers(config_for("smoke"))["dev"]}
+    assert [e["text"] for e in ext.entries[8:]] != [e["text"] for e in own.entries[:4]]
+    meta = json.loads((more / "corpus.json").read_text())["splits"]
+    assert all(meta[s]["utterances"] == 0 for s in SPLITS if s != "dev")
+    with pytest.raises(CorpusError, match="test speakers"):
+        corpus_with_more("test", 20, "smoke", root=corpus_root)
+    with pytest.raises(CorpusError, match="adds nothing"):
+        corpus_with_more("dev", 8, "smoke", root=corpus_root)
+
+
 def test_existing_corpus_is_reused(smoke_corpus, corpus_root):
     before = (smoke_corpus / "corpus.json").stat().st_mtime_ns
     t0 = time.time()

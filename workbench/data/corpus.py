@@ -521,3 +521,19 @@ def _write_heldout_texts(out: Path, cfg: CorpusConfig) -> None:
 def ensure_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike = DEFAULT_ROOT, **kw) -> Path:
     """The corpus folder, built first if it is missing (what notebooks call)."""
     return build_corpus(size, seed, root, **kw)
+
+
+def corpus_with_more(split: str, total: int, size: str = "default", seed: int = 0,
+                     root: str | os.PathLike = DEFAULT_ROOT, **kw) -> Path:
+    """A corpus with the settings of ``size`` whose ``split`` has ``total`` utterances and every other split
+    none, built first if missing. Its first utterances are the size's own of that split, byte for byte (each
+    utterance is planned from (seed, split, index) and the speakers from the seed alone); the rest are fresh
+    sentences by the same speakers. Why: a model trained on the recogniser's output (the reranker) needs its
+    errors on speech it was not trained on, in quantity, and test must stay untouched: more dev is that."""
+    if split not in ("dev", "train"):
+        raise CorpusError(f"only dev or train can be extended, not {split!r}: test speakers stay held out")
+    own = config_for(size, seed).utterances.get(split, 0)
+    if int(total) <= own:
+        raise CorpusError(f"total={total} adds nothing: {size!r} already has {own} {split} utterances")
+    counts = {s: (int(total) if s == split else 0) for s in SPLITS}
+    return build_corpus(size, seed, root, utterances=counts, **kw)
