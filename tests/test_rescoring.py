@@ -83,8 +83,8 @@ def test_pruned_reranker_reads_only_the_top_k_and_matches_the_tuning_rule(lists,
     nbs = [nb + [Hypothesis(_swap(r) + " please", -4.0)] for r, nb in zip(refs, nbests)]
     s = lm_scores(tiny_lm, nbs)
     seen = []
-    real = loglinear.lm_scores
-    monkeypatch.setattr(loglinear, "lm_scores", lambda lm, lists_, *a, **k: seen.append(len(lists_[0])) or real(lm, lists_, *a, **k))
+    real = loglinear.list_logprob_sums
+    monkeypatch.setattr(loglinear, "list_logprob_sums", lambda lm, texts, *a, **k: seen.append(len(texts)) or real(lm, texts, *a, **k))
     for k in (1, 2, 3, 4):
         rr = LogLinearReranker(tiny_lm, lam=1.0, beta=0.5, top_k=k)
         picked = [[h.text for h in nb].index(rr(Final("s", nb, 1.0)).text) for nb in nbs]
@@ -223,6 +223,11 @@ def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo
         if name != BASELINE:
             rel = row["wer"]["value"] / r["systems"][BASELINE]["wer"]["value"] - 1
             assert row["relative_change"]["value"] == pytest.approx(rel)
+        if name not in (BASELINE, "word bonus, no LM"):                          # what reading the text adds
+            vs = row["wer"]["value"] / r["systems"]["word bonus, no LM"]["wer"]["value"] - 1
+            assert row["relative_change_vs_word_bonus"]["value"] == pytest.approx(vs)
+        else:
+            assert "relative_change_vs_word_bonus" not in row
     assert res["systems"]["domain LM (tiny)"]["lambda"] in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
     # the fine-tuned reranker again, cheaper: bfloat16, the LM reading only the top k (k chosen on dev)
     fast = [n for n in names if n.startswith("the same,")]
@@ -231,7 +236,7 @@ def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo
     assert k["top_k"] is None or k["wer"] <= k["wer_all"] + k["tolerance"]
     assert res["headline_fast"]["system"] == fast[0]
     from workbench.reports.figures import rescoring
-    assert "bfloat16" in rescoring(saved) and fast[0] in rescoring(saved)
+    assert "bfloat16" in rescoring(saved) and fast[0] in rescoring(saved) and "vs the word bonus" in rescoring(saved)
     # what a widget applies live: the weights this bench tuned, read back from its JSON
     from workbench.rescoring.bench import domain_reranker
     live = domain_reranker(tmp_path / "results", lm=tiny_lm)

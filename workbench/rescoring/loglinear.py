@@ -13,7 +13,7 @@ import numpy as np
 
 from ..asr.scoring import normalize, utterance_errors
 from ..events import Final, Hypothesis
-from ..lm import CausalLM, LMInputError, encode, score_texts
+from ..lm import CausalLM, LMInputError, encode, list_logprob_sums, score_texts
 
 
 class NBestError(ValueError):
@@ -155,7 +155,8 @@ class LogLinearReranker:
         s = np.zeros(len(final.nbest))
         if self.lm is not None and self.lam != 0.0 and len(keep) > 1:
             try:
-                s[keep] = lm_scores(self.lm, [[final.nbest[int(i)] for i in keep]], self.context)[0]
+                s[keep] = list_logprob_sums(self.lm, [normalize(final.nbest[int(i)].text) for i in keep], True,
+                                            self.context).numpy()      # the shared prefix run once
             except LMInputError:
                 return final
         total = _totals(feats, s, self.lam, self.beta, self.top_k)
