@@ -143,15 +143,16 @@ def test_training_lists_keep_only_lists_that_teach(lists):
     assert out[0]["texts"][1] == refs[0] and out[0]["errors"][1] == 0 < out[0]["errors"][0]
 
 
-@pytest.fixture(scope="module")
-def mwer_dir(lists, tiny_lm, tmp_path_factory):
-    """A tiny MWER reranker: the acoustics prefer the scrambled sentence; training starts from an LM weight too
-    small to overrule them (0.1), so the dev errors can only fall by learning."""
+@pytest.fixture(scope="module", params=["head", "lm"])
+def mwer_dir(lists, tiny_lm, tmp_path_factory, request):
+    """A tiny MWER reranker: the acoustics prefer the scrambled sentence. "lm": training starts from an LM
+    weight too small to overrule them (0.1); "head": from a zero score head (the word bonus alone, here 0).
+    Either way the dev errors can only fall by learning."""
     from workbench.rescoring.mwer import MWERConfig, train_mwer
     refs, nbests = lists
     out = tmp_path_factory.mktemp("mwer") / "reranker"
-    cfg = MWERConfig(top_layers=1, lr=5e-2, weight_lr=0.5, lists_per_step=3, max_steps=30, val_every=10, threads=1,
-                     train_weights=("w_lm", "w_len"))
+    cfg = MWERConfig(scorer=request.param, top_layers=1, lr=5e-2, weight_lr=0.5, lists_per_step=3, max_steps=30,
+                     val_every=10, threads=1, train_weights=("w_lm", "w_len"))
     rec = train_mwer(tiny_lm, refs[:8], nbests[:8], refs[8:], nbests[8:], out, cfg, init={"lambda": 0.0, "beta": 0.0},
                      log=None)
     return out, rec
@@ -161,7 +162,14 @@ def test_mwer_training_lowers_dev_errors_and_keeps_the_best(mwer_dir, lists, tin
     import json
     out, rec = mwer_dir
     hist = rec["history"]
-    assert hist[0]["step"] == 0 and hist[0]["w_lm"] == pytest.approx(0.1)      # the zero-shot start is measured
+    refs, nbests = lists
+    if rec["scorer"] == "lm":
+        assert hist[0]["step"] == 0 and hist[0]["w_lm"] == pytest.approx(0.1)  # the zero-shot start is measured
+    else:                                      # a zero head: the start is the recogniser's order (beta 0 here)
+        from workbench.asr.scoring import utterance_errors
+        e, w = utterance_errors(refs[8:], [nb[0].text for nb in nbests[8:]])
+        assert hist[0]["step"] == 0 and hist[0]["w_lm"] == 1.0 and hist[0]["dev_wer"] == pytest.approx(e.sum() / w.sum())
+        assert all(h["w_lm"] == 1.0 for h in hist)                            # the head's scale is what learns
     assert rec["dev_wer"] == min(h["dev_wer"] for h in hist) < hist[0]["dev_wer"]
     assert json.loads((out / "reranker.json").read_text())["dev_wer"] == rec["dev_wer"]
     assert rec["train_lists"] == 8 and rec["trainable_params"] > 2
@@ -185,6 +193,19 @@ def test_mwer_reranker_loads_and_applies_its_trained_weights(mwer_dir, lists, ti
     assert after / sum(len(r.split()) for r in dev_refs) == pytest.approx(rec["dev_wer"])
     # the adapter changed the LM: its scores differ from the base model's
     assert not np.allclose(lm_scores(rr.lm, dev_nb[:2])[0], lm_scores(tiny_lm, dev_nb[:2])[0])
+    from workbench.lm import HeadLM
+    assert isinstance(rr.lm, HeadLM) == (rec["scorer"] == "head")
+    if rec["scorer"] == "head":      # bfloat16 (what the bench's fast variant loads) ranks the same lists alike
+        import shutil
+        import torch
+        half = load_mwer_reranker(out, device="cpu", dtype=torch.bfloat16)
+        assert [half(Final("s", nb, 1.0)).text for nb in dev_nb] == [rr(Final("s", nb, 1.0)).text for nb in dev_nb]
+        (out.parent / "no_head").mkdir()
+        for f in out.iterdir():
+            if f.name != "score_head.safetensors":
+                shutil.copy(f, out.parent / "no_head" / f.name)
+        with pytest.raises(RerankerError, match="score head"):
+            load_mwer_reranker(out.parent / "no_head", device="cpu")
     with pytest.raises(RerankerError, match="no reranker.json"):
         load_mwer_reranker(out.parent, device="cpu")
     (out.parent / "broken").mkdir()

@@ -80,7 +80,7 @@ def _train_lm(args) -> int:
 def _train_reranker(args) -> int:
     import json
     from .rescoring.mwer import MWERConfig, train_from_corpus
-    cfg = MWERConfig(max_steps=args.max_steps, val_every=args.val_every, lists_per_step=args.lists_per_step,
+    cfg = MWERConfig(scorer=args.scorer, max_steps=args.max_steps, val_every=args.val_every, lists_per_step=args.lists_per_step,
                      top_layers=args.top_layers, lora_r=args.lora_r, lr=args.lr,
                      train_weights=tuple(w for w in args.train_weights.split(",") if w))
     if args.profile == "gpu":       # an accelerator: bf16, more lists per step, every device Lightning sees
@@ -253,11 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--asr-model", type=Path, default=None, help=".nemo that decodes the lists (default: the shipped one)")
     rr.add_argument("--base", default=None, help="causal LM by name or path (default: SmolLM2-135M-Instruct, offline)")
     rr.add_argument("--corpus-size", default="default")
-    rr.add_argument("--train-split", choices=["dev", "train"], default="dev",
-                    help="dev: learn from the dev lists after the first --n-val (held-out speech); train: from the "
-                         "training split (audio the recogniser was trained on)")
-    rr.add_argument("--n-train", type=int, default=4000, help="--train-split train: training utterances used")
+    rr.add_argument("--train-split", choices=["fresh", "dev", "train"], default="dev",
+                    help="fresh: --n-train new sentences by the dev speakers (speech the recogniser never heard); "
+                         "dev: the dev lists after the first --n-val; train: the training split (audio the "
+                         "recogniser was trained on)")
+    rr.add_argument("--n-train", type=int, default=3500, help="fresh/train: utterances learnt from")
     rr.add_argument("--n-val", type=int, default=200, help="dev utterances the kept adapter is chosen on")
+    rr.add_argument("--scorer", choices=["lm", "head"], default="lm",
+                    help="head: a scalar head on the end symbol's hidden state (starts at the word bonus alone); "
+                         "lm: the LM's log-probability, weighted")
     rr.add_argument("--max-steps", type=int, default=300)
     rr.add_argument("--val-every", type=int, default=50)
     rr.add_argument("--lists-per-step", type=int, default=4)

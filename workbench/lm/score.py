@@ -16,6 +16,34 @@ import torch
 from .load import CausalLM
 
 
+@dataclass
+class HeadLM(CausalLM):
+    """A causal LM read by a scalar head on the hidden state of a text's last token (its end symbol, which has
+    seen the whole text): a sequence scorer, as a reward model is. Why beside the log-probability: a reranker's
+    question is which hypothesis is right, not which text is likely, and a probability sum also charges a
+    hypothesis for every word it keeps (the beam's errors here are mostly dropped words). The head skips the
+    vocabulary projection, a fifth of SmolLM2's weights."""
+    head: "torch.nn.Module | None" = None
+
+
+def backbone(model):
+    """The transformer under a causal LM's vocabulary projection (through a ``peft`` wrapper: the same
+    modules, LoRA layers included)."""
+    m = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return m.base_model
+
+
+def head_scores(lm: HeadLM, ids: list[list[int]]) -> torch.Tensor:
+    """The head's score of each sequence (from ``encode``) at its last token, one padded forward pass through
+    the backbone alone; differentiable (MWER training), float32."""
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    x, mask = pad_batch(ids, pad)
+    h = backbone(lm.model)(input_ids=x.to(lm.device), attention_mask=mask.to(lm.device)).last_hidden_state
+    last = h[torch.arange(len(ids), device=h.device), (mask.sum(1) - 1).to(h.device)]
+    w = next(lm.head.parameters())
+    return lm.head(last.to(w.dtype))[:, 0].float()
+
+
 class LMInputError(ValueError):
     """A text the LM cannot score: not a string, or longer than the model's positions allow."""
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..asr.scoring import normalize, utterance_errors
 from ..events import Final, Hypothesis
-from ..lm import CausalLM, LMInputError, encode, list_logprob_sums, score_texts
+from ..lm import CausalLM, HeadLM, LMInputError, encode, head_scores, list_logprob_sums, score_texts
 
 
 class NBestError(ValueError):
@@ -36,13 +36,25 @@ def lm_scores(lm: CausalLM, nbests: list[list[Hypothesis]], context: str = "", b
             except LMInputError:
                 pass
     texts = [normalize(h.text) for i in keep for h in nbests[i]]
-    flat = np.array([s.total for s in score_texts(lm, texts, batch_size=batch_size, context=context)])
+    flat = text_scores(lm, texts, context, batch_size)
     out: list[np.ndarray | None] = [None] * len(nbests)
     k = 0
     for i in keep:
         out[i] = flat[k:k + len(nbests[i])]
         k += len(nbests[i])
     return out
+
+
+def text_scores(lm: CausalLM, texts: list[str], context: str = "", batch_size: int = 64) -> np.ndarray:
+    """The LM feature of each text: its log-probability (end symbol included), or for a ``HeadLM`` (the
+    fine-tuned sequence scorer) its head's score."""
+    if isinstance(lm, HeadLM):
+        import torch
+        ids, _ = encode(lm, texts, True, context)
+        with torch.inference_mode():
+            return np.concatenate([head_scores(lm, ids[b:b + batch_size]).cpu().numpy()
+                                   for b in range(0, len(ids), batch_size)]) if ids else np.zeros(0)
+    return np.array([s.total for s in score_texts(lm, texts, batch_size=batch_size, context=context)])
 
 
 def _features(nb: list[Hypothesis]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,8 +167,9 @@ class LogLinearReranker:
         s = np.zeros(len(final.nbest))
         if self.lm is not None and self.lam != 0.0 and len(keep) > 1:
             try:
-                s[keep] = list_logprob_sums(self.lm, [normalize(final.nbest[int(i)].text) for i in keep], True,
-                                            self.context).numpy()      # the shared prefix run once
+                texts = [normalize(final.nbest[int(i)].text) for i in keep]
+                s[keep] = (text_scores(self.lm, texts, self.context) if isinstance(self.lm, HeadLM)
+                           else list_logprob_sums(self.lm, texts, True, self.context).numpy())  # shared prefix once
             except LMInputError:
                 return final
         total = _totals(feats, s, self.lam, self.beta, self.top_k)
