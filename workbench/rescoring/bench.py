@@ -21,6 +21,7 @@ from .loglinear import LogLinearReranker, _ref_words, lm_scores, nbest_errors, o
 
 SETS = {"test": "test", "unseen text": "test_unseen_text", "unseen engine": "test_unseen_engine"}
 BASELINE = "1-best (beam)"
+NO_LM = "word bonus, no LM"     # what an LM must beat: the beam's deletions undone without reading any text
 
 
 def picks(reranker, nbests) -> tuple[list[int], list[float]]:
@@ -55,9 +56,11 @@ def score_set(ns, rerankers: dict, seed: int = 0) -> dict:
     out = {"n": len(ns), "ref_words": int(words.sum()),
            "mean_hypotheses": float(np.mean([len(nb) for nb in ns.nbests])) if len(ns) else 0.0,
            "oracle": {"wer": stats.wer_ci(orc, words, seed=seed)}, "systems": {}}
+    chosen = {}
     for name, rr in rerankers.items():
         idx, ms = picks(rr, ns.nbests)
         e = np.array([err[k] if len(err) else w for err, k, w in zip(errs, idx, words)])
+        chosen[name] = e
         row = {"wer": stats.wer_ci(e, words, seed=seed),
                "latency_ms": {"p50": stats.stat_ci(ms, lambda v: np.percentile(v, 50), seed=seed),
                               "p95": stats.stat_ci(ms, lambda v: np.percentile(v, 95), seed=seed)},
@@ -65,6 +68,8 @@ def score_set(ns, rerankers: dict, seed: int = 0) -> dict:
         if name != BASELINE:
             row["relative_change"] = stats.paired_ci((e, one, words), _relative, seed=seed)
             row["oracle_gap_recovered"] = stats.paired_ci((e, one, orc, words), _gap_recovered, seed=seed)
+        if name not in (BASELINE, NO_LM) and NO_LM in chosen:      # the LM's own share, beside the same bonus
+            row["relative_change_vs_word_bonus"] = stats.paired_ci((e, chosen[NO_LM], words), _relative, seed=seed)
             row["examples"] = [[ns.refs[i], ns.nbests[i][0].text, ns.nbests[i][idx[i]].text]
                                for i in range(len(ns)) if idx[i] != 0][:5]
         out["systems"][name] = row
@@ -109,8 +114,8 @@ def build_rerankers(dev, lms: dict, finetuned=None, log=print) -> tuple[dict, di
     rr = {BASELINE: LogLinearReranker(None, 0.0, 0.0)}
     zeros = [np.zeros(len(nb)) for nb in dev.nbests]
     t = tune(dev.refs, dev.nbests, zeros, lambdas=(0.0,))
-    rr["word bonus, no LM"] = LogLinearReranker(None, 0.0, t["beta"])
-    how = {BASELINE: {"lambda": 0.0, "beta": 0.0}, "word bonus, no LM": {"beta": t["beta"], "dev_wer": t["wer"]}}
+    rr[NO_LM] = LogLinearReranker(None, 0.0, t["beta"])
+    how = {BASELINE: {"lambda": 0.0, "beta": 0.0}, NO_LM: {"beta": t["beta"], "dev_wer": t["wer"]}}
     for name, (lm, context) in lms.items():
         t0 = time.time()
         t = tune(dev.refs, dev.nbests, lm_scores(lm, dev.nbests, context, strict=False))
@@ -124,8 +129,8 @@ def build_rerankers(dev, lms: dict, finetuned=None, log=print) -> tuple[dict, di
         rr[name] = reranker
         how[name] = {"lambda": reranker.lam, "beta": reranker.beta, "params": reranker.lm.n_params,
                      "context": reranker.context, "trained": {k: record.get(k) for k in (
-                         "train_lists", "steps", "best_step", "dev_wer", "train_seconds", "trainable_params",
-                         "n_val", "init")}}
+                         "scorer", "train_split", "train_lists", "steps", "best_step", "dev_wer", "train_seconds",
+                         "trainable_params", "n_val", "init")}}
     return rr, how
 
 
@@ -193,6 +198,7 @@ def headline(result: dict, system: str | None = None, set_name: str = "test") ->
     system = system or next((n for n in s if "fine-tuned" in n), list(s)[-1])
     r = s[system]
     return {"system": system, "relative_change": r.get("relative_change"),
+            "relative_change_vs_word_bonus": r.get("relative_change_vs_word_bonus"),
             "oracle_gap_recovered": r.get("oracle_gap_recovered"), "p95_ms": r["latency_ms"]["p95"],
             "goal_relative_reduction": 0.15, "goal_gap_recovered": 0.5, "goal_p95_ms": 100.0}
 
@@ -230,9 +236,10 @@ def run(asr_model=None, corpus=None, n: int | None = None, n_dev: int | None = N
     if (ft_path / "reranker.json").is_file():
         import json
         ft = load_mwer_reranker(ft_path)
-        finetuned = ("SmolLM2-135M + LoRA, MWER fine-tuned" if "smollm2" in ft.lm.name.lower()
-                     else f"{Path(ft.lm.name.split('+')[0]).name} + LoRA, MWER fine-tuned", ft,
-                     json.loads((ft_path / "reranker.json").read_text()))
+        meta = json.loads((ft_path / "reranker.json").read_text())
+        base = "SmolLM2-135M" if "smollm2" in ft.lm.name.lower() else Path(ft.lm.name.split("+")[0]).name
+        head = " + score head" if meta.get("scorer") == "head" else ""
+        finetuned = (f"{base} + LoRA{head}, MWER fine-tuned", ft, meta)
     rerankers, how = build_rerankers(dev, lms, finetuned, log)
     if finetuned is not None and fast:
         name, rr, h = fast_variant(ft_path, dev, log)
