@@ -1,0 +1,106 @@
+"""The truncation-repair room: frames from the templates, gold graphs (partial when cut), PENMAN and Smatch."""
+import re
+
+import numpy as np
+import pytest
+
+from workbench.data import templates as T
+from workbench.repair.frames import ANNOTATION
+from workbench.repair.graph import (GraphError, align, decode, encode, gold_graph, roles, smatch_counts,
+                                    smatch_f1)
+from workbench.repair.schema import SchemaError, frame_uses, frames, slots_of
+
+
+def _fill(template: str, rng):
+    """A filled template and the plain value of each slot occurrence, in order."""
+    values = []
+
+    def one(m):
+        v = T.plain(T.SLOTS[m.group(1)](rng))
+        values.append(v)
+        return v
+    return re.sub(r"\{(\w+)\}", one, template), values
+
+
+def test_every_template_is_annotated_and_no_slot_is_taken_twice():
+    assert set(ANNOTATION) == {t.text for t in T.TEMPLATES}
+    for t in T.TEMPLATES:
+        used = [r.slot_index for f in frame_uses(t) for r in f.roles if r.slot_index is not None]
+        assert len(used) == len(set(used)) and all(0 <= i < len(slots_of(t.text)) for i in used)
+    inv = frames()
+    assert inv["set-timer"].required == (":quant", ":unit") and inv["turn-on"].required == (":device",)
+    assert ":location" in inv["turn-on"].optional and inv["set-alarm"].types[":time"] == ("clock-time",)
+
+
+def test_annotation_errors_are_typed(monkeypatch):
+    from workbench.repair import schema
+    with pytest.raises(SchemaError, match="no annotation"):
+        frame_uses("open the pod bay doors")
+    monkeypatch.setitem(schema.ANNOTATION, "call {name}", "call(name, name)")
+    with pytest.raises(SchemaError, match="no free occurrence"):
+        frame_uses("call {name}")
+    monkeypatch.setitem(schema.ANNOTATION, "call {name}", "call(person)")
+    with pytest.raises(SchemaError, match="not a known slot"):
+        frame_uses("call {name}")
+
+
+def test_alignment_recovers_every_slot_value_of_every_template():
+    rng = np.random.default_rng(0)
+    for t in T.TEMPLATES:
+        for _ in range(15):
+            text, values = _fill(t.text, rng)
+            got = align(t.text, text)
+            assert [v for v, _, _ in got] == values, (t.text, text)
+            words = text.split()
+            assert [" ".join(words[a:b]) for _, a, b in got] == values
+    # a filler inside a value or between words is no part of any value
+    assert align("remind me to {task} {day}", "remind me to email my er boss tonight")[0][0] == "email my boss"
+    with pytest.raises(GraphError, match="not a filling"):
+        align("call {name}", "call the moon")
+
+
+def test_gold_graph_of_a_cut_request_marks_what_was_not_said():
+    e = {"id": "x", "template": "set a timer for {n} {unit}", "text": "set a timer for ten", "truncated": True,
+         "full_text": "set a timer for ten minutes"}
+    g = gold_graph(e)
+    assert roles(g) == {"set-timer": [":quant", ":unit?"]}
+    assert '"ten"' in g and "unknown" in g
+    full = gold_graph({**e, "text": e["full_text"], "truncated": False})
+    assert roles(full) == {"set-timer": [":quant", ":unit"]} and "unknown" not in full
+    # two frames: the second is dropped when none of its words were said, kept (its fillers unknown) when begun
+    t = "okay so first turn off the {device} and then remind me to {task} {day}"
+    full_text = "okay so first turn off the fan and then remind me to walk the dog tomorrow"
+    cut_early = gold_graph({"template": t, "text": "okay so first turn off the", "truncated": True, "full_text": full_text})
+    assert roles(cut_early) == {"turn-off": [":device?"]} and "multi-sentence" not in cut_early
+    cut_late = gold_graph({"template": t, "text": "okay so first turn off the fan and then remind me to walk",
+                           "truncated": True, "full_text": full_text})
+    assert roles(cut_late) == {"turn-off": [":device"], "remind": [":task?", ":date?"]}
+    assert decode(cut_late).top == "m0"
+    with pytest.raises(GraphError, match="no template"):
+        gold_graph({"id": "y", "text": "hello"})
+
+
+def test_every_corpus_utterance_has_a_gold_graph(smoke_corpus):
+    from workbench.data import open_dataset
+    for split in ("train", "dev", "test", "test_unseen_text"):
+        for e in open_dataset(smoke_corpus, split).entries:
+            g = gold_graph(e)
+            assert encode(decode(g)) == g                    # PENMAN round trip
+            assert ("unknown" in g) <= bool(e.get("truncated"))
+
+
+def test_smatch_scores_graphs_like_the_field():
+    gold = "(f1 / set-timer :quant (x2 / number :value \"ten\") :unit (x3 / time-unit :value \"minutes\"))"
+    same_other_names = "(a / set-timer :quant (b / number :value \"ten\") :unit (c / time-unit :value \"minutes\"))"
+    partial = "(f1 / set-timer :quant (x2 / number :value \"ten\") :unit (x3 / unknown))"
+    wrong_intent = "(f1 / set-alarm :quant (x2 / number :value \"ten\") :unit (x3 / time-unit :value \"minutes\"))"
+    assert smatch_f1([(same_other_names, gold)]) == 1.0      # variable names do not matter
+    m, t, g = smatch_counts(partial, gold)
+    assert t == g - 1 and m == t - 1                          # the unknown node matches nothing, its edge does
+    assert smatch_f1([(partial, gold)]) == pytest.approx(2 * m / (t + g))
+    assert smatch_counts(wrong_intent, gold) == (g - 1, g, g)          # one instance triple wrong
+    assert smatch_f1([(partial, gold)]) < smatch_f1([(wrong_intent, gold)]) < 1.0
+    # corpus level: triples summed over the pairs, not F1 averaged
+    assert smatch_f1([(gold, gold), (partial, gold)]) == pytest.approx(2 * (g + m) / (g + g + t + g))
+    with pytest.raises(GraphError, match="malformed PENMAN"):
+        smatch_counts("(f1 / set-timer :quant (x2", gold)
