@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from workbench.lm import (SMOLLM2, LMInputError, ModelNotAvailableError, list_logprob_sums, load_causal_lm,
-                          score_texts, smollm2_gguf)
+from workbench.lm import (SMOLLM2, LMInputError, ModelNotAvailableError, load_causal_lm, score_texts,
+                          smollm2_gguf)
 from workbench.lm.domain import DomainLMConfig, corpus_texts, perplexity
 
 
@@ -51,22 +51,6 @@ def test_batching_padding_context_and_eos(tiny_lm):
     assert no_eos.n_tokens == together[0].n_tokens - 1
     ctx = score_texts(tiny_lm, texts[:1], context="weather:")[0]
     assert ctx.tokens[-1] == together[0].tokens[-1] and ctx.total != pytest.approx(together[0].total)
-
-
-def test_one_lists_scores_with_its_shared_prefix_run_once(tiny_lm):
-    """The key/value cache of the words every hypothesis begins with, repeated per hypothesis, gives what
-    scoring each whole text gives: with and without context, a hypothesis that is another's prefix, duplicates,
-    the empty text, nothing shared but the start symbol."""
-    lists = [["turn off the kitchen lights", "turn off the kitchen light", "turn off the kitchen", "turn of the"],
-             ["thank you", "i am think"], ["", "a"], ["same text", "same text"], ["call mom"]]
-    for ctx in ("", "a request:"):
-        for texts in lists:
-            want = torch.tensor([s.total for s in score_texts(tiny_lm, texts, context=ctx)])
-            got = list_logprob_sums(tiny_lm, texts, context=ctx)
-            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4), (ctx, texts, got, want)
-    assert list_logprob_sums(tiny_lm, []).shape == (0,)
-    with pytest.raises(LMInputError):
-        list_logprob_sums(tiny_lm, ["fine", "word " * 5000])
 
 
 def test_bad_input_is_typed(tiny_lm, tiny_lm_dir, tmp_path, monkeypatch):

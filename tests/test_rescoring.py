@@ -83,8 +83,8 @@ def test_pruned_reranker_reads_only_the_top_k_and_matches_the_tuning_rule(lists,
     nbs = [nb + [Hypothesis(_swap(r) + " please", -4.0)] for r, nb in zip(refs, nbests)]
     s = lm_scores(tiny_lm, nbs)
     seen = []
-    real = loglinear.list_logprob_sums
-    monkeypatch.setattr(loglinear, "list_logprob_sums", lambda lm, texts, *a, **k: seen.append(len(texts)) or real(lm, texts, *a, **k))
+    real = loglinear.text_scores
+    monkeypatch.setattr(loglinear, "text_scores", lambda lm, texts, *a, **k: seen.append(len(texts)) or real(lm, texts, *a, **k))
     for k in (1, 2, 3, 4):
         rr = LogLinearReranker(tiny_lm, lam=1.0, beta=0.5, top_k=k)
         picked = [[h.text for h in nb].index(rr(Final("s", nb, 1.0)).text) for nb in nbs]

@@ -2,7 +2,7 @@
 small domain LM trained here. Shared by n-best reranking, truncation repair, the tagger and speech-to-speech."""
 from ..asr.streaming import ModelNotAvailableError
 from .load import CACHE, SMOLLM2, CausalLM, convert_gguf, load_causal_lm, smollm2_folder, smollm2_gguf
-from .score import HeadLM, LMInputError, TextScore, encode, head_scores, list_logprob_sums, score_texts
+from .score import HeadLM, LMInputError, TextScore, encode, head_scores, score_texts
 
 __all__ = ["CACHE", "SMOLLM2", "CausalLM", "HeadLM", "head_scores", "LMInputError", "ModelNotAvailableError", "TextScore", "convert_gguf",
-           "encode", "list_logprob_sums", "load_causal_lm", "score_texts", "smollm2_folder", "smollm2_gguf"]
+           "encode", "load_causal_lm", "score_texts", "smollm2_folder", "smollm2_gguf"]

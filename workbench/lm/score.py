@@ -118,49 +118,6 @@ def text_logprob_sums(lm: CausalLM, ids: list[list[int]], first: int) -> torch.T
     return (lp * scored.to(lp.device)).sum(-1)
 
 
-def _shared_prefix(ids: list[list[int]]) -> int:
-    """Tokens every sequence begins with, leaving each at least one token of its own."""
-    p, n = 0, min(len(x) for x in ids) - 1
-    while p < n and all(x[p] == ids[0][p] for x in ids):
-        p += 1
-    return p
-
-
-def list_logprob_sums(lm: CausalLM, texts: list[str], eos: bool = True, context: str = "") -> torch.Tensor:
-    """The sums ``score_texts`` gives, for the hypotheses of one n-best list, cheaper: the prefix they all share
-    (start symbol, context, the words before their first difference) runs once, its key/value cache is repeated
-    for each hypothesis (``DynamicCache.batch_repeat_interleave``), and only the rest of each runs in the
-    batch. Why: a list's hypotheses mostly differ near their end, so on the test lists this reads ~37 % fewer
-    tokens (and no padding of the shared part) in the added latency a finished stream waits for."""
-    ids, first = encode(lm, list(texts), eos, context)
-    if len(ids) < 2:
-        return text_logprob_sums(lm, ids, first).detach().cpu() if ids else torch.zeros(0)
-    p = _shared_prefix(ids)
-    if p == 0:
-        return text_logprob_sums(lm, ids, first).detach().cpu()
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    dev = lm.device
-    with torch.inference_mode():
-        head = lm.model(input_ids=torch.tensor([ids[0][:p]], device=dev), use_cache=True)
-        cache = head.cache
-        cache.batch_repeat_interleave(len(ids))
-        x, mask = pad_batch([seq[p:] for seq in ids], pad)
-        full_mask = torch.cat([torch.ones((len(ids), p), dtype=mask.dtype), mask], dim=1)
-        pos = (p + torch.arange(x.shape[1]))[None].expand(len(ids), -1)
-        tail = lm.model(input_ids=x.to(dev), attention_mask=full_mask.to(dev), position_ids=pos.to(dev),
-                        cache=cache, use_cache=True)
-        # token j of the tail is predicted by tail position j - 1; its first by the prefix's last position
-        logits = torch.cat([head.logits[:, -1:].expand(len(ids), -1, -1), tail.logits[:, :-1]], dim=1).float()
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, x.to(dev)[..., None])[..., 0].cpu() * mask
-        shared = 0.0
-        if p > first:       # scored tokens inside the shared prefix: the same for every hypothesis
-            lp_head = torch.log_softmax(head.logits[0, :-1].float(), dim=-1)
-            tgt = torch.tensor(ids[0][1:p], device=dev)
-            shared = float(lp_head.gather(-1, tgt[:, None])[first - 1:, 0].sum())
-        lp[:, :max(0, first - p)] = 0.0          # context tokens past the shared prefix are not scored
-    return lp.sum(-1) + shared
-
-
 def score_texts(lm: CausalLM, texts: list[str], eos: bool = True, batch_size: int = 32,
                 context: str = "") -> list[TextScore]:
     """Log-probability of each text (sum and per token) given ``context``, ``batch_size`` texts per forward pass."""

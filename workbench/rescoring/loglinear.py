@@ -13,7 +13,7 @@ import numpy as np
 
 from ..asr.scoring import normalize, utterance_errors
 from ..events import Final, Hypothesis
-from ..lm import CausalLM, HeadLM, LMInputError, encode, head_scores, list_logprob_sums, score_texts
+from ..lm import CausalLM, HeadLM, LMInputError, encode, head_scores, score_texts
 
 
 class NBestError(ValueError):
@@ -167,9 +167,7 @@ class LogLinearReranker:
         s = np.zeros(len(final.nbest))
         if self.lm is not None and self.lam != 0.0 and len(keep) > 1:
             try:
-                texts = [normalize(final.nbest[int(i)].text) for i in keep]
-                s[keep] = (text_scores(self.lm, texts, self.context) if isinstance(self.lm, HeadLM)
-                           else list_logprob_sums(self.lm, texts, True, self.context).numpy())  # shared prefix once
+                s[keep] = text_scores(self.lm, [normalize(final.nbest[int(i)].text) for i in keep], self.context)
             except LMInputError:
                 return final
         total = _totals(feats, s, self.lam, self.beta, self.top_k)
