@@ -104,3 +104,33 @@ def test_smatch_scores_graphs_like_the_field():
     assert smatch_f1([(gold, gold), (partial, gold)]) == pytest.approx(2 * (g + m) / (g + g + t + g))
     with pytest.raises(GraphError, match="malformed PENMAN"):
         smatch_counts("(f1 / set-timer :quant (x2", gold)
+
+
+def test_a_cut_request_is_detected_and_the_question_names_the_missing_role():
+    from workbench.repair.repair import ask, clarifying_question, diagnose
+    cut = gold_graph({"template": "set a timer for {n} {unit}", "text": "set a timer for", "truncated": True,
+                      "full_text": "set a timer for ten minutes"})
+    d = diagnose(cut, "set a timer for")
+    assert d.truncated and d.missing == (("set-timer", ":quant"), ("set-timer", ":unit"))
+    assert ask(cut, "set a timer for") == "For how long should I set a timer?"
+    whole = gold_graph({"template": "set a timer for {n} {unit}", "text": "set a timer for ten minutes"})
+    assert diagnose(whole, "set a timer for ten minutes") == diagnose(whole)
+    assert not diagnose(whole).truncated and ask(whole) is None
+    # a required role the graph simply lacks (a parser that dropped it) counts like an unknown one
+    assert diagnose("(f / add-to-list)").missing == (("add-to-list", ":item"),)
+    assert ask("(f / add-to-list)") == "Add what to your list?"
+    assert ask("(f / turn-off)") == "Which device should I turn off?"
+    # the question follows the role and its filler type, not the sentence
+    assert clarifying_question("query-weather", [":location"], "city") == "For which city should I get the weather?"
+    assert clarifying_question("turn-on", [":location"], "room") == "In which room should I turn on?"
+    assert clarifying_question("remind", [":task"]) == "What should I remind you to do?"
+    # words alone: a dangling last word with every role said, and a multi-sentence graph's second frame
+    assert diagnose("(f / tell-joke)", "tell me a").truncated and ask("(f / tell-joke)", "tell me a") == \
+        "Sorry, could you finish that?"
+    two = gold_graph({"template": "okay so first turn off the {device} and then remind me to {task} {day}",
+                      "text": "okay so first turn off the fan and then remind me to", "truncated": True,
+                      "full_text": "okay so first turn off the fan and then remind me to walk the dog tomorrow"})
+    assert diagnose(two).missing == (("remind", ":task"), ("remind", ":date"))
+    assert ask(two) == "What should I remind you to do?"
+    with pytest.raises(GraphError):
+        diagnose("(f / set-timer :quant")

@@ -62,8 +62,9 @@ def align(template: str, text: str) -> list[tuple[str, int, int]]:
 def frame_graph(frames: tuple[FrameUse, ...], values: list[tuple[str, int, int]] | None,
                 said: int | None = None) -> penman.Graph:
     """The graph of ``frames`` with slot fillers ``values`` (from ``align``); ``said``: how many words of the
-    text were spoken (a truncation): a slot filler not wholly said becomes ``unknown``; a later frame none of whose
-    slot fillers had begun is dropped (nothing of it was said)."""
+    text were spoken (a truncation): a slot filler not wholly said becomes ``unknown``; a later frame is dropped
+    when the cut came before the previous frames' last filler ended (nothing of it was said), and kept, its
+    unsaid fillers unknown, when the cut came after ("... and then remind me to")."""
     triples: list[tuple[str, str, str]] = []
     count = [0]
 
@@ -71,11 +72,17 @@ def frame_graph(frames: tuple[FrameUse, ...], values: list[tuple[str, int, int]]
         count[0] += 1
         return f"{prefix}{count[0]}"
 
-    tops = []
+    tops, prev_end = [], None
     for k, f in enumerate(frames):
         slot_roles = [r for r in f.roles if r.slot_index is not None]
-        if said is not None and k > 0 and slot_roles and all(values[r.slot_index][1] >= said for r in slot_roles):
-            continue
+        if said is not None and k > 0:
+            # a later frame begins after the previous frames' last filler; nothing of it said: it is dropped
+            begun = said > prev_end if prev_end is not None else \
+                not slot_roles or any(values[r.slot_index][1] < said for r in slot_roles)
+            if not begun:
+                continue
+        ends = [values[r.slot_index][2] for r in slot_roles]
+        prev_end = max([prev_end or 0] + ends) if ends or prev_end is not None else None
         fv = var("f")
         triples.append((fv, ":instance", f.intent))
         for r in f.roles:

@@ -1,0 +1,117 @@
+"""What to do with a (possibly partial) request graph: detect the truncation, ask for what is missing.
+
+Detection reads the graph and the words: a role whose filler is ``unknown``, a role the intent's frame requires
+but the graph lacks, or a last word that cannot end a request ("set a timer for", "add to my", "turn the kitchen
+lights" is caught by its frame: turn-on/turn-off need a device and a state). The clarifying question is generated
+from the missing role (its wh-phrase, by the role and its filler type) and the intent's verb phrase, never looked up
+per sentence: "For how long?", "Add what to your list?", "Turn on which device?".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import UNKNOWN, decode
+from .schema import frames
+
+# Words that leave a request hanging when they come last (prepositions, articles, possessives, conjunctions).
+DANGLING = {"for", "to", "the", "a", "an", "my", "your", "at", "in", "on", "and", "or", "of", "by", "with",
+            "from", "into", "until", "about", "some", "me", "is", "are", "be", "that", "saying", "than", "no", "not",
+            "then", "also", "so", "please", "what", "which", "when", "how", "will", "i", "we", "it", "this", "off",
+            "up", "down", "more", "like", "near", "before", "after", "set", "add", "turn", "call", "play", "remind"}
+
+# How to ask for a role: by (role, filler type) first, then by role alone.
+_WH = {(":location", "room"): "in which room", (":location", "city"): "for which city",
+       ":quant": "how many", (":value", "percentage"): "to what percentage",
+       (":value", "temperature"): "to what temperature", ":location": "where", ":destination": "to where",
+       ":device": "which device", ":contact": "who", ":phone": "which number", ":item": "what",
+       ":artist": "which artist", ":genre": "what kind of music", ":date": "for which day", ":time": "at what time",
+       ":task": "what", ":event": "which event", ":topic": "about what", ":unit": "in what unit",
+       ":value": "to what value", ":code": "which code", ":direction": "up or down", ":op": "which operation"}
+
+# The verb phrase of an intent, for the question ("Add what to your list?"); None: ask with the wh-phrase alone.
+_VERB = {"turn-on": "turn on", "turn-off": "turn off", "set-timer": "set a timer", "set-alarm": "set an alarm",
+         "add-to-list": "add {wh} to your list", "remove-from-list": "remove {wh} from your list",
+         "remind": "remind you", "call": "call", "message": "send a message", "play-music": "play",
+         "query-weather": "get the weather", "schedule": "schedule", "set-temperature": "set the temperature",
+         "set-level": "set it", "extend-timer": "add time", "snooze": "snooze", "navigate": "get directions",
+         "query-route": "check the route", "move-event": "move", "cancel-event": "cancel",
+         "delete-reminder": "delete the reminder", "query-hours": "check the opening hours", "spell": "spell",
+         "store-code": "save the code", "adjust": "adjust", "open": "open", "close": "close", "start": "start"}
+# Roles the question is best asked about together (a duration is one question, not two).
+_TOGETHER = {frozenset({":quant", ":unit"}): "for how long"}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What a graph says of its request: ``truncated``, ``missing``: [(intent, role)] in order, and why."""
+    truncated: bool
+    missing: tuple[tuple[str, str], ...]
+    reasons: tuple[str, ...]
+
+
+def _frame_roles(penman_str: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(intent, [(role, filler concept)])] of each frame, in order: the top node, or a multi-sentence's parts."""
+    g = decode(penman_str)
+    inst = {v: c for v, _, c in g.instances()}
+    if inst.get(g.top) == "multi-sentence":
+        parts = sorted((int(r[4:]) if r[4:].isdigit() else 0, t) for s, r, t in g.edges()
+                       if s == g.top and r.startswith(":snt"))
+        tops = [t for _, t in parts]
+    else:
+        tops = [g.top]
+    return [(inst[v], [(r, inst.get(t, "")) for s, r, t in g.edges() if s == v]) for v in tops]
+
+
+def diagnose(penman_str: str, text: str | None = None) -> Diagnosis:
+    """Is the request cut off, and which roles does it owe? From the graph (unknown fillers, required roles of the
+    intent's frame that are absent) and, with ``text``, its last word."""
+    inv = frames()
+    missing, reasons = [], []
+    for intent, roles in _frame_roles(penman_str):
+        said = {r for r, c in roles if c != UNKNOWN}
+        for r, c in roles:
+            if c == UNKNOWN:
+                missing.append((intent, r))
+                reasons.append(f"{intent} {r}: unknown filler")
+        if intent in inv:
+            for r in inv[intent].required:
+                if r not in said and (intent, r) not in missing:
+                    missing.append((intent, r))
+                    reasons.append(f"{intent} {r}: required by the frame, absent")
+    dangling = bool(text) and text.split()[-1] in DANGLING
+    if dangling:
+        reasons.append(f"last word {text.split()[-1]!r} leaves the request hanging")
+    return Diagnosis(bool(missing) or dangling, tuple(missing), tuple(reasons))
+
+
+def clarifying_question(intent: str, roles: list[str], filler_type: str | None = None) -> str:
+    """A question naming the missing role(s) of ``intent`` in words, generated from the role and the intent's
+    verb phrase: ("set-timer", [":quant", ":unit"]) -> "For how long should I set a timer?"."""
+    roles = list(dict.fromkeys(roles))
+    wh = _TOGETHER.get(frozenset(roles)) if len(roles) > 1 else None
+    if wh is None:
+        r = roles[0]
+        wh = _WH.get((r, filler_type), _WH.get(r, "what"))
+    verb = _VERB.get(intent)
+    if verb is None:
+        q = wh
+    elif "{wh}" in verb:
+        q = verb.format(wh=wh)
+    elif roles == [":task"]:
+        q = f"what should I {verb} to do"
+    else:
+        q = f"{wh} should I {verb}"
+    return q[0].upper() + q[1:] + "?"
+
+
+def ask(penman_str: str, text: str | None = None) -> str | None:
+    """The clarifying question for the first frame that owes something (None when nothing is missing)."""
+    d = diagnose(penman_str, text)
+    if not d.missing:
+        return "Sorry, could you finish that?" if d.truncated else None
+    intent = d.missing[0][0]
+    roles = [r for it, r in d.missing if it == intent]
+    if {":quant", ":unit"} <= set(roles):
+        return clarifying_question(intent, [":quant", ":unit"])
+    types = frames()[intent].types.get(roles[0], ()) if intent in frames() else ()
+    return clarifying_question(intent, roles[:1], types[0] if len(types) == 1 else None)
