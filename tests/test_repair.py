@@ -134,3 +134,29 @@ def test_a_cut_request_is_detected_and_the_question_names_the_missing_role():
     assert ask(two) == "What should I remind you to do?"
     with pytest.raises(GraphError):
         diagnose("(f / set-timer :quant")
+
+
+def test_recovery_says_where_each_filler_came_from():
+    from workbench.repair.repair import diagnose, recover
+    timer = {"template": "set a timer for {n} {unit}", "text": "set a timer for", "truncated": True,
+             "full_text": "set a timer for five minutes"}
+    earlier = gold_graph({"template": "set a timer for {n} {unit}", "text": "set a timer for ten minutes"})
+    r = recover(gold_graph(timer), timer["text"], history=[earlier])          # "... and another one for"
+    assert r.recovered == (("set-timer", ":quant", "ten", "dialogue context"),
+                           ("set-timer", ":unit", "minutes", "dialogue context"))
+    assert r.still_missing == () and r.question is None and not diagnose(r.graph).truncated
+    alone = recover(gold_graph(timer), timer["text"])                         # only the unit has a default
+    assert alone.recovered == (("set-timer", ":unit", "minutes", "default"),)
+    assert alone.still_missing == (("set-timer", ":quant"),) and alone.question == "For how long should I set a timer?"
+    off = {"template": "turn off the {device} in the {room}", "text": "turn off the", "truncated": True,
+           "full_text": "turn off the fan in the kitchen"}
+    one_on = recover(gold_graph(off), off["text"], devices={"kitchen lights": "off", "hallway fan": "on"})
+    assert one_on.recovered == (("turn-off", ":device", "fan", "device state"),
+                                ("turn-off", ":location", "hallway", "device state"))
+    two_on = recover(gold_graph(off), off["text"], devices={"hallway fan": "on", "tv": "on"})   # ambiguous: ask
+    assert two_on.recovered == () and two_on.question == "Which device should I turn off?"
+    assert recover(gold_graph(off), off["text"], devices={}).recovered == ()     # nothing known: nothing made up
+    complete = gold_graph({"template": "turn off the {device} in the {room}", "text": "turn off the tv in the kitchen"})
+    assert recover(complete) == recover(complete, devices={"hallway fan": "on"})
+    assert recover(complete).graph == complete and recover(complete).recovered == ()
+    assert not diagnose(one_on.graph).truncated

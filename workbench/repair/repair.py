@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..data import templates as T
 from .graph import UNKNOWN, decode
 from .schema import frames
 
@@ -49,17 +50,21 @@ class Diagnosis:
     reasons: tuple[str, ...]
 
 
+def _frame_vars(g) -> list[str]:
+    """The variables of a graph's frames, in order: its top, or a multi-sentence's parts."""
+    inst = {v: c for v, _, c in g.instances()}
+    if inst.get(g.top) != "multi-sentence":
+        return [g.top]
+    parts = sorted((int(r[4:]) if r[4:].isdigit() else 0, t) for s, r, t in g.edges()
+                   if s == g.top and r.startswith(":snt"))
+    return [t for _, t in parts]
+
+
 def _frame_roles(penman_str: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """[(intent, [(role, filler concept)])] of each frame, in order: the top node, or a multi-sentence's parts."""
+    """[(intent, [(role, filler concept)])] of each frame, in order."""
     g = decode(penman_str)
     inst = {v: c for v, _, c in g.instances()}
-    if inst.get(g.top) == "multi-sentence":
-        parts = sorted((int(r[4:]) if r[4:].isdigit() else 0, t) for s, r, t in g.edges()
-                       if s == g.top and r.startswith(":snt"))
-        tops = [t for _, t in parts]
-    else:
-        tops = [g.top]
-    return [(inst[v], [(r, inst.get(t, "")) for s, r, t in g.edges() if s == v]) for v in tops]
+    return [(inst[v], [(r, inst.get(t, "")) for s, r, t in g.edges() if s == v]) for v in _frame_vars(g)]
 
 
 def diagnose(penman_str: str, text: str | None = None) -> Diagnosis:
@@ -111,7 +116,99 @@ def ask(penman_str: str, text: str | None = None) -> str | None:
         return "Sorry, could you finish that?" if d.truncated else None
     intent = d.missing[0][0]
     roles = [r for it, r in d.missing if it == intent]
-    if {":quant", ":unit"} <= set(roles):
-        return clarifying_question(intent, [":quant", ":unit"])
+    inv = frames().get(intent)
+    has_unit = inv is not None and ":unit" in inv.required + inv.optional
+    if ":quant" in roles and has_unit and set(roles) <= {":quant", ":unit"}:
+        return clarifying_question(intent, [":quant", ":unit"])             # a duration: one question
     types = frames()[intent].types.get(roles[0], ()) if intent in frames() else ()
     return clarifying_question(intent, roles[:1], types[0] if len(types) == 1 else None)
+
+
+# Defaults an intent's data declares for a role nobody said (type, value): what an assistant may assume aloud.
+DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("query-weather", ":date"): ("day", "today"), ("query-weather", ":location"): ("city", "here"),
+    ("set-timer", ":unit"): ("time-unit", "minutes"), ("snooze", ":quant"): ("number", "nine"),
+    ("snooze", ":unit"): ("time-unit", "minutes"), ("query-calendar", ":date"): ("day", "today"),
+}
+# What a device must be for an intent to apply to it ("a light that is on can only be turned off").
+_NEEDS_STATE = {"turn-off": "on", "turn-on": "off"}
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A graph with what could be recovered filled in: ``recovered`` [(intent, role, value, source)], source one of
+    "dialogue context", "device state", "default"; ``still_missing`` [(intent, role)]; the question for the rest."""
+    graph: str
+    recovered: tuple[tuple[str, str, str, str], ...]
+    still_missing: tuple[tuple[str, str], ...]
+    question: str | None
+
+
+def _fillers(penman_str: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(intent, role): (type, value)} of every said filler of a graph."""
+    g = decode(penman_str)
+    inst = {v: c for v, _, c in g.instances()}
+    vals = {v: t.strip('"') for v, r, t in g.attributes() if r == ":value"}
+    out = {}
+    for v, r, t in g.edges():
+        if inst.get(v) != "multi-sentence" and inst.get(t) != UNKNOWN:
+            out.setdefault((inst[v], r), (inst.get(t, ""), vals.get(t, inst.get(t, ""))))
+    return out
+
+
+def recover(penman_str: str, text: str | None = None, history: list[str] = (), devices: dict | None = None,
+            defaults: dict | None = None) -> Repair:
+    """Fill the roles a cut request owes from what else is known, and say where each came from: an earlier
+    turn's graph with the same intent (``history``, most recent last: "set a timer for ten minutes" ... "and
+    another one for"), the ``devices`` state ({device: "on"/"off"}: turning off needs a device that is on; only a
+    single candidate, among those in the room said if one was, is taken), or the intent's declared default. What
+    is still missing gets the clarifying question."""
+    import penman
+    d = diagnose(penman_str, text)
+    g = decode(penman_str)
+    inst = {v: c for v, _, c in g.instances()}
+    said = _fillers(penman_str)
+    defaults = DEFAULTS if defaults is None else defaults
+    earlier = [_fillers(h) for h in reversed(list(history))]
+    triples, recovered, missing = list(g.triples), [], []
+    frame_var = {}
+    for v in _frame_vars(g):
+        frame_var.setdefault(inst[v], v)
+    implied: dict = {}          # roles a recovered filler also tells (a device's room)
+    for intent, role in d.missing:
+        found = implied.get((intent, role))
+        if found is None:
+            found = next(((f[(intent, role)], "dialogue context") for f in earlier if (intent, role) in f), None)
+        if found is None and role == ":device" and intent in _NEEDS_STATE and devices:
+            room = said.get((intent, ":location"), (None, None))[1]
+            cands = [dev for dev, state in devices.items() if state == _NEEDS_STATE[intent]
+                     and (room is None or dev.startswith(room + " ") or dev == room)]
+            if len(cands) == 1:
+                where = room or next((r for r in sorted(T.ROOMS, key=len, reverse=True)
+                                      if cands[0].startswith(r + " ")), None)
+                name = cands[0][len(where) + 1:] if where and cands[0].startswith(where + " ") else cands[0]
+                found = (("device", name), "device state")
+                if where and not room and (intent, ":location") in d.missing:
+                    implied[(intent, ":location")] = (("room", where), "device state")
+        if found is None and (intent, role) in defaults:
+            found = (defaults[(intent, role)], "default")
+        if found is None:
+            missing.append((intent, role))
+            continue
+        (typ, value), source = found
+        fv = frame_var.get(intent)
+        target = next((t for s, r, t in g.edges() if s == fv and r == role and inst.get(t) == UNKNOWN), None)
+        if target is None:
+            target = f"r{len(triples)}"
+            triples.append((fv, role, target))
+        else:
+            triples = [tr for tr in triples if not (tr[0] == target and tr[1] == ":instance")]
+        triples += [(target, ":instance", typ), (target, ":value", f'"{value}"')]
+        recovered.append((intent, role, value, source))
+    graph = penman.encode(penman.Graph(triples, top=g.top), indent=None)
+    question = None
+    if missing:
+        question = ask(graph, None)
+    elif d.truncated and not d.missing:
+        question = ask(penman_str, text)
+    return Repair(graph, tuple(recovered), tuple(missing), question)
