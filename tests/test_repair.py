@@ -160,3 +160,14 @@ def test_recovery_says_where_each_filler_came_from():
     assert recover(complete) == recover(complete, devices={"hallway fan": "on"})
     assert recover(complete).graph == complete and recover(complete).recovered == ()
     assert not diagnose(one_on.graph).truncated
+
+
+def test_no_complete_request_ends_on_a_dangling_word():
+    from workbench.repair.repair import DANGLING, diagnose
+    rng = np.random.default_rng(1)
+    for t in T.TEMPLATES:
+        for _ in range(15):
+            text, _ = _fill(t.text, rng)
+            assert text.split()[-1] not in DANGLING, text
+            g = gold_graph({"template": t.text, "text": text})
+            assert not diagnose(g, text).truncated, (text, diagnose(g, text).reasons)

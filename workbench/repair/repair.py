@@ -1,10 +1,10 @@
-"""What to do with a (possibly partial) request graph: detect the truncation, ask for what is missing.
+"""What to do with a (possibly partial) request graph: detect the cut, recover what else says, ask for the rest.
 
 Detection reads the graph and the words: a role whose filler is ``unknown``, a role the intent's frame requires
-but the graph lacks, or a last word that cannot end a request ("set a timer for", "add to my", "turn the kitchen
-lights" is caught by its frame: turn-on/turn-off need a device and a state). The clarifying question is generated
-from the missing role (its wh-phrase, by the role and its filler type) and the intent's verb phrase, never looked up
-per sentence: "For how long?", "Add what to your list?", "Turn on which device?".
+but the graph lacks, or a last word that cannot end a request ("set a timer for", "add to my"). Recovery fills a
+missing role from an earlier turn, the device state or a declared default, and says which. The clarifying
+question is generated from the missing role (its wh-phrase, by the role and its filler type) and the intent's verb
+phrase, never looked up per sentence: "For how long should I set a timer?", "Add what to your list?".
 """
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from ..data import templates as T
 from .graph import UNKNOWN, decode
 from .schema import frames
 
-# Words that leave a request hanging when they come last (prepositions, articles, possessives, conjunctions).
-DANGLING = {"for", "to", "the", "a", "an", "my", "your", "at", "in", "on", "and", "or", "of", "by", "with",
-            "from", "into", "until", "about", "some", "me", "is", "are", "be", "that", "saying", "than", "no", "not",
-            "then", "also", "so", "please", "what", "which", "when", "how", "will", "i", "we", "it", "this", "off",
-            "up", "down", "more", "like", "near", "before", "after", "set", "add", "turn", "call", "play", "remind"}
+# Words that leave a request hanging when they come last (prepositions, articles, possessives, conjunctions,
+# a bare verb). Not "on", "off", "up", "it", "this", "like", "please": requests end on them ("is the fan still on",
+# "what song is this"), nor "call" ("when is my conference call"); a test fills every template to keep it honest.
+DANGLING = {"for", "to", "the", "a", "an", "my", "your", "at", "in", "and", "or", "of", "by", "with", "from",
+            "into", "until", "about", "some", "is", "are", "be", "saying", "than", "not", "then", "also", "so",
+            "what", "which", "when", "how", "will", "near", "before", "after", "set", "add", "turn", "play",
+            "remind"}
 
 # How to ask for a role: by (role, filler type) first, then by role alone.
 _WH = {(":location", "room"): "in which room", (":location", "city"): "for which city",
