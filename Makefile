@@ -36,7 +36,8 @@ lab: $(PY)
 # stop 16) -> data/models/asr_small
 # (the shipped stages 1-3 ran on the stop-12 corpus, espeak-ng only; rerun today they read the multi-engine one); then the
 # two-pass end-pointer's arbitrator on that model (minutes); the domain LM (a 2.9 M-parameter Llama from random
-# weights on the training text, minutes) -> data/models/lm_domain; then the ESPnet contextual-block conformer in three
+# weights on the training text, minutes) -> data/models/lm_domain; the repair room's parser (the domain LM with
+# three heads, 1,500 steps on sampled template texts, ~15 min) -> data/models/repair_parser; then the ESPnet contextual-block conformer in three
 # stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min; the shipped stages 1-2
 # ran on the espeak-only corpus; then stage 3, the same tokenizer and every weight fine-tuned on the multi-engine
 # corpus, 2,500 steps, ~55 min) -> data/models/asr_espnet_small.
@@ -58,6 +59,7 @@ models: $(PY)
 	$(PY) -m workbench train-arbitrator --n-train 800 --n-dev 200
 	$(PY) -m workbench train-lm
 	$(PY) -m workbench train-reranker
+	$(PY) -m workbench train-parser
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

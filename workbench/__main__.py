@@ -77,6 +77,16 @@ def _train_lm(args) -> int:
     return 0
 
 
+def _train_parser(args) -> int:
+    import json
+    from .repair.parser import ParserConfig, train_from_corpus
+    cfg = ParserConfig(n_train=args.n_train, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
+    meta = train_from_corpus(args.corpus_size, out=args.out, cfg=cfg,
+                             trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    print(json.dumps({k: meta[k] for k in ("params", "train_examples", "train_seconds", "threshold", "dev")}, indent=1))
+    return 0
+
+
 def _train_reranker(args) -> int:
     import json
     from .rescoring.mwer import MWERConfig, train_from_corpus
@@ -126,6 +136,13 @@ def _bench(args) -> int:
         if "espnet" in res:
             show["espnet"] = res["espnet"]
         print(json.dumps(show, indent=1))
+        return 0
+    if args.what == "repair":
+        from .repair.bench import run
+        res = run(args.parser, n=args.n, asr=not args.no_asr, out_dir=args.out, results_dir=args.results,
+                  threads=args.threads or 2, asr_model=args.model, endpoint=not args.no_endpoint)
+        print(json.dumps({"headline": res["headline"], "detection_rule": res["detection_rule"],
+                          "wall_s": res["wall_s"], "out_dir": res["out_dir"]}, indent=1))
         return 0
     if args.what == "rescoring":
         from .rescoring.bench import run
@@ -275,8 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--num-nodes", type=int, default=1)
     rr.add_argument("--out", type=Path, default=None, help="default: data/models/reranker_mwer")
     rr.set_defaults(func=_train_reranker)
+    tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
+    tp.add_argument("--corpus-size", default="default")
+    tp.add_argument("--n-train", type=int, default=40000, help="sampled training texts, half of them cut off")
+    tp.add_argument("--max-steps", type=int, default=1500)
+    tp.add_argument("--batch-size", type=int, default=64)
+    tp.add_argument("--lr", type=float, default=1e-3)
+    tp.add_argument("--devices", type=int, default=1, help="Lightning devices (GPUs when present)")
+    tp.add_argument("--num-nodes", type=int, default=1)
+    tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
+    tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
@@ -305,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (default: torch's, one per core); recorded with the result")
     b.add_argument("--repeats", type=int, default=3,
                    help="batching: runs per configuration and stream count, interleaved; the median decides")
+    b.add_argument("--parser", type=Path, default=None, help="repair: parser folder (default data/models/repair_parser)")
+    b.add_argument("--no-asr", action="store_true", help="repair: text only, no decoding")
+    b.add_argument("--no-endpoint", action="store_true", help="repair: leave out the end-pointer consulting the parser")
     b.add_argument("--no-nemo-peer", action="store_true", help="batching: leave NeMo's own pipeline out")
     b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
     b.add_argument("--context", default=None, help="batching/endpoint: attention context (default 70,1: 160 ms chunks)")

@@ -104,6 +104,14 @@ def make_endpointer(name: str, setting, arbitrator_probs=None, max_wait_ms: floa
     raise ValueError(f"unknown end-pointer {name!r}: use 'pause', 'eou' or 'two-pass'")
 
 
+def _endpointer(name: str, setting, probs, max_wait_ms: float, variants: dict | None):
+    """``make_endpointer``, where a name of ``variants`` is a two-pass end-pointer whose arbitrator's
+    probabilities ``variants[name](probs)`` makes (e.g. the arbitrator consulting the repair room's parser)."""
+    if variants and name in variants:
+        return make_endpointer("two-pass", setting, variants[name](probs), max_wait_ms)
+    return make_endpointer(name, setting, probs, max_wait_ms)
+
+
 def settings_of(arbitrator=None, signals=None, pauses_ms=PAUSES_MS, thetas=THETAS, arb_thresholds=ARB_THRESHOLDS,
                 first_pass_ms=FIRST_PASS_MS) -> dict:
     """Every end-pointer's swept settings (EOU only when the recogniser gives P(<EOU>))."""
@@ -116,18 +124,22 @@ def settings_of(arbitrator=None, signals=None, pauses_ms=PAUSES_MS, thetas=THETA
 
 
 def curves(signals, arbitrator=None, pauses_ms=PAUSES_MS, thetas=THETAS, arb_thresholds=ARB_THRESHOLDS,
-           first_pass_ms=FIRST_PASS_MS, max_wait_ms: float = 1500.0) -> dict:
-    """Trade-off curve of every end-pointer over ``signals``."""
+           first_pass_ms=FIRST_PASS_MS, max_wait_ms: float = 1500.0, variants: dict | None = None) -> dict:
+    """Trade-off curve of every end-pointer over ``signals`` (``variants``: more two-pass end-pointers, swept
+    over the two-pass settings, see ``_endpointer``)."""
     probs = None
     if arbitrator is not None:
         from .arbitrator import ArbitratorProbs
         probs = ArbitratorProbs(arbitrator)
     grid = settings_of(arbitrator, signals, pauses_ms, thetas, arb_thresholds, first_pass_ms)
-    return {name: sweep(lambda st, name=name: make_endpointer(name, st, probs, max_wait_ms), sts, signals)
+    if arbitrator is not None:
+        grid.update({v: grid["two-pass"] for v in variants or {}})
+    return {name: sweep(lambda st, name=name: _endpointer(name, st, probs, max_wait_ms, variants), sts, signals)
             for name, sts in grid.items()}
 
 
-def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, baseline=BASELINE, seed: int = 0) -> dict:
+def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, baseline=BASELINE, seed: int = 0,
+                      variants: dict | None = None) -> dict:
     """Choose each end-pointer's setting on ``dev`` (its Pareto front's best within the baseline's dev EP90),
     then score those settings once on ``test`` with 95 % intervals; the paired difference of each one's
     cut-off rate against the baseline's on the same test utterances (``within_noise`` when its interval
@@ -139,7 +151,7 @@ def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, b
     if arbitrator is not None:
         from .arbitrator import ArbitratorProbs
         probs = ArbitratorProbs(arbitrator)
-    dev_cv = curves(dev, arbitrator, max_wait_ms=max_wait_ms)
+    dev_cv = curves(dev, arbitrator, max_wait_ms=max_wait_ms, variants=variants)
     base_name, base_setting = baseline
     base_row = next((r for r in dev_cv[base_name] if r["setting"] == base_setting), None)
     budget = base_row["EP90_ms"] if base_row else float("nan")
@@ -164,7 +176,7 @@ def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, b
         if setting is None:
             rows[name] = {"setting": None, "note": f"no setting reaches the dev EP90 budget of {budget:.0f} ms"}
             continue
-        out = score(make_endpointer(name, setting, probs, max_wait_ms), test)
+        out = score(_endpointer(name, setting, probs, max_wait_ms, variants), test)
         cut[name] = [o.cut_off for o in out]
         rows[name] = {"setting": setting, **summarize(out), "ci": outcome_cis(out, seed)}
     vs = {}
@@ -178,7 +190,7 @@ def select_and_report(dev, test, arbitrator=None, max_wait_ms: float = 1500.0, b
     return {"dev": {"n_utterances": len(dev), "budget_EP90_ms": budget, "budget_rule": rule, "baseline": list(baseline),
                     "curves": dev_cv, "selected": selected},
             "test": {"n_utterances": len(test), "rows": rows, "vs_baseline": vs,
-                     "curves": curves(test, arbitrator, max_wait_ms=max_wait_ms)},
+                     "curves": curves(test, arbitrator, max_wait_ms=max_wait_ms, variants=variants)},
             "two_pass_cutoff_over_pause": ratio,
             "goal_halved": bool(ratio is not None and ratio <= 0.5),
             "goal_halved_beyond_noise": bool(ratio is not None and ratio <= 0.5 and two["cutoff_diff"]["ci95"][1] < 0)}

@@ -169,3 +169,32 @@ def roles(s: str) -> dict[str, list[str]]:
             if src == v:
                 out[c].append(role + ("?" if inst.get(tgt) == UNKNOWN else ""))
     return out
+
+
+def draw(s: str, ax=None, title: str = ""):
+    """The graph drawn as a tree (networkx layout, matplotlib): concepts as nodes, roles on the edges, an
+    ``unknown`` filler in red, a filler's words under its concept."""
+    import matplotlib.pyplot as plt
+    import networkx as nx
+    g = decode(s)
+    inst = {v: c for v, _, c in g.instances()}
+    vals = {v: t.strip('"') for v, r, t in g.attributes() if r == ":value"}
+    G = nx.DiGraph()
+    for v, c in inst.items():
+        G.add_node(v, label=c + (f'\n"{vals[v]}"' if v in vals else ""))
+    for a, r, b in g.edges():
+        G.add_edge(a, b, role=r)
+    depth = nx.single_source_shortest_path_length(G, g.top)
+    for v in G:
+        G.nodes[v]["layer"] = depth.get(v, 0)
+    pos = nx.multipartite_layout(G, subset_key="layer", align="horizontal", scale=-1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4, 1.8 * max(1, len(G) - 1)), 1.6 + 1.2 * (max(depth.values()) + 1)))
+    colors = ["#f4a6a6" if inst[v] == UNKNOWN else "#cfe3f7" for v in G]
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_color=colors, node_size=2600, node_shape="o")
+    nx.draw_networkx_labels(G, pos, {v: G.nodes[v]["label"] for v in G}, ax=ax, font_size=8)
+    nx.draw_networkx_edges(G, pos, ax=ax, arrows=True, node_size=2600)
+    nx.draw_networkx_edge_labels(G, pos, nx.get_edge_attributes(G, "role"), ax=ax, font_size=8)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax

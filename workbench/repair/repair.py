@@ -111,19 +111,33 @@ def clarifying_question(intent: str, roles: list[str], filler_type: str | None =
     return q[0].upper() + q[1:] + "?"
 
 
-def ask(penman_str: str, text: str | None = None) -> str | None:
-    """The clarifying question for the first frame that owes something (None when nothing is missing)."""
+def question_target(penman_str: str, text: str | None = None) -> tuple[str, tuple[str, ...]] | None:
+    """What the clarifying question asks for: (intent, roles) of the first frame that owes something, a duration
+    asked as one (":quant", ":unit"); ("", ()) when the request is cut but owes no role; None when it is whole."""
     d = diagnose(penman_str, text)
     if not d.missing:
-        return "Sorry, could you finish that?" if d.truncated else None
+        return ("", ()) if d.truncated else None
     intent = d.missing[0][0]
     roles = [r for it, r in d.missing if it == intent]
     inv = frames().get(intent)
     has_unit = inv is not None and ":unit" in inv.required + inv.optional
     if ":quant" in roles and has_unit and set(roles) <= {":quant", ":unit"}:
-        return clarifying_question(intent, [":quant", ":unit"])             # a duration: one question
+        return intent, (":quant", ":unit")                                    # a duration: one question
+    return intent, (roles[0],)
+
+
+def ask(penman_str: str, text: str | None = None) -> str | None:
+    """The clarifying question for the first frame that owes something (None when nothing is missing)."""
+    target = question_target(penman_str, text)
+    if target is None:
+        return None
+    intent, roles = target
+    if not roles:
+        return "Sorry, could you finish that?"
+    if len(roles) > 1:
+        return clarifying_question(intent, list(roles))
     types = frames()[intent].types.get(roles[0], ()) if intent in frames() else ()
-    return clarifying_question(intent, roles[:1], types[0] if len(types) == 1 else None)
+    return clarifying_question(intent, list(roles), types[0] if len(types) == 1 else None)
 
 
 # Defaults an intent's data declares for a role nobody said (type, value): what an assistant may assume aloud.
@@ -214,3 +228,36 @@ def recover(penman_str: str, text: str | None = None, history: list[str] = (), d
     elif d.truncated and not d.missing:
         question = ask(penman_str, text)
     return Repair(graph, tuple(recovered), tuple(missing), question)
+
+
+def apply_answer(penman_str: str, answer: str, spans=()) -> str:
+    """The graph after the user answered the clarifying question: each owed role of the first frame that owes
+    something is filled from a span of the answer tagged with a slot of that role (``spans``, from the parser:
+    [(slot, words, first, end, partial)]); with no such span, the answer's words fill the first owed role."""
+    import penman
+    from .schema import SLOT_ROLES
+    target = question_target(penman_str)
+    if not target or not target[1]:
+        return penman_str
+    intent, owed = target
+    g = decode(penman_str)
+    inst = {v: c for v, _, c in g.instances()}
+    fv = next(v for v in _frame_vars(g) if inst[v] == intent)
+    triples = list(g.triples)
+    fills = {}
+    for slot, words, *_ in spans:
+        role, typ = SLOT_ROLES[slot]
+        if role in owed and role not in fills and words:
+            fills[role] = (typ, words)
+    if not fills:
+        types = frames()[intent].types.get(owed[0], ("value",)) if intent in frames() else ("value",)
+        fills[owed[0]] = (types[0], " ".join(answer.split()))
+    for role, (typ, words) in fills.items():
+        target_var = next((t for s, r, t in g.edges() if s == fv and r == role and inst.get(t) == UNKNOWN), None)
+        if target_var is None:
+            target_var = f"a{len(triples)}"
+            triples.append((fv, role, target_var))
+        else:
+            triples = [tr for tr in triples if not (tr[0] == target_var and tr[1] == ":instance")]
+        triples += [(target_var, ":instance", typ), (target_var, ":value", f'"{words}"')]
+    return penman.encode(penman.Graph(triples, top=g.top), indent=None)

@@ -1,0 +1,302 @@
+"""``python -m workbench bench repair``: the parser and the repair measured on text and through the ASR.
+
+Sets (every gold graph from the corpus entry's template, so the truth is known by construction):
+- ``text``: the test split's reference texts (the corpus's own cuts) and the complete counterparts of the cut ones;
+- ``text, every cut``: every test sentence cut after each of its words (as the corpus cuts) beside the whole
+  sentence: the many cuts a rate needs;
+- ``held-out templates``: the same on ``test_unseen_text`` (templates the parser never saw);
+- ``ASR``/``ASR, held-out templates``: the recogniser's transcripts of the same audio (beam 8, the domain-LM
+  reranker the widgets apply), against the references' gold graphs.
+Detection is selected on dev (the cut head, the graph's own evidence, or either) and reported on test.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..stats import paired_ci, rate_ci, stat_ci
+from .graph import _FILLER, gold_graph, smatch_counts
+from .repair import DANGLING, _fillers, diagnose, question_target, recover
+
+RULES = ("cut head", "graph", "cut head or graph")
+# the rule of thumb without a parser: the request ends on a word that cannot end one ("set a timer for")
+BASELINE_RULE = "last word dangles (no parser)"
+
+
+def every_cut(entries: list[dict]) -> list[dict]:
+    """Each entry's whole sentence and every cut of it after its k-th spoken word (k from the first to the last
+    but one, as the corpus cuts), as entries."""
+    out = []
+    for e in entries:
+        full = e.get("full_text") or e["text"]
+        words = full.split()
+        out.append({"template": e["template"], "text": full, "truncated": False})
+        spoken = [j for j, w in enumerate(words) if not re.fullmatch(_FILLER, w)]
+        for k in range(len(spoken) - 1):
+            out.append({"template": e["template"], "text": " ".join(words[:spoken[k] + 1]), "full_text": full,
+                        "truncated": True})
+    return out
+
+
+def with_counterparts(entries: list[dict]) -> list[dict]:
+    """The entries and, for each cut one, its complete counterpart (the sentence the user meant)."""
+    return list(entries) + [{"template": e["template"], "text": e["full_text"], "truncated": False}
+                            for e in entries if e.get("truncated")]
+
+
+def _f1(pred, truth):
+    tp = np.sum(pred * truth)
+    return 2 * tp / max(1.0, np.sum(pred) + np.sum(truth))
+
+
+def _detected(rule: str, parse) -> bool:
+    if rule == BASELINE_RULE:
+        return parse.text.split()[-1] in DANGLING
+    graph = diagnose(parse.graph, parse.text).truncated
+    return {"cut head": parse.truncated, "graph": graph, "cut head or graph": parse.truncated or graph}[rule]
+
+
+def detection(parses, truth, rule: str, seed: int = 0) -> dict:
+    pred = np.array([_detected(rule, p) for p in parses], float)
+    truth = np.asarray(truth, float)
+    tp = int(np.sum(pred * truth))
+    return {"f1": paired_ci((pred, truth), _f1, seed=seed),
+            "precision": rate_ci(tp, int(pred.sum())), "recall": rate_ci(tp, int(truth.sum()))}
+
+
+def choose_rule(parses, truth) -> str:
+    """The detection rule with the best F1 (on dev)."""
+    return max(RULES, key=lambda r: detection(parses, truth, r)["f1"]["value"])
+
+
+def _smatch(pairs, seed: int = 0) -> dict:
+    if not pairs:
+        return {"value": float("nan"), "ci95": [float("nan")] * 2, "n": 0}
+    c = np.array([smatch_counts(p, g) for p, g in pairs], float)
+    return paired_ci((c[:, 0], c[:, 1], c[:, 2]), lambda m, t, g: 2 * m.sum() / max(1.0, t.sum() + g.sum()), seed=seed)
+
+
+def _target_roles(target) -> set:
+    return set() if not target else {(target[0], r) for r in target[1]}
+
+
+def evaluate(parser, entries: list[dict], texts: list[str] | None = None, rule: str = "cut head",
+             seed: int = 0, batch: int = 64) -> dict:
+    """Every metric of one set: ``entries`` (corpus-like, with template), read from ``texts`` (ASR transcripts;
+    default the entries' own text)."""
+    texts = [e["text"] for e in entries] if texts is None else texts
+    keep = [i for i, t in enumerate(texts) if t.split()]          # an empty transcript: nothing to parse
+    parses = [None] * len(texts)
+    for b in range(0, len(keep), batch):
+        idx = keep[b:b + batch]
+        for i, p in zip(idx, parser.parse_batch([texts[i] for i in idx])):
+            parses[i] = p
+    gold = [gold_graph(e) for e in entries]
+    truth = [bool(e.get("truncated")) for e in entries]
+    ok = [i for i in range(len(entries)) if parses[i] is not None]
+    res = {"n": len(entries), "n_cut": int(sum(truth)), "empty_transcripts": len(entries) - len(ok),
+           "rule": rule}
+    det_parses = [parses[i] for i in ok]
+    res["detection"] = detection(det_parses, [truth[i] for i in ok], rule, seed)
+    res["detection_by_rule"] = {r: detection(det_parses, [truth[i] for i in ok], r, seed)
+                                for r in RULES + (BASELINE_RULE,) if r != rule}
+    # empty transcripts count as missed cuts / correct completes: the parser was given nothing
+    res["smatch_full"] = _smatch([(parses[i].graph, gold[i]) for i in ok if not truth[i]], seed)
+    res["smatch_partial"] = _smatch([(parses[i].graph, gold[i]) for i in ok if truth[i]], seed)
+    # missing roles: where the gold partial graph owes a role
+    owed = [i for i in range(len(entries)) if truth[i] and diagnose(gold[i]).missing]
+    right_first = right_set = asked_right = 0
+    by_role: dict[str, list[int]] = {}
+    for i in owed:
+        g = diagnose(gold[i]).missing
+        p = diagnose(parses[i].graph, parses[i].text).missing if parses[i] else ()
+        right_first += bool(p) and p[0] == g[0]
+        right_set += set(p) == set(g)
+        gt = question_target(gold[i])
+        pt = question_target(parses[i].graph, parses[i].text) if parses[i] else None
+        ok_q = bool(pt) and pt[0] == gt[0] and bool(_target_roles(pt) & _target_roles(gt))
+        asked_right += ok_q
+        by_role.setdefault(gt[1][0] if len(gt[1]) == 1 else "duration", []).append(int(ok_q))
+    res["missing_role_first"] = rate_ci(right_first, len(owed))
+    res["missing_roles_exact"] = rate_ci(right_set, len(owed))
+    res["question_right"] = rate_ci(asked_right, len(owed))
+    res["question_right_by_role"] = {r: rate_ci(sum(v), len(v)) for r, v in sorted(by_role.items())}
+    return res, parses
+
+
+# ---------------------------------------------------------------- recovery scenarios
+
+def _refill(template: str, full_text: str, keep: set[int], rng) -> str:
+    """``template`` filled afresh except slot occurrences ``keep``, which keep ``full_text``'s words."""
+    from ..data import templates as T
+    from .graph import align
+    values = align(template, full_text)
+    k = iter(range(len(values)))
+
+    def fill(m):
+        i = next(k)
+        return values[i][0] if i in keep else T.plain(T.SLOTS[m.group(1)](rng))
+    return re.sub(r"\{(\w+)\}", fill, template)
+
+
+def recovery(parser, entries: list[dict], texts: list[str] | None = None, seed: int = 0) -> dict:
+    """Recovered filler right where context holds it. For each cut entry whose gold graph owes a role:
+    (a) dialogue context: an earlier turn, the same template filled afresh but with the owed role's words, is
+    parsed too and the cut request recovered from it; (b) device state (turning a device on or off, the device
+    owed): the devices in that room, the meant one in the state the intent needs, the others not."""
+    from ..data import templates as T
+    from .graph import align
+    from .schema import frame_uses
+    rng = np.random.default_rng(seed)
+    texts = [e["text"] for e in entries] if texts is None else texts
+    ctx, dev = [], []
+    for e, text in zip(entries, texts):
+        if not e.get("truncated") or not text.split():
+            continue
+        gold = gold_graph(e)
+        owed = diagnose(gold).missing
+        if not owed:
+            continue
+        whole = gold_graph({"template": e["template"], "text": e["full_text"]})
+        values = _fillers(whole)
+        intent, role = owed[0]
+        if (intent, role) not in values:
+            continue                           # a role no slot fills (none here), or a later frame's
+        want = values[(intent, role)][1]
+        fr = frame_uses(e["template"])
+        slot_idx = {r.slot_index for f in fr for r in f.roles if f.intent == intent and r.role == role
+                    and r.slot_index is not None}
+        earlier = _refill(e["template"], e["full_text"], slot_idx, rng)
+        parse, hist = parser.parse_batch([text, earlier])
+        got = {(i, r): v for i, r, v, s in recover(parse.graph, parse.text, [hist.graph]).recovered
+               if s == "dialogue context"}
+        ctx.append(int(got.get((intent, role)) == want))
+        if intent in ("turn-on", "turn-off") and role == ":device":
+            room = values.get((intent, ":location"), (None, None))[1]
+            need = "on" if intent == "turn-off" else "off"
+            others = [d for d in T.DEVICES if d != want][:3]
+            where = (room + " ") if room else ""
+            devices = {where + want: need} | {where + d: ("off" if need == "on" else "on") for d in others}
+            got = {(i, r): v for i, r, v, s in recover(parse.graph, parse.text, [], devices).recovered
+                   if s == "device state"}
+            dev.append(int(got.get((intent, role)) == want))
+    return {"dialogue context": rate_ci(sum(ctx), len(ctx)), "device state": rate_ci(sum(dev), len(dev))}
+
+
+def latency(parser, texts: list[str], repeats: int = 1) -> dict:
+    """Milliseconds per request, one request at a time (what a live turn pays), after a warm-up."""
+    for t in texts[:5]:
+        parser.parse(t)
+    ms = []
+    for _ in range(repeats):
+        for t in texts:
+            t0 = time.perf_counter()
+            parser.parse(t)
+            ms.append(1000 * (time.perf_counter() - t0))
+    return {"p50": stat_ci(ms, lambda x: np.percentile(x, 50)), "p95": stat_ci(ms, lambda x: np.percentile(x, 95)),
+            "n": len(ms)}
+
+
+def asr_texts(corpus, split: str, asr_model=None, n: int | None = None, beam: int = 8, context=(70, 13),
+              log=print) -> list[str]:
+    """The recogniser's transcripts of a split: beam ``beam`` n-best (cached, shared with ``bench rescoring``),
+    the domain-LM reranker's pick (what the widgets show)."""
+    from ..asr.recipe import MODELS as ASR_MODELS
+    from ..rescoring.bench import domain_reranker, picks
+    from ..rescoring.nbest import nbest_set
+    asr_model = Path(asr_model or ASR_MODELS / "asr_small" / "model.nemo")
+    ns = nbest_set(asr_model, corpus, split, n, beam, context, log=log)
+    idx, _ = picks(domain_reranker(), ns.nbests)
+    return [nb[k].text if nb else "" for nb, k in zip(ns.nbests, idx)]
+
+
+def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, out_dir=None, results_dir=None,
+        threads: int = 2, asr_model=None, endpoint: bool = True, seed: int = 0, log=print) -> dict:
+    """Every set measured, JSON ``bench_repair.json`` and its plot written; ``n``: the first n utterances of each
+    split (all by default); ``asr``: also through the recogniser (decodes the audio once, then cached);
+    ``endpoint``: the two-pass end-pointer consulting the parser (``endpointing.tie_in``)."""
+    import torch
+    from ..data import ensure_corpus, open_dataset
+    from ..reports import repo_path, save_bench
+    from .parser import DEFAULT, load_parser
+    t0 = time.time()
+    torch.set_num_threads(threads)
+    corpus = Path(corpus or ensure_corpus("default"))
+    parser = load_parser(parser_path, device="cpu")
+    split = {s: open_dataset(corpus, s).entries[:n] for s in ("dev", "test", "test_unseen_text")}
+    dev_parses = parser.parse_batch([e["text"] for e in split["dev"]])
+    dev_truth = [bool(e.get("truncated")) for e in split["dev"]]
+    rule = choose_rule(dev_parses, dev_truth)
+    log(f"detection rule chosen on dev: {rule}")
+    sets = {"text": (with_counterparts(split["test"]), None),
+            "text, every cut": (every_cut(split["test"]), None),
+            "held-out templates": (with_counterparts(split["test_unseen_text"]), None),
+            "held-out templates, every cut": (every_cut(split["test_unseen_text"]), None)}
+    if asr:
+        for name, s in (("ASR", "test"), ("ASR, held-out templates", "test_unseen_text")):
+            sets[name] = (split[s], asr_texts(corpus, s, asr_model, n=n, log=log))
+    out = {}
+    for name, (entries, texts) in sets.items():
+        r, _ = evaluate(parser, entries, texts, rule, seed)
+        r["recovery"] = recovery(parser, entries, texts, seed)
+        out[name] = r
+        log(f"{name}: detection F1 {r['detection']['f1']['value']:.3f}, missing role {r['missing_role_first']['value']:.3f}"
+            f", smatch partial {r['smatch_partial']['value']:.3f}, recovery {r['recovery']['dialogue context']['value']:.3f}")
+    lat = latency(parser, [e["text"] for e in split["test"]])
+    ep = None
+    if endpoint:
+        from .endpointing import tie_in
+        ep = tie_in(parser, n=n or 500, n_dev=min(n or 300, 300), seed=seed, log=log)
+        log(f"end-pointing: chosen {ep['chosen_on_dev']}, vs two-pass {ep['parser_vs_two_pass_cutoff']}")
+    result = {"parser": repo_path(parser.path or DEFAULT), "corpus": repo_path(corpus), "threads": threads,
+              "detection_rule": rule, "threshold": parser.threshold, "dev_detection": detection(dev_parses, dev_truth, rule),
+              "sets": out, "latency_ms": lat, "endpointing": ep, "goals": GOALS, "wall_s": round(time.time() - t0, 1)}
+    result["headline"] = headline(result)
+    out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
+    save_bench(out_dir, "bench_repair", result, {"repair.png": plot(result)}, results_dir)
+    result["out_dir"] = str(out_dir)
+    return result
+
+
+GOALS = {"detection F1, text": 0.95, "detection F1, ASR": 0.85, "missing role right": 0.90,
+         "recovered filler right": 0.80, "parser p95 ms": 50.0}
+
+
+def headline(r: dict) -> dict:
+    s = r["sets"]
+    h = {"detection F1, text": s["text"]["detection"]["f1"]["value"],
+         "missing role right": s["text, every cut"]["missing_role_first"]["value"],
+         "recovered filler right": s["text, every cut"]["recovery"]["dialogue context"]["value"],
+         "parser p95 ms": r["latency_ms"]["p95"]["value"]}
+    if "ASR" in s:
+        h["detection F1, ASR"] = s["ASR"]["detection"]["f1"]["value"]
+    h["met"] = {k: (v <= GOALS[k] if k.endswith("ms") else v >= GOALS[k]) for k, v in h.items() if k in GOALS}
+    return h
+
+
+def plot(result: dict, ax=None):
+    """Detection F1, missing role right and Smatch (partial) per set, 95 % intervals."""
+    import matplotlib.pyplot as plt
+    sets = list(result["sets"])
+    metrics = [("detection F1", lambda r: r["detection"]["f1"]), ("missing role right", lambda r: r["missing_role_first"]),
+               ("Smatch, cut requests", lambda r: r["smatch_partial"]), ("Smatch, whole requests", lambda r: r["smatch_full"])]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 3.8))
+    else:
+        fig = ax.figure
+    w = 0.8 / len(metrics)
+    for k, (name, get) in enumerate(metrics):
+        v = [get(result["sets"][s]) for s in sets]
+        x = np.arange(len(sets)) + (k - (len(metrics) - 1) / 2) * w
+        y = np.array([c["value"] for c in v])
+        err = np.array([[c["value"] - c["ci95"][0], c["ci95"][1] - c["value"]] for c in v]).T
+        ax.bar(x, y, w, yerr=np.nan_to_num(err), capsize=2, label=name)
+    ax.set_xticks(np.arange(len(sets)), sets, rotation=15)
+    ax.set_ylim(0, 1.05)
+    ax.axhline(0.95, color="k", lw=0.6, ls=":")
+    ax.legend(fontsize=8, ncol=4, loc="lower center")
+    ax.set_title("truncation repair: parser on text and through the ASR (test; 95 % intervals)")
+    return fig
