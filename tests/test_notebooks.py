@@ -16,6 +16,8 @@ KEY_METRICS = {
     "05_endpoint_tuning": ["rescore_ms"],
     "06_live_demo": ["transcript_words"],
     "07_rescoring": ["wer_1best_test", "wer_oracle_test", "wer_domain_lm_test", "domain_lm_p95_ms"],
+    "08_truncation_repair": ["repair_detection_f1_text", "repair_missing_role_right", "repair_smatch_partial",
+                             "repair_parser_p95_ms"],
 }
 
 

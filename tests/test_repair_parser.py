@@ -145,8 +145,11 @@ def test_the_answer_fills_the_owed_role_and_the_graph_draws(parser):
     from workbench.repair import apply_answer, draw
     p = parser.parse("add to my shopping list")
     assert question_target(p.graph, p.text) == ("add-to-list", (":item",))
-    done = apply_answer(p.graph, "eggs", parser.parse("eggs").spans)
+    done = apply_answer(p.graph, "eggs", parser.answer_spans(p.text, "eggs"))
     assert not diagnose(done).missing and '"eggs"' in done and roles(done) == {"add-to-list": [":item"]}
+    p = parser.parse("set a timer for")                     # the answer read as the request's continuation
+    done = apply_answer(p.graph, "ten minutes", parser.answer_spans(p.text, "ten minutes"))
+    assert '"ten"' in done and '"minutes"' in done and not diagnose(done).missing
     ax = draw(p.graph)
     labels = [t.get_text() for t in ax.texts]
-    assert "add-to-list" in labels and "unknown" in labels and ":item" in labels
+    assert labels.count("unknown") == 2 and {"set-timer", ":quant", ":unit"} <= set(labels)

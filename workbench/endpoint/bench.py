@@ -106,9 +106,11 @@ def make_endpointer(name: str, setting, arbitrator_probs=None, max_wait_ms: floa
 
 def _endpointer(name: str, setting, probs, max_wait_ms: float, variants: dict | None):
     """``make_endpointer``, where a name of ``variants`` is a two-pass end-pointer whose arbitrator's
-    probabilities ``variants[name](probs)`` makes (e.g. the arbitrator consulting the repair room's parser)."""
+    probabilities ``variants[name](probs)`` makes (e.g. the arbitrator consulting the repair room's parser);
+    a variant given as ``(make_probs, max_wait_ms)`` has a maximum wait of its own."""
     if variants and name in variants:
-        return make_endpointer("two-pass", setting, variants[name](probs), max_wait_ms)
+        make, wait = variants[name] if isinstance(variants[name], tuple) else (variants[name], max_wait_ms)
+        return make_endpointer("two-pass", setting, make(probs), wait)
     return make_endpointer(name, setting, probs, max_wait_ms)
 
 

@@ -120,11 +120,38 @@ def evaluate(parser, entries: list[dict], texts: list[str] | None = None, rule: 
         ok_q = bool(pt) and pt[0] == gt[0] and bool(_target_roles(pt) & _target_roles(gt))
         asked_right += ok_q
         by_role.setdefault(gt[1][0] if len(gt[1]) == 1 else "duration", []).append(int(ok_q))
+    # a cut after one or two words rarely says which request it begins ("i ...", "could ..."): by words said
+    buckets: dict[str, list[int]] = {}
+    for i in owed:
+        g = diagnose(gold[i]).missing
+        p = diagnose(parses[i].graph, parses[i].text).missing if parses[i] else ()
+        n_said = len([w for w in entries[i]["text"].split() if not re.fullmatch(_FILLER, w)])
+        buckets.setdefault(str(n_said) if n_said < 4 else "4+", []).append(int(bool(p) and p[0] == g[0]))
+    res["missing_role_first_by_words_said"] = {k: rate_ci(sum(v), len(v)) for k, v in sorted(buckets.items())}
     res["missing_role_first"] = rate_ci(right_first, len(owed))
     res["missing_roles_exact"] = rate_ci(right_set, len(owed))
     res["question_right"] = rate_ci(asked_right, len(owed))
     res["question_right_by_role"] = {r: rate_ci(sum(v), len(v)) for r, v in sorted(by_role.items())}
+    if any(t != e["text"] for t, e in zip(texts, entries)):
+        res["through_asr"] = _asr_breakdown(entries, texts, det_parses, ok, truth, rule, seed)
     return res, parses
+
+
+def _asr_breakdown(entries, texts, det_parses, ok, truth, rule, seed) -> dict:
+    """What the recogniser does to detection: how often a complete request's transcript lost its last word(s)
+    (it then reads as cut, and is, as heard), and detection on the utterances it transcribed exactly."""
+    from ..asr.scoring import normalize
+    complete = [i for i in range(len(entries)) if not truth[i]]
+    lost_end = 0
+    for i in complete:
+        ref, hyp = normalize(entries[i]["text"]).split(), normalize(texts[i]).split()
+        lost_end += bool(ref) and (not hyp or (hyp[-1] != ref[-1] and hyp == ref[:len(hyp)]))
+    exact = [k for k, i in enumerate(ok) if normalize(texts[i]) == normalize(entries[i]["text"])]
+    out = {"complete_transcript_is_a_prefix_of_its_reference": rate_ci(lost_end, len(complete))}
+    out["detection_on_exact_transcripts"] = detection([det_parses[k] for k in exact],
+                                                      [truth[ok[k]] for k in exact], rule, seed)
+    out["n_exact_transcripts"] = len(exact)
+    return out
 
 
 # ---------------------------------------------------------------- recovery scenarios

@@ -196,5 +196,6 @@ def draw(s: str, ax=None, title: str = ""):
     nx.draw_networkx_edges(G, pos, ax=ax, arrows=True, node_size=2600)
     nx.draw_networkx_edge_labels(G, pos, nx.get_edge_attributes(G, "role"), ax=ax, font_size=8)
     ax.set_title(title, fontsize=9)
+    ax.margins(x=0.3, y=0.35)              # room for the nodes' circles and their words at the edges
     ax.axis("off")
     return ax

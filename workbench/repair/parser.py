@@ -287,6 +287,14 @@ class GraphParser:
     def parse(self, text: str, threshold: float | None = None) -> Parse:
         return self.parse_batch([text], threshold)[0]
 
+    def answer_spans(self, text: str, answer: str) -> list:
+        """The fillers in a user's answer to a clarifying question, read as the continuation of the cut request
+        ("set a timer for" + "ten minutes": the parser has seen whole requests, not fragments); the answer alone
+        when the continuation tags nothing in it."""
+        n = len(self._check(text).split())
+        spans = [s for s in self.parse(f"{text} {answer}").spans if s[2] >= n]
+        return spans or self.parse(answer).spans
+
 
 def decode_spans(words: list[str], tags: list[str], partial: bool = False) -> list[tuple[str, str, int, int, bool]]:
     """BIO tags -> [(slot, words without fillers, first, end, partial)]; an I- that does not continue its slot

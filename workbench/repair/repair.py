@@ -231,9 +231,10 @@ def recover(penman_str: str, text: str | None = None, history: list[str] = (), d
 
 
 def apply_answer(penman_str: str, answer: str, spans=()) -> str:
-    """The graph after the user answered the clarifying question: each owed role of the first frame that owes
-    something is filled from a span of the answer tagged with a slot of that role (``spans``, from the parser:
-    [(slot, words, first, end, partial)]); with no such span, the answer's words fill the first owed role."""
+    """The graph after the user answered the clarifying question: the first frame that owes something gets each
+    role that a span of the answer fills (``spans``, from ``GraphParser.answer_spans``: [(slot, words, first, end,
+    partial)]) and that it has not said yet, owed or not ("next week" to "at what time?" fills the date and leaves
+    the time owed); with no span at all, the answer's words fill the first owed role."""
     import penman
     from .schema import SLOT_ROLES
     target = question_target(penman_str)
@@ -245,11 +246,12 @@ def apply_answer(penman_str: str, answer: str, spans=()) -> str:
     fv = next(v for v in _frame_vars(g) if inst[v] == intent)
     triples = list(g.triples)
     fills = {}
+    said = {r for s, r, t in g.edges() if s == fv and inst.get(t) != UNKNOWN}
     for slot, words, *_ in spans:
         role, typ = SLOT_ROLES[slot]
-        if role in owed and role not in fills and words:
+        if role not in fills and role not in said and words:    # an owed role, or one the user adds
             fills[role] = (typ, words)
-    if not fills:
+    if not spans:
         types = frames()[intent].types.get(owed[0], ("value",)) if intent in frames() else ("value",)
         fills[owed[0]] = (types[0], " ".join(answer.split()))
     for role, (typ, words) in fills.items():

@@ -253,9 +253,75 @@ def rescoring(r: dict) -> str:
     return "\n".join(lines)
 
 
+def repair(r: dict) -> str:
+    sets = list(r["sets"])
+    S = r["sets"]
+    rows = ["| test | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets),
+            "| utterances (cut) | " + " | ".join(f"{S[s]['n']} ({S[s]['n_cut']})" for s in sets) + " |"]
+    for label, get in (("cut detection F1", lambda x: x["detection"]["f1"]),
+                       ("… precision", lambda x: x["detection"]["precision"]),
+                       ("… recall", lambda x: x["detection"]["recall"]),
+                       ("Smatch F1, cut requests", lambda x: x["smatch_partial"]),
+                       ("Smatch F1, whole requests", lambda x: x["smatch_full"]),
+                       ("owed role right (the first)", lambda x: x["missing_role_first"]),
+                       ("owed roles exactly right", lambda x: x["missing_roles_exact"]),
+                       ("question names the right role", lambda x: x["question_right"]),
+                       ("filler recovered from an earlier turn", lambda x: x["recovery"]["dialogue context"]),
+                       ("device recovered from the device state", lambda x: x["recovery"]["device state"])):
+        rows.append(f"| {label} | " + " | ".join(_pct(get(S[s])) + f" (n={get(S[s])['n']})" if get(S[s])["n"] else "·"
+                                               for s in sets) + " |")
+    base = "last word dangles (no parser)"
+    rows.append(f"| detection F1, {base} | " + " | ".join(
+        _pct(S[s]["detection_by_rule"][base]["f1"]) if base in S[s].get("detection_by_rule", {}) else "·"
+        for s in sets) + " |")
+    lat = r["latency_ms"]
+    h = r["headline"]
+    goals = r["goals"]
+    lines = ["\n".join(rows), "",
+             f"Cut detection: the rule chosen on dev is **{r['detection_rule']}** (the parser's P(cut) threshold "
+             f"{r['threshold']:g}, chosen on dev when it was trained; dev F1 {_pct(r['dev_detection']['f1'])}). "
+             "Rates with Wilson intervals, F1 and Smatch with bootstrap intervals over utterances. Parser latency, one "
+             f"request at a time on {r['threads']} threads: p50 {lat['p50']['value']:.1f} ms, p95 "
+             f"{lat['p95']['value']:.1f} ms [{lat['p95']['ci95'][0]:.1f}, {lat['p95']['ci95'][1]:.1f}].",
+             "Against the goals: " + "; ".join(
+                 f"{k} {v:.1f} ms (goal ≤ {goals[k]:.0f})" if k.endswith("ms") else
+                 f"{k} {100 * v:.1f} % (goal ≥ {100 * goals[k]:.0f} %)" for k, v in h.items() if k in goals)
+             + ": " + ", ".join(f"{k} {'met' if ok else '**missed**'}" for k, ok in h["met"].items()) + "."]
+    ev = S.get("text, every cut", {}).get("missing_role_first_by_words_said")
+    if ev:
+        lines.append("Owed role right by the words said before the cut (text, every cut): " + ", ".join(
+            f"{k}: {_pct(v, 0)} (n={v['n']})" for k, v in ev.items())
+                     + ". A cut after one or two words rarely says which request it begins (\"i ...\", \"could ...\").")
+    asr = S.get("ASR", {}).get("through_asr")
+    if asr:
+        lines.append("Through the recogniser: "
+                     f"{_pct(asr['complete_transcript_is_a_prefix_of_its_reference'])} of the complete requests' "
+                     "transcripts are a prefix of their reference (the recogniser dropped the last words: the request "
+                     "then reads as cut, and as heard it is); on the "
+                     f"{asr['n_exact_transcripts']} utterances transcribed exactly, detection F1 is "
+                     f"{_pct(asr['detection_on_exact_transcripts']['f1'])}.")
+    ep = r.get("endpointing")
+    if ep and ep.get("test"):
+        t = ep["test"]
+        show = [n for n in t if not n.startswith("two-pass + parser") or n == ep.get("chosen_on_dev")]
+        lines.append("End-pointing (quiet test subset, settings chosen on dev at "
+                     f"{ep['budget_EP90_ms']:.0f} ms EP90): " + "; ".join(
+                         f"{n} {t[n]['setting']}: cut-off {100 * t[n]['cutoff_rate']:.1f} %, EP90 {t[n]['EP90_ms']:.0f} ms"
+                         for n in show if t[n].get("cutoff_rate") is not None)
+                     + (f"; the parser-gated arbitrator against the two-pass alone, paired: "
+                        f"{_pct(ep['parser_vs_two_pass_cutoff'])} cut-off"
+                        + (" (within noise)" if ep['parser_vs_two_pass_cutoff'].get('within_noise') else "")
+                        if ep.get("parser_vs_two_pass_cutoff") else "") + "."
+                     + (" Left out, as they cannot reach the budget on dev (fastest dev EP90): " + ", ".join(
+                         f"{n} {v:.0f} ms" for n, v in ep["fastest_dev_EP90_ms_of_variants_left_out"].items()) + "."
+                        if ep.get("fastest_dev_EP90_ms_of_variants_left_out") else ""))
+    lines.append(_prov(r, r.get("command") or "python -m workbench bench repair"))
+    return "\n".join(lines)
+
+
 BLOCKS = {"batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
-          "rescoring": ("bench_rescoring.json", rescoring)}
+          "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 
 
 def render(text: str, results: Path = RESULTS) -> str:
