@@ -153,3 +153,21 @@ def test_the_answer_fills_the_owed_role_and_the_graph_draws(parser):
     ax = draw(p.graph)
     labels = [t.get_text() for t in ax.texts]
     assert labels.count("unknown") == 2 and {"set-timer", ":quant", ":unit"} <= set(labels)
+
+
+def test_a_transcript_takes_its_labels_from_the_reference_words_it_aligns_to():
+    from workbench.repair.parser import asr_examples
+    e = {"template": "turn off the {device} in the {room}", "text": "turn off the coffee machine in the living room",
+         "truncated": False}
+    # "coffee" misheard, "please" inserted, "the" before "living" misheard as "uh"
+    ex = asr_examples([e, e], ["please turn off the toffee machine in uh living room", ""])
+    assert len(ex) == 1                                     # an empty transcript is left out
+    x = ex[0]
+    assert x["text"] == "please turn off the toffee machine in uh living room" and not x["cut"]
+    assert x["signature"] == "turn-off(device@1, room@1)"
+    assert x["tags"] == ["O", "O", "O", "O", "B-device", "I-device", "O", "O", "B-room", "I-room"]
+    # a filler's first word lost: the I- that is left begins the span
+    assert asr_examples([e], ["turn off the machine in the living room"])[0]["tags"][3] == "B-device"
+    cut = asr_examples([{**e, "text": "turn off the coffee", "full_text": e["text"], "truncated": True}],
+                       ["turn of the coffee"])[0]
+    assert cut["cut"] and cut["partial"] and cut["tags"] == ["O", "O", "O", "B-device"]

@@ -82,8 +82,10 @@ def _train_parser(args) -> int:
     from .repair.parser import ParserConfig, train_from_corpus
     cfg = ParserConfig(n_train=args.n_train, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
     meta = train_from_corpus(args.corpus_size, out=args.out, cfg=cfg,
-                             trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
-    print(json.dumps({k: meta[k] for k in ("params", "train_examples", "train_seconds", "threshold", "dev")}, indent=1))
+                             trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes},
+                             asr_from=args.asr_from)
+    print(json.dumps({k: meta[k] for k in ("params", "train_examples", "asr_train_examples", "train_seconds",
+                                           "threshold", "threshold_asr", "dev")}, indent=1))
     return 0
 
 
@@ -297,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--n-train", type=int, default=40000, help="sampled training texts, half of them cut off")
     tp.add_argument("--max-steps", type=int, default=1500)
     tp.add_argument("--batch-size", type=int, default=64)
+    tp.add_argument("--asr-from", type=int, default=4000,
+                    help="also learn from the recogniser's transcripts of the dev speakers' split extended to this "
+                         "many utterances (the first 500, the dev split, choose the transcripts' threshold); 0: text only")
     tp.add_argument("--lr", type=float, default=1e-3)
     tp.add_argument("--devices", type=int, default=1, help="Lightning devices (GPUs when present)")
     tp.add_argument("--num-nodes", type=int, default=1)

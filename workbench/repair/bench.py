@@ -84,15 +84,15 @@ def _target_roles(target) -> set:
 
 
 def evaluate(parser, entries: list[dict], texts: list[str] | None = None, rule: str = "cut head",
-             seed: int = 0, batch: int = 64) -> dict:
+             seed: int = 0, batch: int = 64, threshold: float | None = None) -> dict:
     """Every metric of one set: ``entries`` (corpus-like, with template), read from ``texts`` (ASR transcripts;
-    default the entries' own text)."""
+    default the entries' own text); ``threshold``: P(cut) threshold (default the parser's)."""
     texts = [e["text"] for e in entries] if texts is None else texts
     keep = [i for i, t in enumerate(texts) if t.split()]          # an empty transcript: nothing to parse
     parses = [None] * len(texts)
     for b in range(0, len(keep), batch):
         idx = keep[b:b + batch]
-        for i, p in zip(idx, parser.parse_batch([texts[i] for i in idx])):
+        for i, p in zip(idx, parser.parse_batch([texts[i] for i in idx], threshold)):
             parses[i] = p
     gold = [gold_graph(e) for e in entries]
     truth = [bool(e.get("truncated")) for e in entries]
@@ -267,7 +267,9 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
             sets[name] = (split[s], asr_texts(corpus, s, asr_model, n=n, log=log))
     out = {}
     for name, (entries, texts) in sets.items():
-        r, _ = evaluate(parser, entries, texts, rule, seed)
+        # transcripts are read at the threshold chosen on the recogniser's dev transcripts
+        r, _ = evaluate(parser, entries, texts, rule, seed, threshold=parser.threshold_asr if texts else None)
+        r["threshold"] = parser.threshold_asr if texts else parser.threshold
         r["recovery"] = recovery(parser, entries, texts, seed)
         out[name] = r
         log(f"{name}: detection F1 {r['detection']['f1']['value']:.3f}, missing role {r['missing_role_first']['value']:.3f}"
@@ -279,7 +281,8 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
         ep = tie_in(parser, n=n or 500, n_dev=min(n or 300, 300), seed=seed, log=log)
         log(f"end-pointing: chosen {ep['chosen_on_dev']}, vs two-pass {ep['parser_vs_two_pass_cutoff']}")
     result = {"parser": repo_path(parser.path or DEFAULT), "corpus": repo_path(corpus), "threads": threads,
-              "detection_rule": rule, "threshold": parser.threshold, "dev_detection": detection(dev_parses, dev_truth, rule),
+              "detection_rule": rule, "threshold": parser.threshold, "threshold_asr": parser.threshold_asr,
+              "dev_detection": detection(dev_parses, dev_truth, rule),
               "sets": out, "latency_ms": lat, "endpointing": ep, "goals": GOALS, "wall_s": round(time.time() - t0, 1)}
     result["headline"] = headline(result)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))

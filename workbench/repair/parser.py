@@ -148,6 +148,29 @@ def sample_examples(n: int, templates=None, p_cut: float = 0.5, p_filler: float 
     return out
 
 
+def asr_examples(entries: list[dict], transcripts: list[str]) -> list[dict]:
+    """Corpus entries as the recogniser heard them: the transcript is the text; signature, cut and cut-inside-a-
+    filler come from the reference; each transcript word takes the tag of the reference word jiwer aligns it to
+    (an inserted word is O). An empty transcript is left out."""
+    import jiwer
+    out = []
+    for e, hyp in zip(entries, transcripts):
+        words = hyp.split()
+        if not words:
+            continue
+        ref = corpus_examples([e])[0]
+        tags = ["O"] * len(words)
+        for ch in jiwer.process_words(ref["text"], " ".join(words)).alignments[0]:
+            if ch.type in ("equal", "substitute"):
+                for k in range(ch.ref_end_idx - ch.ref_start_idx):
+                    tags[ch.hyp_start_idx + k] = ref["tags"][ch.ref_start_idx + k]
+        for k, t in enumerate(tags):            # an I- that no longer continues its slot begins one
+            if t.startswith("I-") and (k == 0 or tags[k - 1][2:] != t[2:]):
+                tags[k] = "B-" + t[2:]
+        out.append({**ref, "text": " ".join(words), "tags": tags})
+    return out
+
+
 def corpus_examples(entries: list[dict]) -> list[dict]:
     """Corpus entries as labelled examples (their own cut, their own fillers)."""
     out = []
@@ -202,6 +225,7 @@ class ParserConfig:
     warmup_steps: int = 100
     max_steps: int = 1500
     val_every: int = 250
+    asr_repeat: int = 3            # each transcript example this many times among the sampled texts
     seed: int = 0
     threads: int = 2
 
@@ -225,8 +249,10 @@ class GraphParser:
     """The trained parser: ``parse(text)`` / ``parse_batch(texts)`` -> ``Parse``."""
 
     def __init__(self, net: ParserNet, tokenizer, signatures: list[str], threshold: float = 0.5,
-                 min_signature: float = 0.3, max_tokens: int = 96, path: str = ""):
+                 min_signature: float = 0.3, max_tokens: int = 96, path: str = "", threshold_asr: float | None = None):
         self.net, self.tok, self.signatures = net.eval(), tokenizer, signatures
+        # the P(cut) threshold for the recogniser's transcripts, chosen on its dev transcripts (text's by default)
+        self.threshold_asr = threshold if threshold_asr is None else threshold_asr
         self.threshold, self.min_signature, self.max_tokens, self.path = threshold, min_signature, max_tokens, path
         intents = [" ".join(i for i, _ in _SIG.findall(s)) for s in signatures]
         self._same_intents = [[k for k, o in enumerate(intents) if o == it] for it in intents]
@@ -410,9 +436,12 @@ def choose_threshold(p_cut, truth) -> float:
 
 def train_parser(dev_entries: list[dict], out: str | os.PathLike = DEFAULT, cfg: ParserConfig | None = None,
                  lm_path: str | os.PathLike | None = None, exclude: set[str] = frozenset(),
-                 trainer_kwargs: dict | None = None, log=print) -> dict:
-    """Fine-tune the domain LM into the parser on sampled audio-template texts, validate and choose the cut-off
-    threshold on ``dev_entries`` (corpus entries); export to ``out`` (written beside it and renamed)."""
+                 trainer_kwargs: dict | None = None, log=print, asr_train: list[dict] = (),
+                 dev_transcripts: list[str] | None = None) -> dict:
+    """Fine-tune the domain LM into the parser on sampled audio-template texts (and ``asr_train``, examples of the
+    recogniser's transcripts from ``asr_examples``), validate and choose the cut-off threshold on ``dev_entries``
+    (corpus entries) and, with ``dev_transcripts``, a second one on the recogniser's transcripts of them; export to
+    ``out`` (written beside it and renamed)."""
     import lightning.pytorch as pl
     from ..lm.domain import load_domain_lm
     from ..lm.score import backbone
@@ -426,7 +455,8 @@ def train_parser(dev_entries: list[dict], out: str | os.PathLike = DEFAULT, cfg:
     tok = lm.tokenizer
     signatures = sorted({signature(t.text) for t in T.AUDIO_TEMPLATES})
     sig_index = {s: i for i, s in enumerate(signatures)}
-    train = sample_examples(cfg.n_train, p_cut=cfg.p_cut, seed=cfg.seed, exclude=exclude)
+    train = sample_examples(cfg.n_train, p_cut=cfg.p_cut, seed=cfg.seed, exclude=exclude) + \
+        list(asr_train) * cfg.asr_repeat
     dev = corpus_examples(dev_entries)
     max_tokens = lm.max_tokens
     rows, dev_rows = _tensors(tok, train, sig_index, max_tokens), _tensors(tok, dev, sig_index, max_tokens)
@@ -449,14 +479,23 @@ def train_parser(dev_entries: list[dict], out: str | os.PathLike = DEFAULT, cfg:
         parser = GraphParser(net, tok, signatures, max_tokens=max_tokens)
         parses = parser.parse_batch([e["text"] for e in dev])
         threshold = choose_threshold([p.p_cut for p in parses], [e["cut"] for e in dev])
+        asr_dev = {}
+        if dev_transcripts is not None:
+            heard = [(t, e) for t, e in zip(dev_transcripts, dev) if t.split()]
+            pc = [p.p_cut for p in parser.parse_batch([t for t, _ in heard])]
+            truth = [e["cut"] for _, e in heard]
+            th = choose_threshold(pc, truth)
+            asr_dev = {"threshold_asr": th, "detection_f1_asr": round(detection_f1(pc, truth, th), 4),
+                       "detection_f1_asr_at_text_threshold": round(detection_f1(pc, truth, threshold), 4)}
         meta = {"config": asdict(cfg), "lm": str(lm_path or "data/models/lm_domain"), "signatures": signatures,
-                "tags": TAGS, "threshold": threshold, "min_signature": parser.min_signature, "max_tokens": max_tokens,
+                "tags": TAGS, "threshold": threshold, "threshold_asr": asr_dev.get("threshold_asr", threshold),
+                "asr_train_examples": len(asr_train), "min_signature": parser.min_signature, "max_tokens": max_tokens,
                 "params": sum(p.numel() for p in net.parameters()), "train_examples": len(rows),
                 "dev_examples": len(dev_rows), "train_seconds": round(time.time() - t0, 1),
                 "dev": {"detection_f1": round(detection_f1([p.p_cut for p in parses], [e["cut"] for e in dev],
                                                            threshold), 4),
                         "signature_accuracy": round(float(np.mean([p.signature == e["signature"]
-                                                                   for p, e in zip(parses, dev)])), 4)}}
+                                                                   for p, e in zip(parses, dev)])), 4)} | asr_dev}
         save_parser(net, tok, meta, tmp)
         replace_dir(tmp, out)
     finally:
@@ -488,14 +527,18 @@ def load_parser(path: str | os.PathLike | None = None, device: str | None = None
     net.load_state_dict(load_file(str(p / "parser.safetensors")))
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return GraphParser(net.to(dev), AutoTokenizer.from_pretrained(p), meta["signatures"], meta["threshold"],
-                       meta.get("min_signature", 0.3), meta.get("max_tokens", 96), str(p))
+                       meta.get("min_signature", 0.3), meta.get("max_tokens", 96), str(p), meta.get("threshold_asr"))
 
 
 def train_from_corpus(corpus_size: str = "default", out: str | os.PathLike | None = None,
-                      cfg: ParserConfig | None = None, trainer_kwargs: dict | None = None, log=print) -> dict:
+                      cfg: ParserConfig | None = None, trainer_kwargs: dict | None = None, log=print,
+                      asr_from: int | None = 4000) -> dict:
     """``python -m workbench train-parser``: the parser on sampled audio-template texts (no held-out template, and
     none of the corpus's dev or test sentences that its train split lacks: a sentence without slots, "tell me a
-    joke", is in every split), its threshold chosen on the corpus's dev split."""
+    joke", is in every split), its threshold chosen on the corpus's dev split. ``asr_from``: also learn from the
+    recogniser's transcripts of the dev speakers' split extended to that many utterances (``corpus_with_more``),
+    whose errors make complete requests look cut; its first utterances, the dev split, choose a second threshold
+    for transcripts (0 or None: text only)."""
     from ..data import ensure_corpus, open_dataset
     corpus = ensure_corpus(corpus_size)
 
@@ -506,4 +549,17 @@ def train_from_corpus(corpus_size: str = "default", out: str | os.PathLike | Non
         held |= sentences(split)
     held -= sentences("train")
     dev = open_dataset(corpus, "dev").entries
-    return train_parser(dev, out or DEFAULT, cfg, exclude=held, trainer_kwargs=trainer_kwargs, log=log)
+    asr_train, dev_transcripts = (), None
+    if asr_from:
+        # the recogniser's transcripts of fresh sentences by the dev speakers (never in its training audio); the
+        # first len(dev) of them are the dev split itself, byte for byte: those choose the threshold, the rest train
+        from ..data.corpus import corpus_with_more
+        from .bench import asr_texts
+        more = corpus_with_more("dev", asr_from, corpus_size)
+        entries = open_dataset(more, "dev").entries
+        heard = asr_texts(more, "dev", log=log)
+        dev_transcripts = heard[:len(dev)]
+        asr_train = asr_examples(entries[len(dev):], heard[len(dev):])
+        log(f"parser: {len(asr_train)} transcripts to learn from, {len(dev_transcripts)} dev transcripts")
+    return train_parser(dev, out or DEFAULT, cfg, exclude=held, trainer_kwargs=trainer_kwargs, log=log,
+                        asr_train=asr_train, dev_transcripts=dev_transcripts)

@@ -279,7 +279,9 @@ def repair(r: dict) -> str:
     goals = r["goals"]
     lines = ["\n".join(rows), "",
              f"Cut detection: the rule chosen on dev is **{r['detection_rule']}** (the parser's P(cut) threshold "
-             f"{r['threshold']:g}, chosen on dev when it was trained; dev F1 {_pct(r['dev_detection']['f1'])}). "
+             f"{r['threshold']:g}, chosen on dev when it was trained; dev F1 {_pct(r['dev_detection']['f1'])}"
+             + (f"; the recogniser's transcripts are read at {r['threshold_asr']:g}, chosen on its dev transcripts"
+                if r.get("threshold_asr") not in (None, r["threshold"]) else "") + "). "
              "Rates with Wilson intervals, F1 and Smatch with bootstrap intervals over utterances. Parser latency, one "
              f"request at a time on {r['threads']} threads: p50 {lat['p50']['value']:.1f} ms, p95 "
              f"{lat['p95']['value']:.1f} ms [{lat['p95']['ci95'][0]:.1f}, {lat['p95']['ci95'][1]:.1f}].",
