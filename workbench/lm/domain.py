@@ -89,6 +89,19 @@ class _Shuffled(torch.utils.data.IterableDataset):
         return _batches(*self.args)
 
 
+def warmup_cosine(params, lr: float, warmup_steps: int, max_steps: int) -> dict:
+    """Lightning's ``configure_optimizers`` answer: AdamW, linear warmup, then cosine to 5 % of the peak, per step."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+    def schedule(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+                                               "interval": "step"}}
+
+
 def _lightning_module(model, cfg: DomainLMConfig):
     import lightning.pytorch as pl
 
@@ -110,15 +123,7 @@ def _lightning_module(model, cfg: DomainLMConfig):
             self.log("val_loss", loss, batch_size=int(n), prog_bar=True)
 
         def configure_optimizers(self):
-            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=0.01)
-
-            def schedule(step):   # linear warmup, cosine to 5 % of the peak
-                if step < cfg.warmup_steps:
-                    return (step + 1) / cfg.warmup_steps
-                t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-                return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-                                                       "interval": "step"}}
+            return warmup_cosine(self.parameters(), cfg.lr, cfg.warmup_steps, cfg.max_steps)
     return CausalLMModule()
 
 

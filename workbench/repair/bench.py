@@ -110,23 +110,21 @@ def evaluate(parser, entries: list[dict], texts: list[str] | None = None, rule: 
     owed = [i for i in range(len(entries)) if truth[i] and diagnose(gold[i]).missing]
     right_first = right_set = asked_right = 0
     by_role: dict[str, list[int]] = {}
+    # a cut after one or two words rarely says which request it begins ("i ...", "could ..."): by words said
+    buckets: dict[str, list[int]] = {}
     for i in owed:
         g = diagnose(gold[i]).missing
         p = diagnose(parses[i].graph, parses[i].text).missing if parses[i] else ()
-        right_first += bool(p) and p[0] == g[0]
+        first = bool(p) and p[0] == g[0]
+        right_first += first
         right_set += set(p) == set(g)
         gt = question_target(gold[i])
         pt = question_target(parses[i].graph, parses[i].text) if parses[i] else None
         ok_q = bool(pt) and pt[0] == gt[0] and bool(_target_roles(pt) & _target_roles(gt))
         asked_right += ok_q
         by_role.setdefault(gt[1][0] if len(gt[1]) == 1 else "duration", []).append(int(ok_q))
-    # a cut after one or two words rarely says which request it begins ("i ...", "could ..."): by words said
-    buckets: dict[str, list[int]] = {}
-    for i in owed:
-        g = diagnose(gold[i]).missing
-        p = diagnose(parses[i].graph, parses[i].text).missing if parses[i] else ()
         n_said = len([w for w in entries[i]["text"].split() if not re.fullmatch(_FILLER, w)])
-        buckets.setdefault(str(n_said) if n_said < 4 else "4+", []).append(int(bool(p) and p[0] == g[0]))
+        buckets.setdefault(str(n_said) if n_said < 4 else "4+", []).append(int(first))
     res["missing_role_first_by_words_said"] = {k: rate_ci(sum(v), len(v)) for k, v in sorted(buckets.items())}
     res["missing_role_first"] = rate_ci(right_first, len(owed))
     res["missing_roles_exact"] = rate_ci(right_set, len(owed))

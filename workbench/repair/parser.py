@@ -16,7 +16,6 @@ them cut after a random word as the corpus cuts them; the cut-off threshold is c
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -408,15 +407,8 @@ def _module(net, cfg: ParserConfig, log=print):
             log(f"step {self.trainer.global_step}: {m}")
 
         def configure_optimizers(self):
-            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=0.01)
-
-            def schedule(step):   # linear warmup, cosine to 5 % of the peak
-                if step < cfg.warmup_steps:
-                    return (step + 1) / cfg.warmup_steps
-                t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-                return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-                                                       "interval": "step"}}
+            from ..lm.domain import warmup_cosine
+            return warmup_cosine(self.parameters(), cfg.lr, cfg.warmup_steps, cfg.max_steps)
     return ParserModule()
 
 

@@ -172,6 +172,18 @@ def _fillers(penman_str: str) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
+def _fill(triples: list, g, inst: dict, fv: str, role: str, typ: str, value: str, prefix: str) -> list:
+    """``triples`` with frame ``fv``'s ``role`` filled by ``value`` of type ``typ``: its ``unknown`` filler replaced,
+    or a new edge (variable ``prefix`` + a number) when the graph lacks the role."""
+    target = next((t for s, r, t in g.edges() if s == fv and r == role and inst.get(t) == UNKNOWN), None)
+    if target is None:
+        target = f"{prefix}{len(triples)}"
+        triples = triples + [(fv, role, target)]
+    else:
+        triples = [tr for tr in triples if not (tr[0] == target and tr[1] == ":instance")]
+    return triples + [(target, ":instance", typ), (target, ":value", f'"{value}"')]
+
+
 def recover(penman_str: str, text: str | None = None, history: list[str] = (), devices: dict | None = None,
             defaults: dict | None = None) -> Repair:
     """Fill the roles a cut request owes from what else is known, and say where each came from: an earlier
@@ -212,14 +224,7 @@ def recover(penman_str: str, text: str | None = None, history: list[str] = (), d
             missing.append((intent, role))
             continue
         (typ, value), source = found
-        fv = frame_var.get(intent)
-        target = next((t for s, r, t in g.edges() if s == fv and r == role and inst.get(t) == UNKNOWN), None)
-        if target is None:
-            target = f"r{len(triples)}"
-            triples.append((fv, role, target))
-        else:
-            triples = [tr for tr in triples if not (tr[0] == target and tr[1] == ":instance")]
-        triples += [(target, ":instance", typ), (target, ":value", f'"{value}"')]
+        triples = _fill(triples, g, inst, frame_var.get(intent), role, typ, value, "r")
         recovered.append((intent, role, value, source))
     graph = penman.encode(penman.Graph(triples, top=g.top), indent=None)
     question = None
@@ -255,11 +260,5 @@ def apply_answer(penman_str: str, answer: str, spans=()) -> str:
         types = frames()[intent].types.get(owed[0], ("value",)) if intent in frames() else ("value",)
         fills[owed[0]] = (types[0], " ".join(answer.split()))
     for role, (typ, words) in fills.items():
-        target_var = next((t for s, r, t in g.edges() if s == fv and r == role and inst.get(t) == UNKNOWN), None)
-        if target_var is None:
-            target_var = f"a{len(triples)}"
-            triples.append((fv, role, target_var))
-        else:
-            triples = [tr for tr in triples if not (tr[0] == target_var and tr[1] == ":instance")]
-        triples += [(target_var, ":instance", typ), (target_var, ":value", f'"{words}"')]
+        triples = _fill(triples, g, inst, fv, role, typ, words, "a")
     return penman.encode(penman.Graph(triples, top=g.top), indent=None)
