@@ -24,6 +24,8 @@ from .repair import DANGLING, _fillers, diagnose, question_target, recover
 RULES = ("cut head", "graph", "cut head or graph")
 # the rule of thumb without a parser: the request ends on a word that cannot end one ("set a timer for")
 BASELINE_RULE = "last word dangles (no parser)"
+# English syntax without the domain: spaCy's dependency parse leaves something open (``syntax.py``)
+SYNTAX_RULE = "spaCy: parse left open (no parser of ours)"
 
 
 def every_cut(entries: list[dict]) -> list[dict]:
@@ -59,8 +61,9 @@ def _detected(rule: str, parse) -> bool:
     return {"cut head": parse.truncated, "graph": graph, "cut head or graph": parse.truncated or graph}[rule]
 
 
-def detection(parses, truth, rule: str, seed: int = 0) -> dict:
-    pred = np.array([_detected(rule, p) for p in parses], float)
+def detection(parses, truth, rule: str, seed: int = 0, pred=None) -> dict:
+    """F1 (paired bootstrap interval), precision and recall of ``rule`` over these parses, or of ``pred``."""
+    pred = np.array([_detected(rule, p) for p in parses] if pred is None else pred, float)
     truth = np.asarray(truth, float)
     tp = int(np.sum(pred * truth))
     return {"f1": paired_ci((pred, truth), _f1, seed=seed),
@@ -84,9 +87,10 @@ def _target_roles(target) -> set:
 
 
 def evaluate(parser, entries: list[dict], texts: list[str] | None = None, rule: str = "cut head",
-             seed: int = 0, batch: int = 64, threshold: float | None = None) -> dict:
+             seed: int = 0, batch: int = 64, threshold: float | None = None, syntax=None) -> dict:
     """Every metric of one set: ``entries`` (corpus-like, with template), read from ``texts`` (ASR transcripts;
-    default the entries' own text); ``threshold``: P(cut) threshold (default the parser's)."""
+    default the entries' own text); ``threshold``: P(cut) threshold (default the parser's); ``syntax``: a
+    ``SyntaxBaseline`` whose detection is reported beside the parser's."""
     texts = [e["text"] for e in entries] if texts is None else texts
     keep = [i for i, t in enumerate(texts) if t.split()]          # an empty transcript: nothing to parse
     parses = [None] * len(texts)
@@ -103,6 +107,9 @@ def evaluate(parser, entries: list[dict], texts: list[str] | None = None, rule: 
     res["detection"] = detection(det_parses, [truth[i] for i in ok], rule, seed)
     res["detection_by_rule"] = {r: detection(det_parses, [truth[i] for i in ok], r, seed)
                                 for r in RULES + (BASELINE_RULE,) if r != rule}
+    if syntax is not None:
+        res["detection_by_rule"][SYNTAX_RULE] = detection(
+            None, [truth[i] for i in ok], SYNTAX_RULE, seed, pred=syntax.detect([texts[i] for i in ok]))
     # empty transcripts count as missed cuts / correct completes: the parser was given nothing
     res["smatch_full"] = _smatch([(parses[i].graph, gold[i]) for i in ok if not truth[i]], seed)
     res["smatch_partial"] = _smatch([(parses[i].graph, gold[i]) for i in ok if truth[i]], seed)
@@ -211,15 +218,16 @@ def recovery(parser, entries: list[dict], texts: list[str] | None = None, seed: 
     return {"dialogue context": rate_ci(sum(ctx), len(ctx)), "device state": rate_ci(sum(dev), len(dev))}
 
 
-def latency(parser, texts: list[str], repeats: int = 1) -> dict:
-    """Milliseconds per request, one request at a time (what a live turn pays), after a warm-up."""
+def latency(parse, texts: list[str], repeats: int = 1) -> dict:
+    """Milliseconds per request of ``parse(text)``, one request at a time (what a live turn pays), after a
+    warm-up."""
     for t in texts[:5]:
-        parser.parse(t)
+        parse(t)
     ms = []
     for _ in range(repeats):
         for t in texts:
             t0 = time.perf_counter()
-            parser.parse(t)
+            parse(t)
             ms.append(1000 * (time.perf_counter() - t0))
     return {"p50": stat_ci(ms, lambda x: np.percentile(x, 50)), "p95": stat_ci(ms, lambda x: np.percentile(x, 95)),
             "n": len(ms)}
@@ -256,6 +264,10 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
     dev_truth = [bool(e.get("truncated")) for e in split["dev"]]
     rule = choose_rule(dev_parses, dev_truth)
     log(f"detection rule chosen on dev: {rule}")
+    from .syntax import SyntaxBaseline
+    syntax = SyntaxBaseline()
+    syntax.choose_rules([e["text"] for e in split["dev"]], dev_truth)
+    log(f"spaCy baseline rules chosen on dev: {', '.join(syntax.rules)}")
     sets = {"text": (with_counterparts(split["test"]), None),
             "text, every cut": (every_cut(split["test"]), None),
             "held-out templates": (with_counterparts(split["test_unseen_text"]), None),
@@ -266,13 +278,15 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
     out = {}
     for name, (entries, texts) in sets.items():
         # transcripts are read at the threshold chosen on the recogniser's dev transcripts
-        r, _ = evaluate(parser, entries, texts, rule, seed, threshold=parser.threshold_asr if texts else None)
+        r, _ = evaluate(parser, entries, texts, rule, seed, threshold=parser.threshold_asr if texts else None,
+                        syntax=syntax)
         r["threshold"] = parser.threshold_asr if texts else parser.threshold
         r["recovery"] = recovery(parser, entries, texts, seed)
         out[name] = r
         log(f"{name}: detection F1 {r['detection']['f1']['value']:.3f}, missing role {r['missing_role_first']['value']:.3f}"
             f", smatch partial {r['smatch_partial']['value']:.3f}, recovery {r['recovery']['dialogue context']['value']:.3f}")
-    lat = latency(parser, [e["text"] for e in split["test"]])
+    lat = latency(parser.parse, [e["text"] for e in split["test"]])
+    lat_syntax = latency(lambda t: syntax.detect([t]), [e["text"] for e in split["test"]])
     ep = None
     if endpoint:
         from .endpointing import tie_in
@@ -281,6 +295,8 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
     result = {"parser": repo_path(parser.path or DEFAULT), "corpus": repo_path(corpus), "threads": threads,
               "detection_rule": rule, "threshold": parser.threshold, "threshold_asr": parser.threshold_asr,
               "dev_detection": detection(dev_parses, dev_truth, rule),
+              "syntax_baseline": {"model": syntax.model, "rules_chosen_on_dev": list(syntax.rules),
+                                  "latency_ms": lat_syntax},
               "sets": out, "latency_ms": lat, "endpointing": ep, "goals": GOALS, "wall_s": round(time.time() - t0, 1)}
     result["headline"] = headline(result)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
