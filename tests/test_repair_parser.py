@@ -171,3 +171,25 @@ def test_a_transcript_takes_its_labels_from_the_reference_words_it_aligns_to():
     cut = asr_examples([{**e, "text": "turn off the coffee", "full_text": e["text"], "truncated": True}],
                        ["turn of the coffee"])[0]
     assert cut["cut"] and cut["partial"] and cut["tags"] == ["O", "O", "O", "B-device"]
+
+
+def test_a_cut_request_is_read_for_the_role_it_owes(parser):
+    # after "add ▌" no single signature is likely (how many items? which list?) but most of them owe the item:
+    # grouped by the owed role, the parser knows what to ask; by the single best signature it did not
+    parser.owed_role_mbr = False
+    alone = parser.parse("add")
+    parser.owed_role_mbr = True
+    grouped = parser.parse("add")
+    assert alone.signature == "unknown"
+    assert diagnose(grouped.graph).missing[0] == ("add-to-list", ":item")
+
+
+def test_the_owed_role_ceiling_is_lower_after_fewer_words():
+    from workbench.repair.bench import role_ceiling
+    es = every_cut([{"template": "set a timer for {n} {unit}", "text": "set a timer for ten minutes", "truncated": False},
+                    {"template": "add {item} to my shopping list", "text": "add milk to my shopping list",
+                     "truncated": False}])
+    c = role_ceiling(es, n_sample=3000)
+    # "set ▌" may begin a timer or an alarm: no reader can always tell; "set a timer for ten ▌" owes its unit
+    assert c["by_words_said"]["1"] < 0.9 and c["by_words_said"]["4+"] == 1.0
+    assert c["prefixes_found_in_sample"]["k"] >= 4 and 0.5 < c["ceiling"]["value"] < 1.0

@@ -46,14 +46,14 @@ def extend_after_speech(audio: np.ndarray, speech_end: float, seconds: float = 2
     return np.concatenate([audio, np.tile(tail, reps)[:want - len(audio)]]).astype(np.float32)
 
 
-def split_signals(rec, corpus_size: str, split: str, n: int, prefer_events: bool = False, seed: int = 0,
+def split_signals(rec, corpus_size: str | Path, split: str, n: int, prefer_events: bool = False, seed: int = 0,
                   after_speech_s: float = 2.0):
-    """Signals for ``n`` utterances of a split (with ``prefer_events``: those with pauses or truncation
-    first, the rest at random: the arbitrator's training set), each recording continued to
-    ``after_speech_s`` after its end of speech (``extend_after_speech``)."""
+    """Signals for ``n`` utterances of a split of the corpus of that size (or at that ``Path``) (with
+    ``prefer_events``: those with pauses or truncation first, the rest at random: the arbitrator's training
+    set), each recording continued to ``after_speech_s`` after its end of speech (``extend_after_speech``)."""
     from ..data import ensure_corpus, open_dataset
     from .signals import compute_signals
-    ds = open_dataset(ensure_corpus(corpus_size), split)
+    ds = open_dataset(corpus_size if isinstance(corpus_size, Path) else ensure_corpus(corpus_size), split)
     idx = list(range(len(ds)))
     if prefer_events:
         rng = np.random.default_rng(seed)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..stats import paired_ci, rate_ci, stat_ci
 from .graph import _FILLER, gold_graph, smatch_counts
+from .acoustic import p_end_after_speech
 from .repair import DANGLING, _fillers, diagnose, question_target, recover
 
 RULES = ("cut head", "graph", "cut head or graph")
@@ -26,6 +27,8 @@ RULES = ("cut head", "graph", "cut head or graph")
 BASELINE_RULE = "last word dangles (no parser)"
 # English syntax without the domain: spaCy's dependency parse leaves something open (``syntax.py``)
 SYNTAX_RULE = "spaCy: parse left open (no parser of ours)"
+# through the recogniser: the transcript's P(cut) fused with the arbitrator's P(end) after the speech (acoustic.py)
+FUSED_RULE = "parser + arbitrator (how it was said)"
 
 
 def every_cut(entries: list[dict]) -> list[dict]:
@@ -159,6 +162,44 @@ def _asr_breakdown(entries, texts, det_parses, ok, truth, rule, seed) -> dict:
     return out
 
 
+def role_ceiling(entries: list[dict], n_sample: int = 40000, seed: int = 0) -> dict:
+    """How often *any* reader of the words said could name the owed role: for each cut entry that owes one (an
+    ``every_cut`` set), the share of the corpus generator's cuts with the same words (fillers aside) that owe the
+    same first role as the most common one, estimated from ``n_sample`` fresh sentences of the audio templates
+    cut everywhere. Its mean is the Bayes ceiling of "owed role right" under the generator's distribution (a
+    prefix the sample never produced counts as fully readable, so it is an upper bound); "set ▌" may begin a
+    timer, an alarm or a reminder, and no parser can tell which."""
+    from collections import Counter
+
+    from ..data import templates as T
+    key = lambda text: " ".join(w for w in text.split() if not re.fullmatch(_FILLER, w))
+    owed = [e for e in entries if e.get("truncated") and diagnose(gold_graph(e)).missing]
+    want = {key(e["text"]) for e in owed}
+    counts: dict[str, Counter] = {}
+    rng = np.random.default_rng(seed)
+    for _ in range(n_sample):
+        t, marked = T.sample_text(rng)
+        full = T.plain(marked)
+        words = full.split()
+        for k in range(1, len(words)):
+            prefix = " ".join(words[:k])
+            if prefix in want:
+                miss = diagnose(gold_graph({"template": t.text, "text": prefix, "full_text": full,
+                                            "truncated": True})).missing
+                if miss:
+                    counts.setdefault(prefix, Counter())[miss[0]] += 1
+    share, buckets, seen = [], {}, 0
+    for e in owed:
+        c = counts.get(key(e["text"]))
+        seen += c is not None
+        share.append(1.0 if c is None else max(c.values()) / sum(c.values()))
+        n_said = len(key(e["text"]).split())
+        buckets.setdefault(str(n_said) if n_said < 4 else "4+", []).append(share[-1])
+    return {"ceiling": stat_ci(share, np.mean), "prefixes_found_in_sample": rate_ci(seen, len(owed)),
+            "by_words_said": {k: round(float(np.mean(v)), 4) for k, v in sorted(buckets.items())},
+            "n_sample": n_sample}
+
+
 # ---------------------------------------------------------------- recovery scenarios
 
 def _refill(template: str, full_text: str, keep: set[int], rng) -> str:
@@ -246,6 +287,27 @@ def asr_texts(corpus, split: str, asr_model=None, n: int | None = None, beam: in
     return [nb[k].text if nb else "" for nb, k in zip(ns.nbests, idx)]
 
 
+def _fit_fused(parser, corpus, split, rule, asr_model, n, log):
+    """The fused cut detector (``acoustic.py``) fitted on the dev split's transcripts and streaming outputs; chosen
+    for the recogniser's sets when its dev F1 beats the parser's alone at its own dev threshold."""
+    from ..endpoint.arbitrator import ArbitratorProbs, load
+    from ..endpoint.bench import ARBITRATOR_DIR, recognizer, split_signals
+    from .acoustic import FusedCutDetector
+    rec, _, _ = recognizer(asr_model, (70, 1))
+    probs = ArbitratorProbs(load(ARBITRATOR_DIR))
+    signals = {s: split_signals(rec, corpus, s, len(split[s])) for s in ("dev", "test", "test_unseen_text")}
+    texts = asr_texts(corpus, "dev", asr_model, n=n, log=log)
+    ok = [i for i, t in enumerate(texts) if t.split()]
+    parses = parser.parse_batch([texts[i] for i in ok], parser.threshold_asr)
+    truth = np.array([bool(split["dev"][i].get("truncated")) for i in ok])
+    fused = FusedCutDetector.fit([p.p_cut for p in parses], [signals["dev"][i] for i in ok], probs, truth)
+    alone = _f1(np.array([_detected(rule, p) for p in parses], float), truth.astype(float))
+    fused.chosen = bool(fused.dev_f1 > alone)
+    fused.dev_f1_parser_alone = float(alone)
+    log(f"fused cut detector on dev: F1 {fused.dev_f1:.3f} (parser alone {alone:.3f}), delay {fused.delay_s} s")
+    return fused, signals, probs
+
+
 def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, out_dir=None, results_dir=None,
         threads: int = 2, asr_model=None, endpoint: bool = True, seed: int = 0, log=print) -> dict:
     """Every set measured, JSON ``bench_repair.json`` and its plot written; ``n``: the first n utterances of each
@@ -272,31 +334,51 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
             "text, every cut": (every_cut(split["test"]), None),
             "held-out templates": (with_counterparts(split["test_unseen_text"]), None),
             "held-out templates, every cut": (every_cut(split["test_unseen_text"]), None)}
+    asr_of = {}
     if asr:
         for name, s in (("ASR", "test"), ("ASR, held-out templates", "test_unseen_text")):
             sets[name] = (split[s], asr_texts(corpus, s, asr_model, n=n, log=log))
+            asr_of[name] = s
+    fused, signals = None, {}
+    if asr and endpoint:       # how it was said: the streaming recogniser's outputs, the arbitrator reads them
+        fused, signals, probs = _fit_fused(parser, corpus, split, rule, asr_model, n, log)
     out = {}
     for name, (entries, texts) in sets.items():
         # transcripts are read at the threshold chosen on the recogniser's dev transcripts
-        r, _ = evaluate(parser, entries, texts, rule, seed, threshold=parser.threshold_asr if texts else None,
-                        syntax=syntax)
+        r, parses = evaluate(parser, entries, texts, rule, seed, threshold=parser.threshold_asr if texts else None,
+                             syntax=syntax)
         r["threshold"] = parser.threshold_asr if texts else parser.threshold
+        if fused is not None and name in asr_of:
+            ok = [i for i, p in enumerate(parses) if p is not None]     # as evaluate counts: transcribed ones
+            p_end = p_end_after_speech([signals[asr_of[name]][i] for i in ok], probs, fused.delay_s)
+            pred = fused.detect([parses[i].p_cut for i in ok], p_end)
+            r["detection_by_rule"][r["rule"]] = r["detection"]
+            r["detection_by_rule"][FUSED_RULE] = detection(None, [bool(entries[i].get("truncated")) for i in ok],
+                                                           FUSED_RULE, seed, pred=pred)
+            if fused.chosen:
+                r["rule"], r["detection"] = FUSED_RULE, r["detection_by_rule"].pop(FUSED_RULE)
         r["recovery"] = recovery(parser, entries, texts, seed)
         out[name] = r
         log(f"{name}: detection F1 {r['detection']['f1']['value']:.3f}, missing role {r['missing_role_first']['value']:.3f}"
             f", smatch partial {r['smatch_partial']['value']:.3f}, recovery {r['recovery']['dialogue context']['value']:.3f}")
+    if "text, every cut" in out:
+        out["text, every cut"]["missing_role_ceiling"] = role_ceiling(sets["text, every cut"][0], seed=seed)
+        log(f"owed role, ceiling of any reader of the words said: "
+            f"{out['text, every cut']['missing_role_ceiling']['ceiling']['value']:.3f}")
     lat = latency(parser.parse, [e["text"] for e in split["test"]])
     lat_syntax = latency(lambda t: syntax.detect([t]), [e["text"] for e in split["test"]])
     ep = None
     if endpoint:
         from .endpointing import tie_in
-        ep = tie_in(parser, n=n or 500, n_dev=min(n or 300, 300), seed=seed, log=log)
+        ep = tie_in(parser, n=n or 500, n_dev=min(n or 300, 300), seed=seed, log=log,
+                    signals=(signals["dev"], signals["test"]) if signals else None)
         log(f"end-pointing: chosen {ep['chosen_on_dev']}, vs two-pass {ep['parser_vs_two_pass_cutoff']}")
     result = {"parser": repo_path(parser.path or DEFAULT), "corpus": repo_path(corpus), "threads": threads,
               "detection_rule": rule, "threshold": parser.threshold, "threshold_asr": parser.threshold_asr,
               "dev_detection": detection(dev_parses, dev_truth, rule),
               "syntax_baseline": {"model": syntax.model, "rules_chosen_on_dev": list(syntax.rules),
                                   "latency_ms": lat_syntax},
+              "fused_cut_detector": fused.to_dict() if fused else None,
               "sets": out, "latency_ms": lat, "endpointing": ep, "goals": GOALS, "wall_s": round(time.time() - t0, 1)}
     result["headline"] = headline(result)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))

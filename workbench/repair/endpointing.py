@@ -72,15 +72,16 @@ def variants(parser, signals_sets, tokenizer, weights=WEIGHTS, max_waits=MAX_WAI
 
 
 def tie_in(parser, corpus_size: str = "default", n: int = 500, n_dev: int = 300, context=(70, 1), seed: int = 0,
-           log=print) -> dict:
+           log=print, signals=None) -> dict:
     """The end-pointers of ``bench endpoint`` beside the two-pass end-pointer consulting the parser, selected on
-    dev and reported on test, quiet subset (no background noise)."""
+    dev and reported on test, quiet subset (no background noise); ``signals``: (dev, test) already computed
+    with the recogniser at ``context``."""
     from ..endpoint.arbitrator import load
     from ..endpoint.bench import ARBITRATOR_DIR, BASELINE, curves, recognizer, select_and_report, split_signals
     rec, path, _ = recognizer(None, context)
     arb = load(ARBITRATOR_DIR)
-    dev = [s for s in split_signals(rec, corpus_size, "dev", n_dev) if not s.noise]
-    test = [s for s in split_signals(rec, corpus_size, "test", n) if not s.noise]
+    dev, test = signals or (split_signals(rec, corpus_size, "dev", n_dev), split_signals(rec, corpus_size, "test", n))
+    dev, test = [s for s in dev[:n_dev] if not s.noise], [s for s in test[:n] if not s.noise]
     log(f"end-pointing: {len(dev)} quiet dev / {len(test)} quiet test utterances")
     var = variants(parser, [dev, test], rec.model.tokenizer)
     # a variant that cannot end-point within the budget the other end-pointers are compared at (the production

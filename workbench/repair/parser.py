@@ -253,6 +253,7 @@ class GraphParser:
         # the P(cut) threshold for the recogniser's transcripts, chosen on its dev transcripts (text's by default)
         self.threshold_asr = threshold if threshold_asr is None else threshold_asr
         self.threshold, self.min_signature, self.max_tokens, self.path = threshold, min_signature, max_tokens, path
+        self.owed_role_mbr = True      # a cut request's signature chosen by the owed role's total probability
         intents = [" ".join(i for i, _ in _SIG.findall(s)) for s in signatures]
         self._same_intents = [[k for k, o in enumerate(intents) if o == it] for it in intents]
 
@@ -303,11 +304,31 @@ class GraphParser:
             # a short prefix leaves the signature open ("turn off the": which roles follow?) but not the intent:
             # the intents' summed probability says whether the parser knows what is asked at all
             p_intent = float(sum(sp[k] for k in self._same_intents[j]))
-            sig = self.signatures[j] if p_intent >= self.min_signature else UNKNOWN_SIGNATURE
             cut = float(pc) >= th
+            if cut and self.owed_role_mbr:
+                j, p_intent = self._owed_role_mbr(sp, spans, len(words))
+            sig = self.signatures[j] if p_intent >= self.min_signature else UNKNOWN_SIGNATURE
             out.append(Parse(text, graph_from(sig, spans, len(words), cut), float(pc), cut, sig, float(sp[j]), spans,
                              float(pp)))
         return out
+
+    def _owed_role_mbr(self, sp, spans, n_words: int, k: int = 16, floor: float = 0.005) -> tuple[int, float]:
+        """A cut request is read for the role it owes: the signatures are grouped by the first role their graph
+        owes and the group with the most probability wins (its best signature is returned). After "set ▌" the
+        single likeliest signature may be one alarm among many timer signatures that all owe a duration;
+        choosing by the owed role's total probability is the minimum-Bayes-risk choice for the question asked. Returns
+        the signature and the group's probability (which decides, as the intent's does for a whole request, whether
+        the parser knows what is asked at all)."""
+        from .repair import diagnose
+        mass: dict = {}
+        for p, i in zip(*(t.tolist() for t in torch.topk(sp, min(k, len(sp))))):
+            if p < floor and mass:
+                break
+            missing = diagnose(graph_from(self.signatures[i], spans, n_words, True)).missing
+            key = missing[0] if missing else None
+            mass.setdefault(key, [0.0, i])[0] += p
+        best = max(mass.values(), key=lambda v: v[0])
+        return best[1], best[0]
 
     def parse(self, text: str, threshold: float | None = None) -> Parse:
         return self.parse_batch([text], threshold)[0]

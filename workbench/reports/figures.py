@@ -295,9 +295,16 @@ def repair(r: dict) -> str:
              + ": " + ", ".join(f"{k} {'met' if ok else '**missed**'}" for k, ok in h["met"].items()) + "."]
     ev = S.get("text, every cut", {}).get("missing_role_first_by_words_said")
     if ev:
-        lines.append("Owed role right by the words said before the cut (text, every cut): " + ", ".join(
-            f"{k}: {_pct(v, 0)} (n={v['n']})" for k, v in ev.items())
-                     + ". A cut after one or two words rarely says which request it begins (\"i ...\", \"could ...\").")
+        line = ("Owed role right by the words said before the cut (text, every cut): "
+                + ", ".join(f"{k}: {_pct(v, 0)} (n={v['n']})" for k, v in ev.items())
+                + ". A cut after one or two words rarely says which request it begins (\"i ...\", \"could ...\").")
+        c = S["text, every cut"].get("missing_role_ceiling")
+        if c:
+            line += (f" No reader of the words said could do better than {_pct(c['ceiling'])} on this set: for each "
+                     "cut, the share of the corpus generator's cuts with the same words that owe its most common role "
+                     f"({c['n_sample']:,} fresh sentences cut everywhere; by words said: "
+                     + ", ".join(f"{k}: {100 * v:.0f} %" for k, v in c["by_words_said"].items()) + ").")
+        lines.append(line)
     asr = S.get("ASR", {}).get("through_asr")
     if asr:
         lines.append("Through the recogniser: "
@@ -306,6 +313,18 @@ def repair(r: dict) -> str:
                      "then reads as cut, and as heard it is); on the "
                      f"{asr['n_exact_transcripts']} utterances transcribed exactly, detection F1 is "
                      f"{_pct(asr['detection_on_exact_transcripts']['f1'])}.")
+    fz = r.get("fused_cut_detector")
+    if fz and "ASR" in S:
+        by = S["ASR"]["detection_by_rule"]
+        alone = by.get(r["detection_rule"], S["ASR"]["detection"])
+        fused = S["ASR"]["detection"] if S["ASR"]["rule"].startswith("parser + arbitrator") else \
+            by.get("parser + arbitrator (how it was said)")
+        lines.append("Through the recogniser the parser reads a transcript that may have misheard the end; how the words "
+                     "were said carries the rest. The fused detector (logistic regression over the transcript's P(cut) "
+                     f"and the arbitrator's P(end) {fz['delay_s']:g} s after the last speech the VAD heard, fitted on dev: "
+                     f"F1 {100 * fz['dev_f1']:.1f} % against {100 * fz['dev_f1_parser_alone']:.1f} % for the parser "
+                     f"alone; {'chosen' if fz['chosen'] else 'not chosen'}) reaches test F1 {_pct(fused['f1'])} "
+                     f"where the parser alone on the transcript reaches {_pct(alone['f1'])}.")
     ep = r.get("endpointing")
     if ep and ep.get("test"):
         t = ep["test"]
