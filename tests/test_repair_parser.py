@@ -68,9 +68,23 @@ def test_bad_input_is_a_typed_error_or_an_unknown_intent(parser):
     for bad, what in (("", "empty"), ("   ", "empty"), (None, "reads text"), (" ".join(["timer"] * 200), "longer")):
         with pytest.raises(ParseError, match=what):
             parser.parse(bad)
-    nonsense = parser.parse("zxq blorf wibble quantum xylophone")
-    decode(nonsense.graph)                                   # a well-formed graph, whatever it says
-    assert nonsense.p_signature < parser.parse("set a timer for ten minutes").p_signature
+    # text the domain LM finds less likely than any dev text: the unknown intent, as a well-formed graph
+    for nonsense in ("zxq blorf wibble quantum xylophone", "je voudrais un café s'il vous plaît"):
+        p = parser.parse(nonsense)
+        assert p.signature == "unknown" and decode(p.graph) and p.graph == "(f1 / unknown)"
+    assert parser.parse("set a timer for ten minutes").signature != "unknown"
+
+
+def test_the_domain_gate_is_chosen_below_every_dev_text(parser):
+    from workbench.repair.parser import set_domain_gate
+    shipped = parser.domain_floor
+    texts = ["set a timer for ten minutes", "add milk to my shopping list", "turn off the kitchen lights"]
+    try:
+        floor = set_domain_gate(parser, texts, margin=0.5, save=False)
+        assert floor == pytest.approx(parser.domain_logprob(texts).min() - 0.5, abs=1e-3)
+        assert shipped is not None and shipped < floor       # the shipped one also read hard transcripts
+    finally:
+        parser.domain_floor = shipped
 
 
 def test_recovery_scenarios_score_the_recovered_filler(parser):

@@ -200,6 +200,43 @@ def role_ceiling(entries: list[dict], n_sample: int = 40000, seed: int = 0) -> d
             "n_sample": n_sample}
 
 
+# ---------------------------------------------------------------- bad input: text that is not a request here
+
+FOREIGN = ["wo ist der bahnhof", "ich habe heute keine zeit", "guten morgen wie geht es dir", "kannst du mir helfen",
+           "das wetter ist schön heute", "je voudrais un café s'il vous plaît", "il fait beau aujourd'hui",
+           "où est la gare", "nous allons au cinéma ce soir", "je ne sais pas", "dónde está la biblioteca",
+           "me gustaría reservar una mesa", "qué hora es", "hace mucho calor hoy", "no tengo hambre",
+           "ciao come stai", "dove si trova la stazione", "dank je wel", "onde fica o banheiro", "tack så mycket"]
+OFF_DOMAIN = ["the mitochondria is the powerhouse of the cell", "quarterly earnings exceeded analyst expectations",
+              "the defendant pleaded not guilty", "photosynthesis converts light into chemical energy",
+              "the parliament passed the bill after a long debate", "the theorem follows from the lemma",
+              "interest rates rose for the third quarter", "the enzyme binds to the receptor",
+              "the novel was translated into forty languages", "the glacier has retreated since the survey"]
+
+
+def out_of_domain(parser, in_domain: dict[str, list[str]], seed: int = 0, n_nonsense: int = 200) -> dict:
+    """How often text that is no request of this domain gets the unknown intent (random letter strings, other
+    languages, English from elsewhere: small probe sets written here), and how often real requests of the test
+    sets wrongly do."""
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    nonsense = [" ".join("".join(rng.choice(letters, int(rng.integers(2, 9)))) for _ in range(int(rng.integers(1, 7))))
+                for _ in range(n_nonsense)]
+    probes = {"random letters": nonsense, "other languages": FOREIGN, "English off the domain": OFF_DOMAIN}
+    out = {}
+    for name, texts in probes.items():
+        k = sum(p.signature == "unknown" for p in parser.parse_batch(texts))
+        out[f"{name}: unknown intent"] = rate_ci(k, len(texts))
+    for name, texts in in_domain.items():
+        k = sum(p.signature == "unknown" for p in parser.parse_batch(texts))
+        out[f"{name}: unknown intent (wrongly)"] = rate_ci(k, len(texts))
+        if parser.domain_floor is not None:       # of which the gate's doing (the rest: the signature head's doubt)
+            out[f"{name}: below the domain floor"] = rate_ci(
+                int(np.sum(parser.domain_logprob(texts) < parser.domain_floor)), len(texts))
+    out["domain_floor"] = parser.domain_floor
+    return out
+
+
 # ---------------------------------------------------------------- recovery scenarios
 
 def _refill(template: str, full_text: str, keep: set[int], rng) -> str:
@@ -365,6 +402,8 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
         out["text, every cut"]["missing_role_ceiling"] = role_ceiling(sets["text, every cut"][0], seed=seed)
         log(f"owed role, ceiling of any reader of the words said: "
             f"{out['text, every cut']['missing_role_ceiling']['ceiling']['value']:.3f}")
+    ood = out_of_domain(parser, {"test": [e["text"] for e in split["test"]],
+                                 "held-out templates": [e["text"] for e in split["test_unseen_text"]]}, seed)
     lat = latency(parser.parse, [e["text"] for e in split["test"]])
     lat_syntax = latency(lambda t: syntax.detect([t]), [e["text"] for e in split["test"]])
     ep = None
@@ -379,7 +418,7 @@ def run(parser_path=None, corpus=None, asr: bool = True, n: int | None = None, o
               "syntax_baseline": {"model": syntax.model, "rules_chosen_on_dev": list(syntax.rules),
                                   "latency_ms": lat_syntax},
               "fused_cut_detector": fused.to_dict() if fused else None,
-              "sets": out, "latency_ms": lat, "endpointing": ep, "goals": GOALS, "wall_s": round(time.time() - t0, 1)}
+              "sets": out, "out_of_domain": ood, "latency_ms": lat, "endpointing": ep, "goals": GOALS, "wall_s": round(time.time() - t0, 1)}
     result["headline"] = headline(result)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
     save_bench(out_dir, "bench_repair", result, {"repair.png": plot(result)}, results_dir)

@@ -254,8 +254,16 @@ class GraphParser:
         self.threshold_asr = threshold if threshold_asr is None else threshold_asr
         self.threshold, self.min_signature, self.max_tokens, self.path = threshold, min_signature, max_tokens, path
         self.owed_role_mbr = True      # a cut request's signature chosen by the owed role's total probability
+        # the domain gate: text the domain LM finds less likely than any dev text or transcript is not a request
+        # of this domain ("wo ist der bahnhof", "zxq blorf"): its graph is the unknown intent
+        self.domain_lm, self.domain_floor = None, None
         intents = [" ".join(i for i, _ in _SIG.findall(s)) for s in signatures]
         self._same_intents = [[k for k, o in enumerate(intents) if o == it] for it in intents]
+
+    def domain_logprob(self, texts: list[str]) -> np.ndarray:
+        """Mean token log-probability of each text under the domain LM (no end symbol: a cut text is in domain)."""
+        from ..lm.score import score_texts
+        return np.array([s.mean for s in score_texts(self.domain_lm, texts, eos=False, batch_size=64)])
 
     @property
     def device(self) -> torch.device:
@@ -294,8 +302,10 @@ class GraphParser:
             return []
         th = self.threshold if threshold is None else threshold
         tags, sigs, cuts = self.outputs(texts)
+        gate = self.domain_lm is not None and self.domain_floor is not None
+        lp = self.domain_logprob(texts) if gate else np.zeros(len(texts))
         out = []
-        for text, tg, sp, (pc, pp) in zip(texts, tags, sigs, cuts.tolist()):
+        for text, tg, sp, (pc, pp), lpi in zip(texts, tags, sigs, cuts.tolist(), lp):
             words = text.split()
             spans = decode_spans(words, [TAGS[int(i)] for i in tg.argmax(-1)])
             if pp >= 0.5 and spans and spans[-1][3] == len(words):     # the last filler was cut short
@@ -308,6 +318,8 @@ class GraphParser:
             if cut and self.owed_role_mbr:
                 j, p_intent = self._owed_role_mbr(sp, spans, len(words))
             sig = self.signatures[j] if p_intent >= self.min_signature else UNKNOWN_SIGNATURE
+            if gate and lpi < self.domain_floor:
+                sig = UNKNOWN_SIGNATURE
             out.append(Parse(text, graph_from(sig, spans, len(words), cut), float(pc), cut, sig, float(sp[j]), spans,
                              float(pp)))
         return out
@@ -539,8 +551,35 @@ def load_parser(path: str | os.PathLike | None = None, device: str | None = None
     net = ParserNet(AutoModel.from_config(cfg), cfg.hidden_size, len(meta["tags"]), len(meta["signatures"]))
     net.load_state_dict(load_file(str(p / "parser.safetensors")))
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return GraphParser(net.to(dev), AutoTokenizer.from_pretrained(p), meta["signatures"], meta["threshold"],
-                       meta.get("min_signature", 0.3), meta.get("max_tokens", 96), str(p), meta.get("threshold_asr"))
+    parser = GraphParser(net.to(dev), AutoTokenizer.from_pretrained(p), meta["signatures"], meta["threshold"],
+                         meta.get("min_signature", 0.3), meta.get("max_tokens", 96), str(p), meta.get("threshold_asr"))
+    if meta.get("domain_floor") is not None:
+        from ..lm.domain import load_domain_lm
+        lm = Path(meta["lm"])
+        parser.domain_lm = load_domain_lm(lm if lm.is_absolute() else MODELS.parents[1] / lm, device=dev)
+        parser.domain_floor = float(meta["domain_floor"])
+    return parser
+
+
+def set_domain_gate(parser: GraphParser, dev_texts: list[str], margin: float = 0.25, save: bool = True) -> float:
+    """Choose the domain gate's floor on dev: the lowest mean token log-probability the domain LM gives any of
+    ``dev_texts`` (the dev split's texts, its every cut and its transcripts: what the parser must keep reading),
+    less ``margin``; stored in the parser's ``parser.json`` when ``save``."""
+    from ..lm.domain import load_domain_lm
+    meta_path = Path(parser.path or DEFAULT) / "parser.json"
+    meta = json.loads(meta_path.read_text())
+    if parser.domain_lm is None:
+        lm = Path(meta["lm"])
+        parser.domain_lm = load_domain_lm(lm if lm.is_absolute() else MODELS.parents[1] / lm, device=str(parser.device))
+    texts = [t for t in dev_texts if t.split()]
+    parser.domain_floor = round(float(parser.domain_logprob(texts).min()) - margin, 3)
+    if save:
+        meta["domain_floor"] = parser.domain_floor
+        meta["domain_floor_from"] = {"texts": len(texts), "margin": margin}
+        tmp = meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, meta_path)
+    return parser.domain_floor
 
 
 def train_from_corpus(corpus_size: str = "default", out: str | os.PathLike | None = None,
@@ -574,5 +613,10 @@ def train_from_corpus(corpus_size: str = "default", out: str | os.PathLike | Non
         dev_transcripts = heard[:len(dev)]
         asr_train = asr_examples(entries[len(dev):], heard[len(dev):])
         log(f"parser: {len(asr_train)} transcripts to learn from, {len(dev_transcripts)} dev transcripts")
-    return train_parser(dev, out or DEFAULT, cfg, exclude=held, trainer_kwargs=trainer_kwargs, log=log,
-                        asr_train=asr_train, dev_transcripts=dev_transcripts)
+    res = train_parser(dev, out or DEFAULT, cfg, exclude=held, trainer_kwargs=trainer_kwargs, log=log,
+                       asr_train=asr_train, dev_transcripts=dev_transcripts)
+    from .bench import every_cut
+    res["domain_floor"] = set_domain_gate(load_parser(out or DEFAULT, device="cpu"),
+                                          [e["text"] for e in every_cut(dev)] + list(dev_transcripts or []))
+    log(f"parser: domain gate at mean token log-probability {res['domain_floor']}")
+    return res

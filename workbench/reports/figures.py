@@ -313,6 +313,18 @@ def repair(r: dict) -> str:
                      "then reads as cut, and as heard it is); on the "
                      f"{asr['n_exact_transcripts']} utterances transcribed exactly, detection F1 is "
                      f"{_pct(asr['detection_on_exact_transcripts']['f1'])}.")
+    ood = r.get("out_of_domain")
+    if ood:
+        lines.append("Bad input: the domain gate (text the domain LM finds less likely than any dev text or transcript, "
+                     f"mean token log-probability below {ood['domain_floor']:g}) gives the unknown intent to "
+                     + ", ".join(f"{k.split(':')[0]} {_pct(v, 0)} (n={v['n']})" for k, v in ood.items()
+                                 if k.endswith(": unknown intent"))
+                     + "; real requests get it too: " + ", ".join(
+                         f"{k.split(':')[0]} {_pct(v, 1)}"
+                         + (f" (the gate: {_pct(ood[k.split(':')[0] + ': below the domain floor'], 1)})"
+                            if k.split(':')[0] + ": below the domain floor" in ood else "")
+                         for k, v in ood.items() if k.endswith("(wrongly)"))
+                     + " (the rest: the signature head too unsure of the intent).")
     fz = r.get("fused_cut_detector")
     if fz and "ASR" in S:
         by = S["ASR"]["detection_by_rule"]
