@@ -97,6 +97,16 @@ def test_forced_alignment_lands_near_espeak_word_starts():
         errs += [abs(a[0] - b[0]) for a, b in zip(est[1:], truth[1:])]
     assert np.median(errs) < 0.25, errs
 
+
+def test_speech_too_fast_for_the_aligner_shares_the_audio_by_word_length():
+    # 0.3 s cannot hold these words' tokens in CTC frames: the words share it by their letters, in order
+    from workbench.data.align import aligner
+    words = "did you turn off the air conditioner in the upstairs bathroom".split()
+    times = aligner().word_times(np.random.default_rng(0).normal(0, 0.1, 4800).astype(np.float32), words)
+    assert len(times) == len(words) and times[0][0] == 0.0 and times[-1][1] == pytest.approx(0.3)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(times, times[1:]))
+    assert times[words.index("conditioner")][1] - times[words.index("conditioner")][0] > times[0][1] - times[0][0]
+
 # --- the corpus --------------------------------------------------------------------------------------
 def test_smoke_corpus_layout_and_split_by_speaker(smoke_corpus):
     meta = json.loads((smoke_corpus / "corpus.json").read_text())

@@ -132,6 +132,8 @@ def test_live_endpointer_equals_offline(rec, smoke_corpus):
     i = next(k for k, e in enumerate(ds.entries) if not e["noise"] and e["duration"] - e["speech_end"] > 0.5)
     audio = ds.audio(i)
     off = compute_signals(rec, [ds.entries[i]], [audio])[0]
+    # the stream's final result is kept beside the partials (look-to-talk reads it): its tokens spell its words
+    assert off.final_text and rec.model.tokenizer.ids_to_text(off.final_tokens).strip() == off.final_text.strip()
     for ep in (PauseEndpointer(300), EouEndpointer(float(np.quantile(off.eou_prob, 0.5)))):
         want = ep.endpoint(off)
         live = StreamingEndpointer(ep, rec)

@@ -18,6 +18,8 @@ KEY_METRICS = {
     "07_rescoring": ["wer_1best_test", "wer_oracle_test", "wer_domain_lm_test", "domain_lm_p95_ms"],
     "08_truncation_repair": ["repair_detection_f1_text", "repair_missing_role_right", "repair_smatch_partial",
                              "repair_parser_p95_ms"],
+    "09_look_to_talk": ["looktotalk_eer_acoustic", "looktotalk_eer_lexical", "looktotalk_eer_visual",
+                        "looktotalk_eer_fused"],
 }
 
 

@@ -146,6 +146,12 @@ def _bench(args) -> int:
         print(json.dumps({"headline": res["headline"], "detection_rule": res["detection_rule"],
                           "wall_s": res["wall_s"], "out_dir": res["out_dir"]}, indent=1))
         return 0
+    if args.what == "looktotalk":
+        from .looktotalk.bench import run
+        res = run(args.corpus_size, n_test=args.n or 500, out_dir=args.out, results_dir=args.results,
+                  threads=args.threads or 2)
+        print(json.dumps({"headline": res["headline"], "wall_s": res["wall_s"], "out_dir": res["out_dir"]}, indent=1))
+        return 0
     if args.what == "rescoring":
         from .rescoring.bench import run
         res = run(args.model, n=args.n, n_dev=args.n_dev, beam=args.beam, out_dir=args.out,
@@ -308,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
     tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")

@@ -20,10 +20,6 @@ from ..audio import MODEL_SAMPLE_RATE
 DEFAULT_ALIGNER = Path(__file__).resolve().parents[2] / "data" / "models" / "asr_small" / "model.nemo"
 
 
-class AlignmentError(RuntimeError):
-    """The text cannot be aligned to the audio (too short for its tokens, or untokenisable)."""
-
-
 class CtcAligner:
     """Forced alignment of words to 16 kHz audio with a NeMo CTC (or hybrid RNNT+CTC) model."""
 
@@ -63,14 +59,17 @@ class CtcAligner:
             enc, elen = self.model.encoder(audio_signal=feats, length=flen)
             logp = self.ctc(encoder_output=enc).float()
         T = int(elen[0])
-        if T < len(ids):
-            raise AlignmentError(f"{len(ids)} tokens cannot fit {T} encoder frames ({' '.join(words)!r})")
+        dur = len(audio) / MODEL_SAMPLE_RATE
+        if T < len(ids) + sum(a == b for a, b in zip(ids, ids[1:])):
+            # speech too fast for the aligner's frames (CTC needs a blank between repeated tokens): the words
+            # share the audio by their length in letters, the best guess left
+            edges = np.concatenate([[0], np.cumsum([len(w) + 1 for w in words])]) / (sum(len(w) + 1 for w in words))
+            return [(round(float(a * dur), 4), round(float(b * dur), 4)) for a, b in zip(edges[:-1], edges[1:])]
         labels, _ = AF.forced_align(logp[:, :T], torch.tensor([ids], dtype=torch.int32), blank=self.blank)
         spans = AF.merge_tokens(labels[0], torch.zeros(T))
         first = {}
         for span, k in zip(spans, word_of):
             first.setdefault(k, span.start)
-        dur = len(audio) / MODEL_SAMPLE_RATE
         starts = [0.0] + [min(first[k] * self.frame_s, dur) for k in range(1, len(words))]
         for k in range(1, len(starts)):      # keep every word non-empty and in order
             starts[k] = max(starts[k], starts[k - 1] + 1e-3)

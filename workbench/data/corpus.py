@@ -60,6 +60,9 @@ class CorpusConfig:
     noise_types: tuple = ("white", "pink", "babble")
     snr_db: tuple = (5, 10, 15, 20)
     heldout_sentences: int = 2000
+    # side talk (sidetalk.py): speech not meant for the device, labelled directed: false; a corpus of its own
+    side_talk: bool = False
+    p_conversational: float = 0.7  # side talk delivered faster and quieter (turned away); the rest like requests
 
 
 SIZES = {
@@ -86,10 +89,15 @@ def corpus_name(size: str, seed: int) -> str:
     return size if seed == 0 else f"{size}-seed{seed}"
 
 
+# settings added after corpora were built: they count in the hash only when set, so those corpora keep theirs
+_ADDED_LATER = {"side_talk": False, "p_conversational": 0.7}
+
+
 def config_hash(cfg) -> str:
     """Eight hex digits over every setting of a corpus (a ``CorpusConfig`` or its stored dict)."""
     import hashlib
     d = asdict(cfg) if not isinstance(cfg, dict) else cfg
+    d = {k: v for k, v in d.items() if not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:8]
 
 
@@ -268,6 +276,8 @@ def render_utterance(plan: dict, rng: np.random.Generator, babble_speakers: list
     }
     if truncated:
         entry["full_text"] = full_text
+    if "directed" in plan:                 # side talk (absent: a request, directed at the device)
+        entry["directed"], entry["delivery"] = plan["directed"], plan["delivery"]
     return audio, entry
 
 
@@ -323,8 +333,32 @@ STATEFUL_ENGINES = frozenset({"espeak", "piper"})
 
 def _plan_job(args) -> tuple[dict, np.random.Generator]:
     _, split, index, cfg, speakers = args
+    if cfg.side_talk:
+        return _plan_side_talk(split, index, cfg, speakers)
     rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
     return plan_utterance(rng, speakers, cfg, T.HELD_OUT_TEMPLATES if split == "test_unseen_text" else None), rng
+
+
+CONVERSATIONAL_RATE = 1.12    # side talk a little faster than a request to a device ...
+CONVERSATIONAL_LEVEL = 0.5    # ... and quieter at the device's microphone (turned to someone else: -6 dB)
+
+
+def _plan_side_talk(split: str, index: int, cfg: CorpusConfig, speakers) -> tuple[dict, np.random.Generator]:
+    """A side-talk utterance by the split's own speakers: train reads the training side-talk templates, dev and
+    test only the held-out ones. Most are delivered conversationally (faster, quieter: a difference put in by
+    construction, reported as such); the rest exactly as requests are, so that words and eyes must tell."""
+    from dataclasses import replace
+    from .sidetalk import HELD_OUT_SIDE_TALK, TRAIN_SIDE_TALK
+    rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index, 1])
+    plan = plan_utterance(rng, speakers, cfg, TRAIN_SIDE_TALK if split == "train" else HELD_OUT_SIDE_TALK)
+    plan["truncate_after"] = None
+    plan["directed"] = False
+    plan["delivery"] = "conversational" if rng.random() < cfg.p_conversational else "request"
+    if plan["delivery"] == "conversational":
+        spk = plan["speaker"]
+        plan["speaker"] = replace(spk, rate=int(round(spk.rate * CONVERSATIONAL_RATE)))
+        plan["peak"] *= CONVERSATIONAL_LEVEL
+    return plan, rng
 
 
 def needs_fresh_process(plan: dict) -> bool:
@@ -521,6 +555,18 @@ def _write_heldout_texts(out: Path, cfg: CorpusConfig) -> None:
 def ensure_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike = DEFAULT_ROOT, **kw) -> Path:
     """The corpus folder, built first if it is missing (what notebooks call)."""
     return build_corpus(size, seed, root, **kw)
+
+
+SIDE_TALK = {"smoke": {"train": 16, "dev": 8, "test": 8}, "default": {"train": 2000, "dev": 300, "test": 500},
+             "large": {"train": 10000, "dev": 1000, "test": 1000}}
+
+
+def side_talk_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike = DEFAULT_ROOT, **kw) -> Path:
+    """The side-talk corpus beside a size's corpus (same speakers per split, same pauses and noise; no cut
+    requests), built first if missing: look-to-talk's negatives. Its requests are the size's own corpus."""
+    n = SIDE_TALK[size] if size in SIDE_TALK else SIDE_TALK["default"]
+    utts = {s: n.get(s, 0) for s in SPLITS}
+    return build_corpus(size, seed, root, side_talk=True, utterances=utts, p_truncated=0.0, **kw)
 
 
 def corpus_with_more(split: str, total: int, size: str = "default", seed: int = 0,

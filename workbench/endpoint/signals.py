@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..audio import MODEL_SAMPLE_RATE
-from ..events import Partial
+from ..events import Final, Partial
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Signals:
     frame_s: float = 0.08
     encoder: np.ndarray | None = None    # (frames, d) float16
     tokens: list = field(default_factory=list)   # partial tokens after each step
+    final_text: str = ""                         # the recogniser's result once the stream closed (its 1-best)
+    final_tokens: list = field(default_factory=list)
 
     def frame_available(self) -> np.ndarray:
         """For each encoder frame, the audio time at which the step that produced it ran."""
@@ -77,6 +79,9 @@ def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: i
             s = asr_signals(ev)
             if not keep_encoder:
                 s["encoder"] = None
+            fin = next((x for x in reversed(ev) if isinstance(x, Final)), None)
+            if fin is not None and fin.nbest:
+                s["final_text"], s["final_tokens"] = fin.text, list(fin.nbest[0].tokens)
             out.append(Signals(
                 utt_id=str(e.get("id", len(out))), text=e["text"], true_end=float(e["speech_end"]),
                 audio_end=len(a) / MODEL_SAMPLE_RATE,
