@@ -554,23 +554,25 @@ def load_parser(path: str | os.PathLike | None = None, device: str | None = None
     parser = GraphParser(net.to(dev), AutoTokenizer.from_pretrained(p), meta["signatures"], meta["threshold"],
                          meta.get("min_signature", 0.3), meta.get("max_tokens", 96), str(p), meta.get("threshold_asr"))
     if meta.get("domain_floor") is not None:
-        from ..lm.domain import load_domain_lm
-        lm = Path(meta["lm"])
-        parser.domain_lm = load_domain_lm(lm if lm.is_absolute() else MODELS.parents[1] / lm, device=dev)
-        parser.domain_floor = float(meta["domain_floor"])
+        parser.domain_lm, parser.domain_floor = _domain_lm(meta, dev), float(meta["domain_floor"])
     return parser
+
+
+def _domain_lm(meta: dict, device):
+    """The domain LM the parser grew from (``meta["lm"]``, relative to the repository), for the domain gate."""
+    from ..lm.domain import load_domain_lm
+    lm = Path(meta["lm"])
+    return load_domain_lm(lm if lm.is_absolute() else MODELS.parents[1] / lm, device=str(device))
 
 
 def set_domain_gate(parser: GraphParser, dev_texts: list[str], margin: float = 0.25, save: bool = True) -> float:
     """Choose the domain gate's floor on dev: the lowest mean token log-probability the domain LM gives any of
     ``dev_texts`` (the dev split's texts, its every cut and its transcripts: what the parser must keep reading),
     less ``margin``; stored in the parser's ``parser.json`` when ``save``."""
-    from ..lm.domain import load_domain_lm
     meta_path = Path(parser.path or DEFAULT) / "parser.json"
     meta = json.loads(meta_path.read_text())
     if parser.domain_lm is None:
-        lm = Path(meta["lm"])
-        parser.domain_lm = load_domain_lm(lm if lm.is_absolute() else MODELS.parents[1] / lm, device=str(parser.device))
+        parser.domain_lm = _domain_lm(meta, parser.device)
     texts = [t for t in dev_texts if t.split()]
     parser.domain_floor = round(float(parser.domain_logprob(texts).min()) - margin, 3)
     if save:
