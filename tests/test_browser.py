@@ -69,6 +69,16 @@ tuner = EndpointTuner(sig, None, audios=[dev.audio(i) for i in range(6)])
 tuner""",
 ]
 
+CAMERA_CELL = """import json
+from pathlib import Path
+from workbench.widgets import CameraCue
+OUT = Path({out!r})
+cam = CameraCue()
+def dump(*_):                        # every message the kernel gets, written down as it arrives
+    (OUT / "cues.json").write_text(json.dumps({{"cues": [v.tolist() for _, v in cam.cues], "available": cam.available}}))
+cam.on_msg(dump)
+cam"""
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -116,6 +126,10 @@ def lab(mic_model, smoke_corpus, tmp_path_factory):
                 for c in NOTEBOOK_CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "mic.ipynb")
+    cam = nbformat.v4.new_notebook()
+    cam.cells = [nbformat.v4.new_code_cell(CAMERA_CELL.format(out=str(out)))]
+    cam.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    nbformat.write(cam, root / "cam.ipynb")
     port, token = _free_port(), "wbtest" + str(os.getpid())
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_RUNTIME_DIR=str(root / "runtime"))
     proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -142,17 +156,18 @@ def lab(mic_model, smoke_corpus, tmp_path_factory):
         proc.kill()
 
 
-def _open(pw, lab, wav, allow: bool):
-    flags = FLAGS + [f"--use-file-for-fake-audio-capture={wav}"] + (["--use-fake-ui-for-media-stream"] if allow else [])
+def _open(pw, lab, wav, allow: bool, notebook: str = "mic.ipynb", ready: str = ".wb-mic button", extra=()):
+    flags = (FLAGS + ([f"--use-file-for-fake-audio-capture={wav}"] if wav else []) + list(extra)
+             + (["--use-fake-ui-for-media-stream"] if allow else []))
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{lab['url']}/lab/tree/mic.ipynb?reset&token={lab['token']}")
+    page.goto(f"{lab['url']}/lab/tree/{notebook}?reset&token={lab['token']}")
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60_000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(".wb-mic button", timeout=120_000)
+    page.wait_for_selector(ready, timeout=120_000)
     return browser, page
 
 
@@ -308,3 +323,116 @@ def test_tuner_sliders_change_its_numbers_and_plot(lab, source_wav):
         browser.close()
     assert after != before
     assert img_after != img_before, "the plot was redrawn"
+
+
+# ------------------------------------------------------------------ the camera: a real face photo as the fake camera
+
+def _y4m(rgb: np.ndarray, path: Path, frames: int = 4) -> Path:
+    """A still image as a YUV4MPEG2 (4:2:0) file, what Chromium's fake camera plays (it loops)."""
+    from skimage.transform import resize
+    img = resize(rgb, (480, 480), anti_aliasing=True) * 255.0
+    canvas = np.full((480, 640, 3), 128.0)
+    canvas[:, 80:560] = img
+    r, g, b = canvas[..., 0], canvas[..., 1], canvas[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = (b - y) * 0.564 + 128
+    v = (r - y) * 0.713 + 128
+    sub = lambda c: c.reshape(240, 2, 320, 2).mean((1, 3))
+    planes = b"".join(np.clip(p, 0, 255).astype(np.uint8).tobytes() for p in (y, sub(u), sub(v)))
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F12:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            f.write(b"FRAME\n" + planes)
+    return path
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    from skimage import data
+    face = data.astronaut()                    # a real frontal face photo, bundled with scikit-image
+    d = tmp_path_factory.mktemp("fake_cam")
+    return {"frontal": _y4m(face, d / "frontal.y4m"), "mirrored": _y4m(face[:, ::-1].copy(), d / "mirrored.y4m"),
+            "away": _y4m(face[300:, 250:].copy(), d / "away.y4m")}      # the suit and the flag: no face in view
+
+
+TURN = """(deg) => {            // the last real landmarks turned about the vertical axis through the face, by deg
+  const { landmarks, w, h } = window.__wb_cam.last, th = deg * Math.PI / 180;
+  const P = landmarks.map((p) => [p.x * w, p.y * h, p.z * w]);
+  const c = [0, 1, 2].map((k) => P.reduce((a, p) => a + p[k], 0) / P.length);
+  const turned = P.map(([x, y, z]) => ({ x: (c[0] + (x - c[0]) * Math.cos(th) - (z - c[2]) * Math.sin(th)) / w, y: y / h,
+                                        z: (c[2] + (x - c[0]) * Math.sin(th) + (z - c[2]) * Math.cos(th)) / w }));
+  return window.__wb_cam.cueFrom(turned, w, h);
+}"""
+
+
+def _camera(lab, video: Path | None, allow: bool = True, seconds: float = 5.0, turns=()) -> tuple[dict, str, str]:
+    """Open the camera notebook with ``video`` as the fake camera, run it ``seconds``; the kernel's cues (and the
+    cue of the last landmarks turned by each of ``turns`` degrees, under "turned")."""
+    from playwright.sync_api import sync_playwright
+    (lab["out"] / "cues.json").unlink(missing_ok=True)
+    extra = [f"--use-file-for-fake-video-capture={video}"] if video else []
+    with sync_playwright() as pw:
+        browser, page = _open(pw, lab, None, allow, notebook="cam.ipynb", ready=".wb-cam button", extra=extra)
+        console = []
+        page.on("console", lambda m: console.append(m.text[:300]))
+        page.click(".wb-cam button")
+        if allow:
+            page.wait_for_function("document.querySelector('.wb-cam button').textContent.includes('off')", timeout=60_000)
+            time.sleep(seconds)
+            shown = page.inner_text(".wb-cam .wb-cue")
+            turned = {d: page.evaluate(TURN, d) for d in turns}
+            page.screenshot(path=str(SHOTS / f"camera_{video.stem if video else 'none'}.png"))
+            page.click(".wb-cam button")
+        else:
+            page.wait_for_function("document.querySelector('.wb-cam .wb-msg').textContent.length > 0", timeout=20_000)
+            page.wait_for_timeout(1500)
+            shown = ""
+        msg = page.inner_text(".wb-cam .wb-msg")
+        browser.close()
+    got = json.loads((lab["out"] / "cues.json").read_text()) if (lab["out"] / "cues.json").exists() else {"cues": []}
+    if allow:
+        got["turned"] = turned
+    if not got["cues"] and allow:
+        msg += "\nbrowser console:\n" + "\n".join([c for c in console if "wb-cam" in c] + console[-15:])
+    return got, shown, msg
+
+
+def test_camera_cue_from_a_real_face_photo(lab, faces):
+    """The face mesh runs in the page on the fake camera's frames; the kernel gets the cues, ~12 a second:
+    a frontal face looks at the device, its mirror image turns the other way, a frame without a face has none."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cues = {}
+    turns = (-40, -20, 0, 20, 40)
+    for name in ("frontal", "mirrored", "away"):
+        got, shown, msg = _camera(lab, faces[name], turns=turns if name == "frontal" else ())
+        c = np.array(got["cues"]).reshape(-1, 5)
+        assert len(c) >= 10, f"{name}: only {len(c)} cues reached the kernel in 5 s ({msg!r})"
+        if name == "frontal":
+            turned = got["turned"]
+        cues[name] = c
+        if name == "away":
+            assert (c[:, 0] == 0).all(), f"a face was found where there is none: {c[c[:, 0] > 0][:3]}"
+            assert "no face" in msg.lower() and "no face" in shown.lower(), (msg, shown)
+        else:
+            assert (c[:, 0] == 1).mean() >= 0.9, f"{name}: the face was found in only {(c[:, 0] == 1).mean():.0%} of frames"
+    fr, mi = cues["frontal"][cues["frontal"][:, 0] == 1], cues["mirrored"][cues["mirrored"][:, 0] == 1]
+    yaw_f, yaw_m = float(np.median(fr[:, 1])), float(np.median(mi[:, 1]))
+    report = {"frontal": {k: float(np.median(fr[:, i])) for i, k in enumerate(("face", "yaw", "pitch", "gaze", "mouth"))},
+              "mirrored": {k: float(np.median(mi[:, i])) for i, k in enumerate(("face", "yaw", "pitch", "gaze", "mouth"))},
+              "cues_per_s": {k: len(v) / 5.0 for k, v in cues.items()},
+              "frontal landmarks turned": {str(d): turned[d] for d in turns}}
+    (SHOTS / "camera_cues.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report))
+    assert abs(yaw_f) < 25 and float(np.median(fr[:, 3])) > 0.5, f"a frontal face looks at the camera: {report['frontal']}"
+    assert abs(yaw_f + yaw_m) < 6, f"mirroring the face turns the head the other way: yaw {yaw_f:.1f} vs {yaw_m:.1f}"
+    assert abs(float(np.median(fr[:, 2])) - float(np.median(mi[:, 2]))) < 6, "mirroring keeps the pitch"
+    # the geometry on the real landmarks turned in 3-D: the yaw follows the turn, the gaze falls off as it should
+    for d in turns:
+        assert abs(turned[d]["yaw"] - turned[0]["yaw"] - d) < 6, f"turned {d} deg, read {turned[d]['yaw'] - turned[0]['yaw']:.1f}"
+    assert turned[0]["gaze"] > 0.5 and max(turned[40]["gaze"], turned[-40]["gaze"]) < 0.2, turned
+
+
+def test_camera_denied_says_so_and_sends_no_cue(lab):
+    got, _, msg = _camera(lab, None, allow=False)
+    assert "denied" in msg.lower() and "acoustic" in msg.lower(), msg
+    assert got["cues"] == [] and got.get("available") is False, got

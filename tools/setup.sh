@@ -62,5 +62,10 @@ else
   "$VENV/bin/pip" install -q --no-cache-dir --no-deps --no-build-isolation -e .
   echo "$stamp_want" > "$stamp_file"
 fi
+# 3. The camera widget's face mesh (npm @mediapipe/face_mesh, checked against the registry's sha512) -------
+"$VENV/bin/python" -m workbench.widgets.assets >/dev/null || {
+  echo "[setup] ERROR: could not vendor the face mesh from registry.npmjs.org (the camera widget needs it);" >&2
+  echo "[setup]        offline: copy face_mesh-<version>.tgz here and run: $VENV/bin/python -c \"from workbench.widgets.assets import vendor; vendor(tarball='face_mesh-<version>.tgz')\"" >&2
+  exit 1; }
 "$VENV/bin/python" -m workbench --help >/dev/null
 say "done in $(( $(date +%s) - start )) s  (activate: source $VENV/bin/activate)"
