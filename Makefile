@@ -38,7 +38,8 @@ lab: $(PY)
 # two-pass end-pointer's arbitrator on that model (minutes); the domain LM (a 2.9 M-parameter Llama from random
 # weights on the training text, minutes) -> data/models/lm_domain; the repair room's parser (the domain LM with
 # three heads, 1,500 steps on sampled template texts and the recogniser's transcripts of 3,500 fresh dev-speaker
-# sentences: ~5 min to render them, ~14 min to decode them once, ~8 min to train) -> data/models/repair_parser; then the ESPnet contextual-block conformer in three
+# sentences: ~5 min to render them, ~14 min to decode them once, ~8 min to train) -> data/models/repair_parser; the look-to-talk classifiers and fusion (features of 3,200 requests and side-talk
+# utterances through the recogniser, then minutes of training) -> data/models/looktotalk; then the ESPnet contextual-block conformer in three
 # stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min; the shipped stages 1-2
 # ran on the espeak-only corpus; then stage 3, the same tokenizer and every weight fine-tuned on the multi-engine
 # corpus, 2,500 steps, ~55 min) -> data/models/asr_espnet_small.
@@ -61,6 +62,7 @@ models: $(PY)
 	$(PY) -m workbench train-lm
 	$(PY) -m workbench train-reranker
 	$(PY) -m workbench train-parser
+	$(PY) -m workbench train-looktotalk
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

@@ -19,7 +19,7 @@ KEY_METRICS = {
     "08_truncation_repair": ["repair_detection_f1_text", "repair_missing_role_right", "repair_smatch_partial",
                              "repair_parser_p95_ms"],
     "09_look_to_talk": ["looktotalk_eer_acoustic", "looktotalk_eer_lexical", "looktotalk_eer_visual",
-                        "looktotalk_eer_fused"],
+                        "looktotalk_eer_fused", "looktotalk_eer_fused_half_heard"],
 }
 
 

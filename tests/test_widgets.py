@@ -111,3 +111,54 @@ def test_mic_end_points_live_with_every_end_pointer(shipped_rec, smoke_corpus):
         assert session.final.text
     proposal = PauseEndpointer(250).endpoint(sig)
     assert eps["two-pass"].endpoint(sig) < proposal + max_wait / 1000 - 1e-6, "accepted by the arbitrator, not forced"
+
+
+# ------------------------------------------------------------------ the camera widget's vendored face mesh and cues
+
+def _tgz(files: dict) -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_face_mesh_vendoring_checks_the_registry_hash_and_writes_all_or_nothing(tmp_path):
+    import base64
+    import hashlib
+    from workbench.widgets import assets
+    good = _tgz({f: f.encode() * 3 for f in assets.FILES})
+    sri = "sha512-" + base64.b64encode(hashlib.sha512(good).digest()).decode()
+    folder = assets.unpack(good, tmp_path / "fm", integrity=sri)
+    assert sorted(assets.load(folder)) == sorted(assets.FILES)
+    assert (folder / "face_mesh.js").read_bytes() == b"face_mesh.js" * 3
+    # a tarball that is not the published one is refused, and what was there stays
+    bad = _tgz({f: b"tampered" for f in assets.FILES})
+    with pytest.raises(ValueError, match="sha512"):
+        assets.unpack(bad, folder, integrity=sri)
+    assert (folder / "face_mesh.js").read_bytes() == b"face_mesh.js" * 3
+    (folder / "face_mesh.binarypb").unlink()
+    with pytest.raises(assets.FaceMeshMissingError, match="make setup"):
+        assets.load(folder)
+
+
+def test_camera_cue_keeps_the_cues_in_time_and_refuses_bad_ones():
+    from workbench.looktotalk.visual import CUES
+    from workbench.widgets import CameraCue
+    cam = CameraCue()
+    for k in range(5):
+        cam.push([1, 10.0 * k, 0, 0.9, 0.2], at=100.0 + k)
+    assert cam.sequence(102.0).shape == (3, len(CUES)) and cam.sequence(102.0)[0, 1] == 20.0
+    with pytest.raises(ValueError, match="5 finite numbers"):
+        cam.push([1, float("nan"), 0, 0.9, 0.2])
+    with pytest.raises(ValueError, match="5 finite numbers"):
+        cam.push([1, 0, 0])
+    # what the page sends: a cue message, and a refused camera
+    cam._on_msg(cam, {"type": "cue", "face": 1, "yaw": 3.0, "pitch": 1.0, "gaze": 0.8, "mouth": 0.1}, [])
+    assert cam.sequence(t0=1e12).shape == (0, len(CUES)) and len(cam.cues) == 6
+    cam._on_msg(cam, {"type": "unavailable", "why": "Camera permission denied."}, [])
+    assert cam.available is False

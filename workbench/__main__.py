@@ -77,6 +77,16 @@ def _train_lm(args) -> int:
     return 0
 
 
+def _train_looktotalk(args) -> int:
+    import json
+    from .looktotalk.bench import run
+    from .looktotalk.models import MODEL_DIR
+    res = run(args.corpus_size, n_train=args.n_train, n_dev=args.n_dev, n_test=args.n_test, epochs=args.epochs,
+              threads=args.threads, save_models=args.out or MODEL_DIR, out_dir=args.report)
+    print(json.dumps({"saved": res["saved_models"], "headline": res["headline"]}, indent=1))
+    return 0
+
+
 def _train_parser(args) -> int:
     import json
     from .repair.parser import ParserConfig, train_from_corpus
@@ -300,6 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--num-nodes", type=int, default=1)
     rr.add_argument("--out", type=Path, default=None, help="default: data/models/reranker_mwer")
     rr.set_defaults(func=_train_reranker)
+    tl = sub.add_parser("train-looktotalk", help="train the look-to-talk classifiers and fusion (bench looktotalk's "
+                        "recipe) and ship them in data/models/looktotalk for the live widget")
+    tl.add_argument("--corpus-size", default="default")
+    tl.add_argument("--n-train", type=int, default=800, help="requests and as many side-talk utterances")
+    tl.add_argument("--n-dev", type=int, default=300)
+    tl.add_argument("--n-test", type=int, default=500)
+    tl.add_argument("--epochs", type=int, default=15)
+    tl.add_argument("--threads", type=int, default=2)
+    tl.add_argument("--out", type=Path, default=None, help="default data/models/looktotalk")
+    tl.add_argument("--report", type=Path, default=None, help="where its measurement goes (default reports/bench/DATE)")
+    tl.set_defaults(func=_train_looktotalk)
     tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
     tp.add_argument("--corpus-size", default="default")
     tp.add_argument("--n-train", type=int, default=40000, help="sampled training texts, half of them cut off")

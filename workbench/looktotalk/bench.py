@@ -15,12 +15,13 @@ import numpy as np
 
 from ..stats import paired_ci, rate_ci, stat_ci
 from .models import CUE_NAMES, eer, far_at_frr, subsets
+from .visual import FPS, summarise
 
 GOALS = {"fused EER": 0.05, "fused EER / best single cue's": 0.5, "decision ms p95": 100.0}
 
 
 def _visual(utts, seed: int):
-    from .visual import simulate, summarise
+    from .visual import simulate
     rng = np.random.default_rng(seed)
     seqs = [simulate(u.directed, u.duration, rng) for u in utts]
     return seqs, np.stack([summarise(s) for s in seqs])
@@ -66,8 +67,36 @@ def measure(models, L, DL, test_utts, dev_directed, seed: int = 0, log=print) ->
     return systems
 
 
+def running(models, utts, seqs, seed: int = 0) -> dict:
+    """The running score: EER when only part of the speech has been heard (``features.PREFIXES``: half of it, all
+    of it but before the recogniser's last words), all cues and without the camera; the same scoring path as the
+    live widget (``Utterance.heard``, the camera's cues up to that moment)."""
+    from .features import PREFIXES
+    y = np.array([u.directed for u in utts], int)
+    out = {}
+    for name in PREFIXES:
+        heard = [u.heard(name) for u in utts]
+        vis = np.stack([summarise(q[: max(1, int(round((0.5 + h.duration - u.speech_start) * FPS)))])
+                        for q, h, u in zip(seqs, heard, utts)])
+        L = models.logits(heard, vis)
+        out[name] = {"heard_s_mean": float(np.mean([h.duration - u.speech_start for h, u in zip(heard, utts)]))}
+        for mask in [(True, True, True), (True, True, False)]:
+            sc = models.fuse(L, mask)
+            out[name][_name(mask)] = paired_ci((sc, y), lambda a, b: eer(a, b) if 0 < b.sum() < len(b) else np.nan,
+                                               seed=seed)
+    return out
+
+
+def thresholds(models, DL, dev_directed) -> dict:
+    """P(meant for the device) at the dev EER point, per cue subset: what the live widget decides with."""
+    return {_name(m): float(1 / (1 + np.exp(-_threshold_at_eer(models.fuse(DL, m), dev_directed)))) for m in subsets()}
+
+
 def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_test: int = 500, seed: int = 0,
-        epochs: int = 15, out_dir=None, results_dir=None, threads: int = 2, cache: bool = True, log=print) -> dict:
+        epochs: int = 15, out_dir=None, results_dir=None, threads: int = 2, cache: bool = True, log=print,
+        save_models=None) -> dict:
+    """Train on train, choose on dev, measure on test; ``save_models``: also write the trained models there
+    (``train-looktotalk`` ships them in data/models/looktotalk)."""
     import torch
     from ..asr.recipe import default_recognizer
     from ..data import ensure_corpus, side_talk_corpus
@@ -81,7 +110,7 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     tr, dv, te = (split_features(corpus, side, s, n, rec, cache=cache, log=log, model_path=asr_path)
                   for s, n in (("train", n_train), ("dev", n_dev), ("test", n_test)))
     tr, dv, te = list(tr), list(dv), list(te)
-    (_, trv), (_, dvv), (_, tev) = _visual(tr, seed), _visual(dv, seed + 1), _visual(te, seed + 2)
+    (_, trv), (_, dvv), (teq, tev) = _visual(tr, seed), _visual(dv, seed + 1), _visual(te, seed + 2)
     models, info = train(tr, dv, trv, dvv, rec.model.tokenizer.vocab_size, epochs, seed, log)
     y = np.array([u.directed for u in te], int)
     dy = np.array([u.directed for u in dv], int)
@@ -94,18 +123,28 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     conv = np.array([u.directed or u.delivery == "request" for u in te])
     s_ac = models.fuse(L, (True, False, False))
     lat = _latency(models, te[:100], tev[:100])
+    run_eer = running(models, te, teq, seed)
+    log("[looktotalk] running score EER: " + ", ".join(
+        f"{k} ({v['heard_s_mean']:.1f} s heard) {v[_name((True, True, True))]['value']:.3f}" for k, v in run_eer.items()))
     result = {"corpus": repo_path(corpus), "side_talk_corpus": repo_path(side), "asr_model": repo_path(asr_path),
               "n": {"train": len(tr), "dev": len(dv), "test": len(te), "test_side_talk": int((1 - y).sum())},
               "visual": "simulated (workbench/looktotalk/visual.py)", "systems": systems, "train": info,
               "acoustic EER, side talk delivered like requests only": paired_ci(
                   (s_ac[conv], y[conv]), lambda a, b: eer(a, b), seed=seed),
               "best single cue": best, "fused EER / best single cue's": fused / max(single[best], 1e-9),
-              "decision_ms": lat, "threads": threads, "goals": GOALS}
+              "decision_ms": lat, "running score": run_eer, "threads": threads, "goals": GOALS}
     result["headline"] = {"fused EER": fused, "best single cue EER": single[best],
                           "fused EER / best single cue's": result["fused EER / best single cue's"],
                           "decision ms p95": lat["p95"]["value"]}
     result["headline"]["met"] = {k: result["headline"][k] <= v for k, v in GOALS.items()}
     result["wall_s"] = round(time.time() - t0, 1)
+    if save_models is not None:
+        th = thresholds(models, DL, dy)
+        models.save(save_models, {"thresholds": th, "trained_on": {"corpus": result["corpus"],
+                                  "side_talk_corpus": result["side_talk_corpus"], "asr_model": result["asr_model"],
+                                  "n": result["n"], "seed": seed, "epochs": epochs},
+                                  "test": {k: result["headline"][k] for k in ("fused EER", "best single cue EER")}})
+        result["saved_models"] = str(save_models)
     out_dir = Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"))
     save_bench(out_dir, "bench_looktotalk", result, {"looktotalk_det.png": det_plot(models, L, y)}, results_dir)
     result["out_dir"] = str(out_dir)

@@ -8,7 +8,7 @@ energy contour over the speech the VAD heard, summarised. Requests come from a s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,16 @@ class Utterance:
     prosody: np.ndarray        # len(PROSODY)
     duration: float
     transcript: str = ""       # the recogniser's final words
+    speech_start: float = 0.0  # s into the recording
+    # the utterance as heard part of the way through (the running score): name -> (s of audio heard, encoder
+    # frames, tokens, words, prosody), e.g. "half": half of the speech heard, "end": the end of speech
+    prefixes: dict = field(default_factory=dict)
+
+    def heard(self, name: str) -> "Utterance":
+        """This utterance as the classifier sees it at prefix ``name`` (the live path scores the same way)."""
+        at, frames, toks, words, pros = self.prefixes[name]
+        return replace(self, encoder=self.encoder[:max(1, frames)], tokens=list(toks), transcript=words,
+                       prosody=pros, duration=at, prefixes={})
 
 
 def prosody(audio: np.ndarray, vad_prob: np.ndarray, vad_hop: float, n_tokens: int, sr: int = 16000) -> np.ndarray:
@@ -53,17 +63,36 @@ def prosody(audio: np.ndarray, vad_prob: np.ndarray, vad_hop: float, n_tokens: i
                      float(voiced.mean()) if len(voiced) else 0.0, secs, n_tokens / max(secs, 0.1)], np.float32)
 
 
+PREFIXES = {"half": 0.5, "end": 1.0}     # share of the speech heard when the running score is read
+
+
+def heard_so_far(at: float, step_time, step_frames, step_tokens, audio, vad_prob, vad_hop, rec, sr: int = 16000):
+    """What the recogniser and the audio say after ``at`` s: (at, encoder frames, tokens, words, prosody), from the
+    last recogniser step that could have run by then. The live widget and the bench's running score both call it."""
+    k = int(np.searchsorted(np.asarray(step_time), at, side="right")) - 1
+    frames = int(step_frames[k]) if k >= 0 else 0
+    toks = [t for t in (step_tokens[k] if k >= 0 else []) if t < rec.model.tokenizer.vocab_size]
+    words = rec.text(toks).replace("<EOU>", " ").strip() if toks else ""
+    n = int(at * sr)
+    vp = np.asarray(vad_prob)[: max(1, int(at / vad_hop))]
+    return at, frames, toks, words, prosody(np.asarray(audio)[:n], vp, vad_hop, len(toks), sr)
+
+
 def compute(rec, entries: list[dict], audios: list[np.ndarray], batch: int = 32) -> list[Utterance]:
     from ..endpoint.signals import compute_signals
     out = []
+    tok = rec.model.tokenizer
     for s, e, a in zip(compute_signals(rec, entries, audios, batch), entries, audios):
         # the stream's final result: its partials restart after each end-of-utterance token
-        toks = [t for t in s.final_tokens if t < rec.model.tokenizer.vocab_size]
+        toks = [t for t in s.final_tokens if t < tok.vocab_size]
         enc = s.encoder if s.encoder is not None else np.zeros((1, 1), np.float16)
         kind = e["domain"].split(":", 1)[1] if str(e.get("domain", "")).startswith("side talk:") else "request"
+        t0, t1 = float(e.get("speech_start", 0.0)), float(e.get("speech_end", len(a) / 16000))
+        pre = {name: heard_so_far(t0 + f * (t1 - t0), s.step_time, s.step_frames, s.tokens, a, s.vad_prob, s.vad_hop, rec)
+               for name, f in PREFIXES.items()}
         out.append(Utterance(s.utt_id, bool(e.get("directed", True)), kind, e.get("delivery", "request"), e["text"],
                              enc, toks, prosody(a, s.vad_prob, s.vad_hop, len(toks)), len(a) / 16000,
-                             s.final_text.replace("<EOU>", " ").strip()))
+                             s.final_text.replace("<EOU>", " ").strip(), t0, pre))
     return out
 
 
@@ -82,9 +111,8 @@ def split_features(corpus: Path, side_talk: Path, split: str, n: int | None = No
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
     digest = hashlib.sha1(b"".join([(Path(r) / f"{split}.json").read_bytes() for r in (corpus, side_talk)]
                                    + [model_path.read_bytes()])).hexdigest()
-    key = CACHE / f"{Path(corpus).name}+{Path(side_talk).name}-{split}-{n}-{after_speech_s:g}s-{digest[:10]}-v2.pkl"
+    key = CACHE / f"{Path(corpus).name}+{Path(side_talk).name}-{split}-{n}-{after_speech_s:g}s-{digest[:10]}-v3.pkl"
     if cache and key.exists():
-        out = pickle.loads(key.read_bytes())
         return pickle.loads(key.read_bytes())
     if rec is None:
         from ..endpoint.bench import recognizer

@@ -11,7 +11,10 @@ an empty transcript still leaves a decision.
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +23,7 @@ from torch import nn
 from .features import PROSODY, Utterance
 
 CUE_NAMES = ("acoustic", "lexical", "visual")
+MODEL_DIR = Path(__file__).resolve().parents[2] / "data" / "models" / "looktotalk"
 
 
 class AcousticNet(nn.Module):
@@ -125,6 +129,52 @@ class DirectednessModels:
     def fuse(self, logits: np.ndarray, present=(True, True, True)) -> np.ndarray:
         """Fused score (log-odds) with the cues not ``present`` left out (a denied camera, no transcript)."""
         return self.fusion.decision_function(fusion_inputs(logits, present))
+
+    # -- a shipped default: two state dicts and the small linear parts as JSON (no pickles) ---------------
+    def save(self, folder, extra: dict | None = None) -> Path:
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        torch.save({"acoustic": self.acoustic.state_dict(), "lexical": self.lexical.state_dict()}, tmp / "nets.pt")
+        lin = lambda m: {"coef": m.coef_.tolist(), "intercept": m.intercept_.tolist()}
+        meta = {"d_enc": int(self.acoustic.inp.in_features), "vocab": int(self.vocab),
+                "norm": {"mu": self.norm.mu.tolist(), "sd": self.norm.sd.tolist()}, "lm_norm": list(self.lm_norm),
+                "visual": lin(self.visual), "fusion": lin(self.fusion), "cues": list(CUE_NAMES), **(extra or {})}
+        (tmp / "looktotalk.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder=None, lm=None) -> "DirectednessModels":
+        """The shipped default (``data/models/looktotalk``, ``python -m workbench train-looktotalk``) or ``folder``."""
+        from sklearn.linear_model import LogisticRegression
+        from ..lm.domain import load_domain_lm
+        folder = Path(folder or MODEL_DIR)
+        if not (folder / "looktotalk.json").exists():
+            raise FileNotFoundError(f"no look-to-talk model in {folder}: python -m workbench train-looktotalk makes one")
+        meta = json.loads((folder / "looktotalk.json").read_text())
+        nets = torch.load(folder / "nets.pt", map_location="cpu", weights_only=True)
+        ac, lx = AcousticNet(meta["d_enc"]), LexicalNet(meta["vocab"])
+        ac.load_state_dict(nets["acoustic"])
+        lx.load_state_dict(nets["lexical"])
+
+        def lin(d):
+            m = LogisticRegression()
+            m.coef_, m.intercept_, m.classes_ = np.array(d["coef"]), np.array(d["intercept"]), np.array([0, 1])
+            return m
+        norm = Normaliser.__new__(Normaliser)
+        norm.mu, norm.sd = np.array(meta["norm"]["mu"], np.float32), np.array(meta["norm"]["sd"], np.float32)
+        m = cls(ac.eval(), lx.eval(), lin(meta["visual"]), norm, meta["vocab"], lm or load_domain_lm(device="cpu"),
+                tuple(meta["lm_norm"]), lin(meta["fusion"]))
+        m.thresholds = meta.get("thresholds", {})
+        return m
+
+    def threshold(self, present=(True, True, True)) -> float:
+        """P(meant for the device) above which it is, for this cue subset (chosen on dev; 0.5 if unknown)."""
+        name = " + ".join(c for c, p in zip(CUE_NAMES, present) if p)
+        return float(getattr(self, "thresholds", {}).get(name, 0.5))
 
 
 def fusion_inputs(logits: np.ndarray, present) -> np.ndarray:

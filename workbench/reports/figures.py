@@ -381,6 +381,13 @@ def looktotalk(r: dict) -> str:
              f"end-point (goal ≤ {g['decision ms p95']:.0f}): " + ", ".join(
                  f"{k} {'met' if ok else '**missed**'}" for k, ok in h["met"].items()) + ".",
              _prov(r, "python -m workbench bench looktotalk")]
+    if "running score" in r:          # the score read while speaking (the live widget's path)
+        rs = r["running score"]
+        names = {"half": "half of the speech heard", "end": "at the end of speech, before the recogniser's last words"}
+        lines.insert(-1, "Running score (EER, fused with the camera / without it): " + "; ".join(
+            f"{names.get(k, k)} ({v['heard_s_mean']:.1f} s on average) {_pct(v['acoustic + lexical + visual'])} / "
+            f"{_pct(v['acoustic + lexical'])}" for k, v in rs.items()) + f"; after the end-point (above) "
+            f"{_pct(full['EER'])} / {_pct(S['acoustic + lexical']['EER'])}.")
     return "\n".join(lines)
 
 

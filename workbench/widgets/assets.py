@@ -39,9 +39,9 @@ def check_integrity(data: bytes, integrity: str = INTEGRITY) -> None:
         raise ValueError(f"{PACKAGE}@{VERSION}: the tarball's {algo} is {got}, the registry publishes {want}")
 
 
-def unpack(tarball: bytes, folder: Path | None = None) -> Path:
+def unpack(tarball: bytes, folder: Path | None = None, integrity: str = INTEGRITY) -> Path:
     """Check ``tarball`` (the npm .tgz) and write the files the page needs; all or nothing."""
-    check_integrity(tarball)
+    check_integrity(tarball, integrity)
     folder = Path(folder or asset_dir())
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
