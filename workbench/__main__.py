@@ -82,7 +82,8 @@ def _train_looktotalk(args) -> int:
     from .looktotalk.bench import run
     from .looktotalk.models import MODEL_DIR
     res = run(args.corpus_size, n_train=args.n_train, n_dev=args.n_dev, n_test=args.n_test, epochs=args.epochs,
-              threads=args.threads, save_models=args.out or MODEL_DIR, out_dir=args.report)
+              threads=args.threads, save_models=args.out or MODEL_DIR, out_dir=args.report,
+              results_dir=args.results, command="python -m workbench train-looktotalk")
     print(json.dumps({"saved": res["saved_models"], "headline": res["headline"]}, indent=1))
     return 0
 
@@ -320,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--threads", type=int, default=2)
     tl.add_argument("--out", type=Path, default=None, help="default data/models/looktotalk")
     tl.add_argument("--report", type=Path, default=None, help="where its measurement goes (default reports/bench/DATE)")
+    tl.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                    help="the same JSON again here (the README's figures are generated from it)")
     tl.set_defaults(func=_train_looktotalk)
     tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
     tp.add_argument("--corpus-size", default="default")

@@ -67,6 +67,28 @@ def measure(models, L, DL, test_utts, dev_directed, seed: int = 0, log=print) ->
     return systems
 
 
+def with_prefixes(utts, seqs):
+    """Each utterance also as heard part of the way (``features.PREFIXES``) with the camera's cues up to then: the
+    classifiers train on all of them so that the running score means what the final one does (trained on whole
+    utterances only, the score with half of the speech heard was at chance without the camera)."""
+    from .features import PREFIXES
+    U, Q = list(utts), list(seqs)
+    for name in PREFIXES:
+        for u, q in zip(utts, seqs):
+            h = u.heard(name)
+            U.append(h)
+            Q.append(q[: max(1, int(round((0.5 + h.duration - u.speech_start) * FPS)))])
+    return U, np.stack([summarise(q) for q in Q])
+
+
+def fit(tr, dv, train_seqs, dev_seqs, vocab: int, epochs: int = 15, seed: int = 0, log=print):
+    """The bench's recipe (the notebook and train-looktotalk call it too): every cue's classifier on train and the
+    fusion on dev, each utterance whole and as heard part of the way."""
+    from .models import train
+    (atr, atrv), (adv, advv) = with_prefixes(tr, train_seqs), with_prefixes(dv, dev_seqs)
+    return train(atr, adv, atrv, advv, vocab, epochs, seed, log)
+
+
 def running(models, utts, seqs, seed: int = 0) -> dict:
     """The running score: EER when only part of the speech has been heard (``features.PREFIXES``: half of it, all
     of it but before the recogniser's last words), all cues and without the camera; the same scoring path as the
@@ -87,6 +109,31 @@ def running(models, utts, seqs, seed: int = 0) -> dict:
     return out
 
 
+def diagnosis(tr, dv, te, trv, dvv, tev, tokenizer, vocab: int, epochs: int, seed: int, log=print) -> dict:
+    """Where the lexical cue's errors come from: the recogniser's WER on requests and on side talk (Whisper's
+    normaliser, as every WER here), and every classifier retrained with the reference transcripts in place of the
+    recogniser's (an oracle: what a recogniser that heard side talk right would allow)."""
+    from dataclasses import replace
+    from ..asr.scoring import wer_ci
+    from .models import train
+    wer = {lab: {k: v for k, v in wer_ci([u.text for u in te if u.directed == d],
+                                         [u.transcript for u in te if u.directed == d], seed=seed).items()
+                 if k not in ("errors", "words")} for lab, d in (("requests", True), ("side talk", False))}
+    ora = lambda us: [replace(u, tokens=list(tokenizer.text_to_ids(u.text.lower())), transcript=u.text.lower()) for u in us]
+    otr, odv, ote = ora(tr), ora(dv), ora(te)
+    m, _ = train(otr, odv, trv, dvv, vocab, epochs, seed, lambda *a: None)
+    L, DL = m.logits(ote, tev), m.logits(odv, dvv)
+    y = np.array([u.directed for u in ote], int)
+    ci = lambda sc: paired_ci((sc, y), lambda a, b: eer(a, b) if 0 < b.sum() < len(b) else np.nan, seed=seed)
+    out = {"recogniser WER on test": wer,
+           "EER with reference transcripts": {_name(mk): ci(m.fuse(L, mk)) for mk in
+                                              [(False, True, False), (True, True, False), (True, True, True)]}}
+    log("[looktotalk] diagnosis: WER requests {:.2f}, side talk {:.2f}; with reference transcripts: ".format(
+        wer["requests"]["value"], wer["side talk"]["value"]) + ", ".join(
+        f"{k} {v['value']:.3f}" for k, v in out["EER with reference transcripts"].items()))
+    return out
+
+
 def thresholds(models, DL, dev_directed) -> dict:
     """P(meant for the device) at the dev EER point, per cue subset: what the live widget decides with."""
     return {_name(m): float(1 / (1 + np.exp(-_threshold_at_eer(models.fuse(DL, m), dev_directed)))) for m in subsets()}
@@ -94,7 +141,7 @@ def thresholds(models, DL, dev_directed) -> dict:
 
 def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_test: int = 500, seed: int = 0,
         epochs: int = 15, out_dir=None, results_dir=None, threads: int = 2, cache: bool = True, log=print,
-        save_models=None) -> dict:
+        save_models=None, command: str | None = None) -> dict:
     """Train on train, choose on dev, measure on test; ``save_models``: also write the trained models there
     (``train-looktotalk`` ships them in data/models/looktotalk)."""
     import torch
@@ -102,7 +149,6 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     from ..data import ensure_corpus, side_talk_corpus
     from ..reports import repo_path, save_bench
     from .features import split_features
-    from .models import train
     t0 = time.time()
     torch.set_num_threads(threads)
     corpus, side = ensure_corpus(corpus_size), side_talk_corpus(corpus_size)
@@ -110,8 +156,8 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     tr, dv, te = (split_features(corpus, side, s, n, rec, cache=cache, log=log, model_path=asr_path)
                   for s, n in (("train", n_train), ("dev", n_dev), ("test", n_test)))
     tr, dv, te = list(tr), list(dv), list(te)
-    (_, trv), (_, dvv), (teq, tev) = _visual(tr, seed), _visual(dv, seed + 1), _visual(te, seed + 2)
-    models, info = train(tr, dv, trv, dvv, rec.model.tokenizer.vocab_size, epochs, seed, log)
+    (trq, trv), (dvq, dvv), (teq, tev) = _visual(tr, seed), _visual(dv, seed + 1), _visual(te, seed + 2)
+    models, info = fit(tr, dv, trq, dvq, rec.model.tokenizer.vocab_size, epochs, seed, log)
     y = np.array([u.directed for u in te], int)
     dy = np.array([u.directed for u in dv], int)
     L, DL = models.logits(te, tev), models.logits(dv, dvv)
@@ -124,6 +170,7 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     s_ac = models.fuse(L, (True, False, False))
     lat = _latency(models, te[:100], tev[:100])
     run_eer = running(models, te, teq, seed)
+    diag = diagnosis(tr, dv, te, trv, dvv, tev, rec.model.tokenizer, rec.model.tokenizer.vocab_size, epochs, seed, log)
     log("[looktotalk] running score EER: " + ", ".join(
         f"{k} ({v['heard_s_mean']:.1f} s heard) {v[_name((True, True, True))]['value']:.3f}" for k, v in run_eer.items()))
     result = {"corpus": repo_path(corpus), "side_talk_corpus": repo_path(side), "asr_model": repo_path(asr_path),
@@ -132,7 +179,8 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
               "acoustic EER, side talk delivered like requests only": paired_ci(
                   (s_ac[conv], y[conv]), lambda a, b: eer(a, b), seed=seed),
               "best single cue": best, "fused EER / best single cue's": fused / max(single[best], 1e-9),
-              "decision_ms": lat, "running score": run_eer, "threads": threads, "goals": GOALS}
+              "command": command or "python -m workbench bench looktotalk",
+              "decision_ms": lat, "running score": run_eer, "diagnosis": diag, "threads": threads, "goals": GOALS}
     result["headline"] = {"fused EER": fused, "best single cue EER": single[best],
                           "fused EER / best single cue's": result["fused EER / best single cue's"],
                           "decision ms p95": lat["p95"]["value"]}

@@ -380,7 +380,7 @@ def looktotalk(r: dict) -> str:
              f"{g['fused EER / best single cue' + chr(39) + 's']}×), decision p95 {h['decision ms p95']:.1f} ms after the "
              f"end-point (goal ≤ {g['decision ms p95']:.0f}): " + ", ".join(
                  f"{k} {'met' if ok else '**missed**'}" for k, ok in h["met"].items()) + ".",
-             _prov(r, "python -m workbench bench looktotalk")]
+             _prov(r, r.get("command") or "python -m workbench bench looktotalk")]
     if "running score" in r:          # the score read while speaking (the live widget's path)
         rs = r["running score"]
         names = {"half": "half of the speech heard", "end": "at the end of speech, before the recogniser's last words"}
@@ -388,6 +388,12 @@ def looktotalk(r: dict) -> str:
             f"{names.get(k, k)} ({v['heard_s_mean']:.1f} s on average) {_pct(v['acoustic + lexical + visual'])} / "
             f"{_pct(v['acoustic + lexical'])}" for k, v in rs.items()) + f"; after the end-point (above) "
             f"{_pct(full['EER'])} / {_pct(S['acoustic + lexical']['EER'])}.")
+    if "diagnosis" in r:              # the lexical cue against a recogniser that heard side talk right
+        d = r["diagnosis"]
+        w, o = d["recogniser WER on test"], d["EER with reference transcripts"]
+        lines.insert(-1, f"Where the lexical cue loses: the recogniser's WER is {_pct(w['requests'])} on the test requests "
+                     f"and {_pct(w['side talk'])} on side talk. Every classifier retrained with the reference transcripts "
+                     "instead (an oracle) reaches EER " + ", ".join(f"{k} {_pct(v)}" for k, v in o.items()) + ".")
     return "\n".join(lines)
 
 
