@@ -4,7 +4,9 @@ Requests (the corpus's own, ``directed``) against side talk (``side_talk_corpus`
 dev and test), the same speakers per split. The per-cue classifiers train on the train split, the fusion and
 every threshold are chosen on dev, the figures are on test: EER and the false-accept rate at 10 % false rejects,
 each with a bootstrap interval over utterances; DET curves; accuracy with a cue missing; false accepts by
-side-talk kind; the decision's latency after the end-point. The visual cue is **simulated** (``visual.py``).
+side-talk kind; the decision's latency after the end-point; the running score (EER with half of the speech heard,
+and at its end); a diagnosis (the recogniser's WER per class, and the classifiers retrained on the reference
+transcripts, whole utterances only). The visual cue is **simulated** (``visual.py``).
 """
 from __future__ import annotations
 
