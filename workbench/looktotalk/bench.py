@@ -69,6 +69,12 @@ def measure(models, L, DL, test_utts, dev_directed, seed: int = 0, log=print) ->
     return systems
 
 
+def cues_until(seq, heard, utt):
+    """The simulated camera cues up to the moment ``heard`` (``Utterance.heard``) was read: ``visual.simulate``
+    starts its sequence half a second before the speech."""
+    return seq[: max(1, int(round((0.5 + heard.duration - utt.speech_start) * FPS)))]
+
+
 def with_prefixes(utts, seqs):
     """Each utterance also as heard part of the way (``features.PREFIXES``) with the camera's cues up to then: the
     classifiers train on all of them so that the running score means what the final one does (trained on whole
@@ -79,7 +85,7 @@ def with_prefixes(utts, seqs):
         for u, q in zip(utts, seqs):
             h = u.heard(name)
             U.append(h)
-            Q.append(q[: max(1, int(round((0.5 + h.duration - u.speech_start) * FPS)))])
+            Q.append(cues_until(q, h, u))
     return U, np.stack([summarise(q) for q in Q])
 
 
@@ -100,8 +106,7 @@ def running(models, utts, seqs, seed: int = 0) -> dict:
     out = {}
     for name in PREFIXES:
         heard = [u.heard(name) for u in utts]
-        vis = np.stack([summarise(q[: max(1, int(round((0.5 + h.duration - u.speech_start) * FPS)))])
-                        for q, h, u in zip(seqs, heard, utts)])
+        vis = np.stack([summarise(cues_until(q, h, u)) for q, h, u in zip(seqs, heard, utts)])
         L = models.logits(heard, vis)
         out[name] = {"heard_s_mean": float(np.mean([h.duration - u.speech_start for h, u in zip(heard, utts)]))}
         for mask in [(True, True, True), (True, True, False)]:
@@ -138,7 +143,8 @@ def diagnosis(tr, dv, te, trv, dvv, tev, tokenizer, vocab: int, epochs: int, see
 
 def thresholds(models, DL, dev_directed) -> dict:
     """P(meant for the device) at the dev EER point, per cue subset: what the live widget decides with."""
-    return {_name(m): float(1 / (1 + np.exp(-_threshold_at_eer(models.fuse(DL, m), dev_directed)))) for m in subsets()}
+    from scipy.special import expit
+    return {_name(m): float(expit(_threshold_at_eer(models.fuse(DL, m), dev_directed))) for m in subsets()}
 
 
 def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_test: int = 500, seed: int = 0,

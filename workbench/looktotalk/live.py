@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy.special import expit
 
 from ..audio import MODEL_SAMPLE_RATE
 from .features import Utterance, heard_so_far
@@ -72,7 +73,7 @@ class LiveLookToTalk:
         seq, seen = self.cues()
         present = (True, True, seen)
         vis = summarise(seq) if len(seq) else np.zeros(6, np.float32)
-        p = float(1 / (1 + np.exp(-self.models.fuse(self.models.logits([u], vis[None]), present)[0])))
+        p = float(expit(self.models.fuse(self.models.logits([u], vis[None]), present)[0]))
         self.scores.append((u.duration, p, present))
         if self.camera is not None:
             self.camera.threshold = self.models.threshold(present)

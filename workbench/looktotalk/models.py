@@ -66,8 +66,9 @@ def _pad(seqs, pad, dtype):
 
 
 class Normaliser:
-    def __init__(self, x: np.ndarray):
-        self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
+    def __init__(self, x: np.ndarray | None = None, mu=None, sd=None):
+        """From the training rows ``x``, or the stored ``mu`` and ``sd`` (a shipped model)."""
+        self.mu, self.sd = (x.mean(0), x.std(0) + 1e-6) if x is not None else (np.asarray(mu), np.asarray(sd))
 
     def __call__(self, x):
         return ((np.asarray(x) - self.mu) / self.sd).astype(np.float32)
@@ -164,8 +165,7 @@ class DirectednessModels:
             m = LogisticRegression()
             m.coef_, m.intercept_, m.classes_ = np.array(d["coef"]), np.array(d["intercept"]), np.array([0, 1])
             return m
-        norm = Normaliser.__new__(Normaliser)
-        norm.mu, norm.sd = np.array(meta["norm"]["mu"], np.float32), np.array(meta["norm"]["sd"], np.float32)
+        norm = Normaliser(mu=np.array(meta["norm"]["mu"], np.float32), sd=np.array(meta["norm"]["sd"], np.float32))
         m = cls(ac.eval(), lx.eval(), lin(meta["visual"]), norm, meta["vocab"], lm or load_domain_lm(device="cpu"),
                 tuple(meta["lm_norm"]), lin(meta["fusion"]))
         m.thresholds = meta.get("thresholds", {})
