@@ -63,6 +63,8 @@ models: $(PY)
 	$(PY) -m workbench train-reranker
 	$(PY) -m workbench train-parser
 	$(PY) -m workbench train-looktotalk
+	$(PY) -m workbench train-codec
+	$(PY) -m workbench train-codec --peer soundstream
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

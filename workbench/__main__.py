@@ -88,6 +88,31 @@ def _train_looktotalk(args) -> int:
     return 0
 
 
+def _train_codec(args) -> int:
+    import json
+    if args.peer == "soundstream":
+        from .codec.recipe import prepare
+        from .codec.soundstream import train_soundstream
+        from .data import ensure_corpus, is_clean, open_dataset
+        corpus = ensure_corpus(args.corpus_size)
+        data = prepare(args.corpus_size, "train", args.n_train, workers=2)
+        want = set(data["ids"])
+        ds = open_dataset(corpus, "train").filter(is_clean)
+        audios = [ds.audio(i) for i, e in enumerate(ds.entries) if e["id"] in want]
+        dv = open_dataset(corpus, "dev").filter(is_clean)
+        meta = train_soundstream(audios, [dv.audio(i) for i in range(min(64, len(dv)))], out=args.out,
+                                 max_minutes=args.minutes or 25.0, max_steps=args.max_steps,
+                                 threads=args.threads or 1)
+    else:
+        from .codec.recipe import TrainConfig, train_codec
+        cfg = TrainConfig(train_utterances=args.n_train, max_minutes=args.minutes or 13.0, max_steps=args.max_steps,
+                          threads=args.threads or 2)
+        meta = train_codec(args.corpus_size, out=args.out, cfg=cfg,
+                           trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
 def _train_parser(args) -> int:
     import json
     from .repair.parser import ParserConfig, train_from_corpus
@@ -156,6 +181,12 @@ def _bench(args) -> int:
                   threads=args.threads or 2, asr_model=args.model, endpoint=not args.no_endpoint)
         print(json.dumps({"headline": res["headline"], "detection_rule": res["detection_rule"],
                           "wall_s": res["wall_s"], "out_dir": res["out_dir"]}, indent=1))
+        return 0
+    if args.what == "codec":
+        from .codec.bench import run
+        res = run(n=args.n or 100, corpus_size=args.corpus_size, split=args.split, out_dir=args.out,
+                  results_dir=args.results, command="python -m workbench bench codec" + (f" --n {args.n}" if args.n else ""))
+        print(json.dumps({k: res[k] for k in ("goals", "seconds")}, indent=1, default=str))
         return 0
     if args.what == "looktotalk":
         from .looktotalk.bench import run
@@ -324,6 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                     help="the same JSON again here (the README's figures are generated from it)")
     tl.set_defaults(func=_train_looktotalk)
+    tc = sub.add_parser("train-codec", help="train the learned speech encoding (WORLD-parameter codec, 25 Hz, "
+                        "1.6 kbps, semantic first codebook) into data/models/codec; --peer soundstream trains "
+                        "ESPnet's SoundStream on the same data and budget into data/models/codec_soundstream")
+    tc.add_argument("--corpus-size", default="default")
+    tc.add_argument("--n-train", type=int, default=4000, help="clean train utterances")
+    tc.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the training loop (default: 13 with 2 threads; the peer "
+                    "25 with 1 thread: about the same CPU time)")
+    tc.add_argument("--max-steps", type=int, default=20000)
+    tc.add_argument("--threads", type=int, default=None, help="torch threads (default 2; the peer 1)")
+    tc.add_argument("--peer", choices=["soundstream"], default=None)
+    tc.add_argument("--devices", type=int, default=1)
+    tc.add_argument("--num-nodes", type=int, default=1)
+    tc.add_argument("--out", type=Path, default=None)
+    tc.set_defaults(func=_train_codec)
     tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
     tp.add_argument("--corpus-size", default="default")
     tp.add_argument("--n-train", type=int, default=40000, help="sampled training texts, half of them cut off")
@@ -338,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
     tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")

@@ -397,7 +397,40 @@ def looktotalk(r: dict) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+def _num(ci: dict | None, digits: int = 2) -> str:
+    if not ci or ci.get("value") is None or ci["value"] != ci["value"]:
+        return "n/a"
+    lo, hi = ci["ci95"]
+    return f"{ci['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def codec(r: dict) -> str:
+    rows = ["| system (test, clean) | rate | Whisper WER | Δ vs original (points) | our ASR WER | DNSMOS | "
+            "speaker sim. | F0 corr. | RTF |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, s in r["systems"].items():
+        rate = (f"{s['bitrate_bps'] / 1000:g} kbps @ {s['frame_rate_hz']:g} Hz" if s.get("bitrate_bps") and s.get("frame_rate_hz")
+                else "16 kHz PCM" if name == "original" else "unquantised")
+        d = s.get("wer_whisper_minus_original")
+        delta = (f"{100 * d['value']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "")
+        rows.append(f"| {name} | {rate} | {_pct(s['wer_whisper'])} | {delta} | {_pct(s['wer_ours'])} | "
+                    f"{_num(s['dnsmos'])} | {_num(s.get('speaker_similarity'))} | {_num(s.get('f0_correlation'))} | "
+                    f"{s['rtf']:.3f} |")
+    c, g = r["codec"], r["goals"]
+    t = c.get("training", {})
+    d = g["whisper_wer_delta"]
+    lines = ["\n".join(rows), "",
+             f"{r['n_utterances']} clean test utterances ({r['audio_s'] / 60:.1f} min; voices and texts never trained on). "
+             f"The codec: {t.get('params', 0) / 1e6:.1f} M parameters, {t.get('steps', '?')} steps in "
+             f"{t.get('train_seconds', 0) / 60:.0f} min on {t.get('train_config', {}).get('threads', '?')} CPU thread(s), "
+             f"{t.get('train_hours', '?')} h of speech. Intervals: bootstrap over utterances.",
+             f"Against the goals: {c['frame_rate_hz']:g} Hz (goal ≤ 25) and {c['bitrate_bps']:g} bps (goal ≤ 2000) met; "
+             f"Whisper WER {100 * d['value']:+.1f} points against the original (goal ≤ +3): "
+             f"{'met' if g['whisper_wer_delta<=+3 points'] else '**missed**'}.",
+             _prov(r, r.get("command") or "python -m workbench bench codec")]
+    return "\n".join(lines)
+
+
+BLOCKS = {"codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
           "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 

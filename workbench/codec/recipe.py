@@ -1,0 +1,240 @@
+"""``python -m workbench train-codec``: the codec recipe on the corpus's clean speech (Lightning, any device).
+
+Data: WORLD parameters of the clean utterances of the train split (every synthesiser and speaker the corpus
+has), and, as the semantic teacher, the shipped streaming ASR model's encoder output for the same audio (80 ms
+frames, full context). Loss: L1 on the normalised parameters (log F0 only where voiced), the quantisers'
+commitment, and 1 - cosine between the semantic codebook's projection and the teacher. Random 2 s crops.
+Training stops at ``max_steps`` or ``max_minutes``, whichever comes first; the first ``warmup_share`` of the
+budget trains without quantisers (model.py says why).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import world
+from .model import MODEL_DIR, CodecConfig, SpeechCodec
+
+CACHE = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache") / "codec"
+TEACHER = Path(__file__).resolve().parents[2] / "data" / "models" / "asr_small" / "model.nemo"
+TEACHER_HOP = 8          # WORLD frames (10 ms) per ASR encoder frame (80 ms)
+
+
+@dataclass
+class TrainConfig:
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    train_utterances: int = 4000
+    dev_utterances: int = 200
+    crop_frames: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    max_steps: int = 20000
+    max_minutes: float = 13.0
+    warmup_share: float = 0.4                 # of the budget trained without quantisers (see model.py)
+    warmup_steps: int | None = None           # ... or this many steps (deterministic: the tests use it)
+    val_every: int = 200
+    distill_weight: float = 1.0
+    commit_weight: float = 1.0
+    threads: int = 2
+    workers: int = 2
+    seed: int = 0
+    cache: bool = True
+
+
+def _analyse(path: str) -> np.ndarray:
+    import soundfile as sf
+    x, sr = sf.read(path, dtype="float32")
+    return world.analyse(x, sr)
+
+
+def teacher_outputs(paths: list[str], model_path=TEACHER) -> list[np.ndarray]:
+    """The ASR encoder's output (frames, d_model) for each file: full context, no streaming cache."""
+    import soundfile as sf
+    from ..asr.streaming import load_model
+    m = load_model(model_path, device="cpu").eval()
+    out = []
+    with torch.inference_mode():
+        for p in paths:
+            x, _ = sf.read(p, dtype="float32")
+            sig = torch.from_numpy(x)[None]
+            feats, flen = m.preprocessor(input_signal=sig, length=torch.tensor([sig.shape[1]]))
+            enc, elen = m.encoder(audio_signal=feats, length=flen)
+            out.append(enc[0, :, : int(elen[0])].T.numpy().astype(np.float16))
+    return out
+
+
+def prepare(corpus_size: str, split: str, n: int, workers: int = 2, seed: int = 0, cache: bool = True) -> dict:
+    """WORLD parameters + teacher outputs of ``n`` clean utterances of a split (cached under data/cache/codec
+    unless ``cache`` is false)."""
+    from ..data import ensure_corpus, open_dataset
+    from ..data.dataset import is_clean
+    corpus = ensure_corpus(corpus_size)
+    ds = open_dataset(corpus, split).filter(is_clean)
+    entries = list(ds.entries)
+    rng = np.random.default_rng(seed)
+    if len(entries) > n:
+        entries = [entries[i] for i in sorted(rng.choice(len(entries), n, replace=False))]
+    key = f"{Path(corpus).name}-{split}-{len(entries)}-s{seed}-v2"
+    f = CACHE / f"{key}.pt"
+    if cache and f.is_file():
+        return torch.load(f, weights_only=False)
+    paths = [e["audio_filepath"] for e in entries]
+    with get_context("spawn").Pool(workers) as pool:
+        params = pool.map(_analyse, paths, chunksize=16)
+    teach = teacher_outputs(paths)
+    data = {"ids": [e["id"] for e in entries], "params": params, "teacher": teach}
+    if not cache:
+        return data
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(f".tmp{os.getpid()}")
+    torch.save(data, tmp)
+    tmp.replace(f)
+    return data
+
+
+class Crops(torch.utils.data.IterableDataset):
+    """Endless random crops, aligned to teacher frames, batched."""
+
+    def __init__(self, data: dict, crop: int, batch: int, seed: int):
+        self.params, self.teacher = data["params"], data["teacher"]
+        self.crop, self.batch, self.seed = crop, batch, seed
+        self.keep = [i for i, p in enumerate(self.params) if len(p) >= crop]
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        while True:
+            yield crop_batch(self.params, self.teacher, rng.choice(self.keep, self.batch), self.crop, rng)
+
+
+def crop_batch(params, teacher, idx, crop: int, rng=None):
+    xs, ts = [], []
+    nt = crop // TEACHER_HOP
+    for i in idx:
+        p, t = params[i], teacher[i]
+        hi = min((len(p) - crop) // TEACHER_HOP, max(0, len(t) - nt))
+        s = int(rng.integers(0, hi + 1)) if rng is not None and hi > 0 else 0
+        xs.append(p[s * TEACHER_HOP: s * TEACHER_HOP + crop])
+        tt = np.asarray(t[s: s + nt], np.float32)
+        if len(tt) < nt:
+            tt = np.concatenate([tt, np.repeat(tt[-1:], nt - len(tt), 0)])
+        ts.append(tt)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts))
+
+
+def losses(model: SpeechCodec, x: torch.Tensor, teacher: torch.Tensor, cfg: TrainConfig) -> dict:
+    recon, commit, qs = model(x)
+    target = model.normalise(x)
+    k = world.N_KEEP + world.n_ap()
+    voiced = (x[:, :, -1] > 0.5).float()[:, None, :]
+    spec = (recon[:, :k] - target[:, :k]).abs().mean()
+    f0 = ((recon[:, k] - target[:, k]).abs() * voiced[:, 0]).sum() / voiced.sum().clamp(min=1.0)
+    vuv = (recon[:, k + 1] - target[:, k + 1]).abs().mean()
+    out = {"spec": spec, "f0": f0, "vuv": vuv, "commit": commit}
+    loss = spec + f0 + vuv + cfg.commit_weight * commit
+    if model.teacher_head is not None:
+        pred = model.teacher_prediction(qs)
+        n = min(pred.shape[1], teacher.shape[1])
+        out["distill"] = 1 - torch.nn.functional.cosine_similarity(pred[:, :n], teacher[:, :n], dim=-1).mean()
+        loss = loss + cfg.distill_weight * out["distill"]
+    out["loss"] = loss
+    return out
+
+
+def _module(model: SpeechCodec, cfg: TrainConfig):
+    import lightning.pytorch as pl
+
+    class CodecModule(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def on_train_batch_start(self, batch, _):
+            done = (self.global_step >= cfg.warmup_steps if cfg.warmup_steps is not None
+                    else time.time() - self.t0 > cfg.warmup_share * cfg.max_minutes * 60)
+            if not self.model.quantise and done:
+                self.model.quantise = True         # k-means initialises the codebooks on this batch
+                self.warmup_steps = self.global_step
+
+        def on_train_start(self):
+            self.t0, self.warmup_steps = time.time(), None
+            self.model.quantise = (cfg.warmup_steps <= 0) if cfg.warmup_steps is not None else cfg.warmup_share <= 0
+
+        def training_step(self, batch, _):
+            out = losses(self.model, *batch, cfg)
+            for k, v in out.items():
+                self.log(f"train_{k}", v, prog_bar=k == "loss", batch_size=cfg.batch_size)
+            return out["loss"]
+
+        def validation_step(self, batch, _):
+            out = losses(self.model, *batch, cfg)
+            for k, v in out.items():
+                self.log(f"val_{k}", v, batch_size=batch[0].shape[0])
+
+        def configure_optimizers(self):
+            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+            return opt
+    return CodecModule()
+
+
+def train_codec(corpus_size: str = "default", out: str | os.PathLike | None = None, cfg: TrainConfig | None = None,
+                trainer_kwargs: dict | None = None, log=print) -> dict:
+    """Train the codec and save it to ``out`` (default ``data/models/codec``; written beside it, then renamed)."""
+    import lightning.pytorch as pl
+    from ..files import replace_dir
+    cfg = cfg or TrainConfig()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(out or MODEL_DIR)
+    t0 = time.time()
+    train = prepare(corpus_size, "train", cfg.train_utterances, cfg.workers, cfg.seed, cfg.cache)
+    dev = prepare(corpus_size, "dev", cfg.dev_utterances, cfg.workers, cfg.seed, cfg.cache)
+    t_prep = time.time() - t0
+    log(f"codec data: {len(train['params'])} train / {len(dev['params'])} dev utterances ({t_prep:.0f} s)")
+    allp = np.concatenate(train["params"])
+    ccfg = CodecConfig(**{**asdict(cfg.codec), "teacher_dim": int(train["teacher"][0].shape[1])})
+    model = SpeechCodec(ccfg, dim=allp.shape[1])
+    model.mu.copy_(torch.from_numpy(allp.mean(0)))
+    model.sd.copy_(torch.from_numpy(allp.std(0) + 1e-3))
+    rng = np.random.default_rng(cfg.seed + 1)
+    keep = [i for i, p in enumerate(dev["params"]) if len(p) >= cfg.crop_frames]
+    dev_batches = [crop_batch(dev["params"], dev["teacher"], keep[i:i + 32], cfg.crop_frames, rng)
+                   for i in range(0, len(keep), 32)]
+    tmp = out.with_name(f".{out.name}.training-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        kw = dict(max_steps=cfg.max_steps, max_time={"minutes": cfg.max_minutes}, accelerator="auto", devices=1,
+                  logger=False, enable_checkpointing=False, val_check_interval=cfg.val_every, check_val_every_n_epoch=None,
+                  num_sanity_val_steps=0, enable_progress_bar=False, gradient_clip_val=1.0,
+                  limit_val_batches=len(dev_batches))
+        kw.update(trainer_kwargs or {})
+        trainer = pl.Trainer(**kw)
+        module = _module(model, cfg)
+        loader = torch.utils.data.DataLoader
+        trainer.fit(module, train_dataloaders=loader(Crops(train, cfg.crop_frames, cfg.batch_size, cfg.seed),
+                                                     batch_size=None),
+                    val_dataloaders=loader(dev_batches, batch_size=None))
+        model = module.model.cpu().eval()
+        model.quantise = True
+        with torch.no_grad():
+            dev_losses = {k: round(float(np.mean([float(losses(model, *b, cfg)[k]) for b in dev_batches])), 4)
+                          for k in ("spec", "f0", "vuv", "distill") if k != "distill" or model.teacher_head}
+        meta = {"steps": int(trainer.global_step), "train_seconds": round(time.time() - t0 - t_prep, 1),
+                "prepare_seconds": round(t_prep, 1), "dev_losses": dev_losses,
+                "warmup_steps": module.warmup_steps, "train_utterances": len(train["params"]), "train_hours": round(len(allp) * world.FRAME_S / 3600, 2),
+                "params": sum(p.numel() for p in model.parameters()),
+                "train_config": {k: v for k, v in asdict(cfg).items() if k != "codec"}}
+        model.save(tmp, extra={"training": meta})
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"codec: {meta['steps']} steps in {meta['train_seconds']:.0f} s, dev losses {meta['dev_losses']}, "
+        f"{ccfg.frame_rate:g} Hz, {ccfg.bitrate:g} bps -> {out}")
+    return meta
