@@ -13,6 +13,7 @@ budget). Every rate has a 95 % interval.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,19 @@ def test_set(corpus_size: str = "default", split: str = "test", n: int = 100, se
     return [ds.entries[i] for i in idx], [ds.audio(int(i)) for i in idx], [ds.entries[i]["text"] for i in idx]
 
 
+@lru_cache(maxsize=1)
+def _shipped_asr():
+    """The shipped streaming model, loaded once per process (every judge call of a notebook or bench uses it)."""
+    from ..asr.recipe import MODELS
+    from ..asr.streaming import load_model
+    return load_model(MODELS / "asr_small" / "model.nemo", device="cpu")
+
+
 def our_asr_transcripts(audios: list[np.ndarray], model=None) -> list[str]:
     """The shipped streaming model (largest lookahead, greedy) over whole recordings, batched."""
-    from ..asr.streaming import StreamingRecognizer, load_model, transcribe_batch
+    from ..asr.streaming import StreamingRecognizer, transcribe_batch
     from ..events import Final
-    from ..asr.recipe import MODELS
-    model = model or load_model(MODELS / "asr_small" / "model.nemo", device="cpu")
+    model = model or _shipped_asr()
     largest = max((list(c) for c in model.encoder.att_context_size_all), key=lambda c: c[1])
     rec = StreamingRecognizer(model, largest)
     out = []
@@ -80,12 +88,12 @@ def run(n: int = 100, corpus_size: str = "default", split: str = "test", codec_d
         out_dir=None, results_dir=None, seed: int = 0, command: str = "python -m workbench bench codec") -> dict:
     import torch
     from ..asr.recipe import MODELS
-    from ..asr.streaming import ModelNotAvailableError, load_model
+    from ..asr.streaming import ModelNotAvailableError
     from ..reports import save_bench
     from .model import load_codec
     from .soundstream import SoundStreamCodec
     codec = load_codec(codec_dir)
-    asr = load_model(MODELS / "asr_small" / "model.nemo", device="cpu")
+    asr = _shipped_asr()
     entries, audios, refs = test_set(corpus_size, split, n, seed)
     systems: dict = {}
     t0 = time.time()
