@@ -30,14 +30,39 @@ def test_world_parameters_resynthesise_the_same_pitch_and_length(speech):
 
 
 def test_codec_rates_and_code_shapes():
-    cfg = CodecConfig(channels=32, latent=16, bins=64, n_acoustic=3)
-    assert cfg.frame_rate == 25.0 and cfg.n_q == 4 and cfg.bitrate == 4 * 6 * 25
-    assert CodecConfig().bitrate == 1600 and CodecConfig().frame_rate == 25     # the shipped configuration
+    cfg = CodecConfig(channels=32, latent=16, groups=4, levels=(4, 4, 4))
+    assert cfg.frame_rate == 25.0 and cfg.n_q == 4 and cfg.bins == 64 and cfg.bitrate == 4 * 6 * 25
+    assert 1990 < CodecConfig().bitrate <= 2000 and CodecConfig().frame_rate == 25     # the shipped configuration
     m = SpeechCodec(cfg).eval()
     codes = m.encode(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
     assert codes.shape == (4, 26) and codes.dtype.kind == "i" and 0 <= codes.min() and codes.max() < 64
     assert len(m.decode(codes)) == 26 * 4 * 160
     assert len(m.decode(codes[:1])) == 26 * 4 * 160                               # semantic codebook alone
+    import torch
+    full = m.params_from_codes(torch.from_numpy(codes)[None])
+    alone = m.params_from_codes(torch.from_numpy(codes[:1])[None])
+    rest_zero = np.concatenate([codes[:1], m.zero_codes(1, codes.shape[1])[0, 1:].numpy()])
+    assert torch.equal(alone, m.params_from_codes(torch.from_numpy(rest_zero)[None]))   # the others at zero
+    assert not torch.equal(full, alone)
+
+
+def test_frame_stacking_keeps_order_and_the_codec_is_causal():
+    """Stacking is a lossless reshape (frame j of block k is frame 4k + j), and nothing a code or a decoded frame
+    depends on lies in the future, so the codec can run on a stream."""
+    import torch
+    torch.manual_seed(0)
+    m = SpeechCodec(CodecConfig(channels=32, latent=16, groups=4, levels=(4, 4, 4))).eval()
+    x = torch.randn(2, world.frame_dim(), 40)
+    st = m._stack(x)
+    assert st.shape == (2, world.frame_dim() * 4, 10)
+    assert torch.equal(st[:, 2 * world.frame_dim():3 * world.frame_dim(), 5], x[:, :, 22])
+    assert torch.equal(m._unstack(st), x)
+    p = torch.randn(1, 160, world.frame_dim())
+    later = p.clone()
+    later[:, 100:] += 1.0                                 # change everything from frame 100 (code frame 25) on
+    a, b = m.codes_from_params(p), m.codes_from_params(later)
+    assert torch.equal(a[..., :25], b[..., :25]) and not torch.equal(a, b)
+    assert torch.equal(m.params_from_codes(a)[:, :100], m.params_from_codes(torch.cat([a[..., :25], b[..., 25:]], -1))[:, :100])
 
 
 @pytest.mark.parametrize("audio, sr, what", [
@@ -47,7 +72,7 @@ def test_codec_rates_and_code_shapes():
     (np.zeros(8000, np.float32), 8000, "16000 Hz"),
 ])
 def test_codec_rejects_bad_audio(audio, sr, what):
-    m = SpeechCodec(CodecConfig(channels=16, latent=8, bins=16, n_acoustic=1)).eval()
+    m = SpeechCodec(CodecConfig(channels=16, latent=8, groups=2, levels=(4, 4))).eval()
     with pytest.raises(CodecError, match=what):
         m.encode(audio, sr)
 
@@ -60,7 +85,7 @@ def test_codec_rejects_bad_audio(audio, sr, what):
     (np.zeros((2, 5), np.float32), "integers in"),
 ])
 def test_codec_rejects_bad_codes(codes, what):
-    m = SpeechCodec(CodecConfig(channels=16, latent=8, bins=16, n_acoustic=1)).eval()
+    m = SpeechCodec(CodecConfig(channels=16, latent=8, groups=2, levels=(4, 4))).eval()
     with pytest.raises(CodecError, match=what):
         m.decode(codes)
 
@@ -70,12 +95,13 @@ def test_recipe_trains_saves_and_reloads(smoke_corpus, tmp_path, speech):
     is not a codec is a typed error."""
     from workbench.asr.streaming import ModelNotAvailableError
     from workbench.codec.recipe import TrainConfig, crop_batch, losses, prepare, train_codec
-    cfg = TrainConfig(codec=CodecConfig(channels=32, latent=16, bins=16, n_acoustic=2), train_utterances=40,
+    cfg = TrainConfig(codec=CodecConfig(channels=32, latent=16, groups=3, levels=(4, 4)), train_utterances=40,
                       dev_utterances=8, crop_frames=80, batch_size=4, max_steps=80, val_every=20, lr=3e-3,
-                      threads=2, cache=False, warmup_steps=30)
+                      threads=2, cache=False)
     meta = train_codec("smoke", out=tmp_path / "codec", cfg=cfg, log=lambda *a: None)
-    assert meta["steps"] == 80 and meta["warmup_steps"] == 30
-    assert set(meta["dev_losses"]) == {"spec", "f0", "vuv", "distill"}
+    assert meta["steps"] == 80
+    assert set(meta["dev_losses"]) == {"spec", "f0", "vuv", "distill", "spec_semantic_only"}
+    assert len(meta["dev_codes_used"]) == 3 and all(1 <= u <= 16 for u in meta["dev_codes_used"])
     m = load_codec(tmp_path / "codec")
     dev = prepare("smoke", "dev", 8, cache=False)
     batch = crop_batch(dev["params"], dev["teacher"], range(len(dev["params"])), 80)
@@ -90,6 +116,24 @@ def test_recipe_trains_saves_and_reloads(smoke_corpus, tmp_path, speech):
         load_codec(tmp_path)
 
 
+def test_log_spectral_weights_follow_the_coefficients_spread():
+    """The envelope loss weights each standardised coefficient by its spread (c0 as c1), so low orders count
+    more; ``standardised`` weighs all alike."""
+    import torch
+    from workbench.codec.recipe import TrainConfig, spec_weights
+    m = SpeechCodec(CodecConfig(channels=8, latent=8, groups=2, levels=(4, 4)))
+    sd = torch.linspace(3.0, 0.2, world.N_KEEP)
+    sd[0] = 9.0
+    m.sd[: world.N_KEEP] = sd
+    w = spec_weights(m, TrainConfig(spec_loss="log_spectral"))[0, :, 0]
+    n = world.N_KEEP
+    assert w.shape == (n + world.n_ap(),) and float(w[:n].mean()) == pytest.approx(1.0)
+    assert w[0] == w[1] and w[1] > w[10] > w[n - 1] and torch.all(w[n:] == 1)
+    assert torch.all(spec_weights(m, TrainConfig(spec_loss="standardised")) == 1)
+    with pytest.raises(ValueError, match="spec_loss"):
+        TrainConfig(spec_loss="mel")
+
+
 @pytest.mark.skipif(not (MODEL_DIR / "codec.json").is_file(), reason="no shipped codec")
 def test_shipped_codec_keeps_its_contract(speech):
     """The shipped default at its advertised rates and size, deterministic, and audio out at a sane level. Its
@@ -101,7 +145,7 @@ def test_shipped_codec_keeps_its_contract(speech):
     assert sum(f.stat().st_size for f in MODEL_DIR.iterdir()) < 25e6
     audios, _ = speech
     codes = [m.encode(a) for a in audios]
-    assert all(c.shape == (8, -(-(len(a) // 160 + 1) // 4)) for c, a in zip(codes, audios))
+    assert all(c.shape == (m.cfg.n_q, -(-(len(a) // 160 + 1) // 4)) for c, a in zip(codes, audios))
     assert np.array_equal(codes[0], m.encode(audios[0]))
     y = m.decode(codes[0])
     assert np.isfinite(y).all() and 0.2 < np.sqrt(np.mean(y ** 2)) / np.sqrt(np.mean(audios[0] ** 2)) < 5

@@ -104,8 +104,8 @@ def run(n: int = 100, corpus_size: str = "default", split: str = "test", codec_d
         "WORLD analysis-synthesis (nothing quantised)": (lambda a: world.synthesise(world.analyse(a))[: len(a)],
                                                           None, 100.0),
         f"codec, {codec.cfg.n_q} codebooks": (codec.resynthesise, codec.cfg.bitrate, codec.cfg.frame_rate),
-        "codec, semantic codebook alone": (lambda a: codec.resynthesise(a, n_q=codec.cfg.n_semantic),
-                                           codec.cfg.bitrate / codec.cfg.n_q * codec.cfg.n_semantic,
+        "codec, semantic codebook alone": (lambda a: codec.resynthesise(a, n_q=1),
+                                           codec.cfg.bitrate / codec.cfg.n_q,
                                            codec.cfg.frame_rate),
     }
     try:

@@ -1,13 +1,21 @@
-"""The learned speech encoding: WORLD parameters -> encoder -> split residual VQ -> decoder -> WORLD parameters.
+"""The learned speech encoding: WORLD parameters -> encoder -> grouped scalar quantiser -> decoder -> WORLD parameters.
 
-Semantic first level as in SpeechTokenizer (and Mimi): the latent is quantised by a semantic codebook distilled
-from a teacher (here our streaming ASR encoder, as Mimi distils WavLM), then its residual by a stack of acoustic
-codebooks; the decoder reads their sum, so the semantic codebook alone decodes to speech too. The quantisers are
-ESPnet's ``ResidualVectorQuantizer`` (the SoundStream/EnCodec one: EMA codebooks, k-means init), looking codes up
-in a 16-dimensional projection as DAC does. The recipe first trains encoder and decoder without quantisers
-(``quantise = False``), so the codebooks start from k-means of a latent that already means something; EMA
-codebooks chasing an untrained encoder never caught up on a CPU budget. Frame rate 100 Hz / ``stride``; bitrate
-``n_q * log2(bins) * frame rate``. All convolutions are causal, so the codec can run on a stream.
+The quantiser is NeMo's ``GroupFiniteScalarQuantizer`` (FSQ, the one NeMo's low-frame-rate audio codec uses):
+each of ``groups`` codebooks rounds a few bounded latent dimensions to a fixed grid of ``levels``, so every code
+exists by construction and none can die. The first version used ESPnet's EMA ``ResidualVectorQuantizer``; on a
+CPU budget its eight codebooks collapsed to 5-30 of their 256 entries and Whisper's WER of the resynthesised
+speech rose by 73 points. The first group is semantic (as Mimi's first codebook): a head on it alone is distilled
+from a teacher, our streaming ASR encoder's output, and the recipe sometimes decodes from it alone (the other
+groups at their zero code), so ``decode(codes[:1])`` is speech too.
+
+Time is reduced by frame stacking (Tacotron's reduction factor): ``stack`` consecutive 10 ms frames become one
+input vector, and the decoder writes ``stack`` frames per code, so both networks run at the code rate and know
+which frame of the block they are writing. With strided convolutions and nearest-neighbour upsampling instead,
+the same autoencoder, even unquantised, had barely begun on the mid-order envelope after 90 s of training
+(400 steps; dev correlation with the target 0.06 for c10); stacked, it reached 0.86 in the same 90 s (1,600
+steps). Frame rate
+100 Hz / ``stack`` / ``prod(strides)``; bitrate ``groups * log2(prod(levels)) * frame rate``. All convolutions
+are causal, so the codec can run on a stream.
 """
 from __future__ import annotations
 
@@ -32,23 +40,26 @@ class CodecError(ValueError):
 
 @dataclass
 class CodecConfig:
-    channels: int = 128
-    latent: int = 128
-    codebook_dim: int = 16                   # codes are looked up in a low-dimensional projection (as DAC does)
-    strides: tuple[int, ...] = (2, 2)        # 100 Hz WORLD frames -> 25 Hz codes
-    n_semantic: int = 1
-    n_acoustic: int = 7
-    bins: int = 256
+    channels: int = 256
+    latent: int = 256
+    stack: int = 4                            # WORLD frames stacked into one code frame: 100 Hz -> 25 Hz
+    strides: tuple[int, ...] = ()             # further downsampling by strided convolutions
+    groups: int = 8                          # codebooks; the first is semantic
+    levels: tuple[int, ...] = (8, 5, 5, 5)   # FSQ grid per group: 1000 codes, 9.97 bits
     teacher_dim: int = 0                      # the ASR encoder's width; 0: no semantic head
     teacher_stride: int = 2                   # code frames per teacher frame (ASR encoder: 80 ms)
 
     @property
     def frame_rate(self) -> float:
-        return 1.0 / world.FRAME_S / math.prod(self.strides)
+        return 1.0 / world.FRAME_S / self.stack / math.prod(self.strides)
 
     @property
     def n_q(self) -> int:
-        return self.n_semantic + self.n_acoustic
+        return self.groups
+
+    @property
+    def bins(self) -> int:
+        return math.prod(self.levels)
 
     @property
     def bitrate(self) -> float:
@@ -76,27 +87,25 @@ class ResBlock(nn.Module):
 class SpeechCodec(nn.Module):
     def __init__(self, cfg: CodecConfig, dim: int | None = None):
         super().__init__()
-        from espnet2.gan_codec.shared.quantizer.residual_vq import ResidualVectorQuantizer
+        from nemo.collections.tts.modules.audio_codec_modules import GroupFiniteScalarQuantizer
         self.cfg = cfg
         self.dim = dim or world.frame_dim()
-        c = cfg.channels
-        enc = [CausalConv(self.dim, c, 5), ResBlock(c, 1), ResBlock(c, 3)]
+        c, q = cfg.channels, cfg.groups * len(cfg.levels)
+        enc = [CausalConv(self.dim * cfg.stack, c, 3), ResBlock(c, 1), ResBlock(c, 3)]
         for s in cfg.strides:
             enc += [nn.ELU(), CausalConv(c, c, 2 * s, stride=s), ResBlock(c, 1), ResBlock(c, 3)]
-        enc += [nn.ELU(), CausalConv(c, cfg.latent, 3), nn.Tanh()]   # bounded: k-means and EMA can follow it
+        enc += [nn.ELU(), CausalConv(c, cfg.latent, 3), nn.ELU(), nn.Conv1d(cfg.latent, q, 1)]
         self.encoder = nn.Sequential(*enc)
-        dec = [CausalConv(cfg.latent, c, 5), ResBlock(c, 1), ResBlock(c, 3)]
+        self.quantiser = GroupFiniteScalarQuantizer(num_groups=cfg.groups, num_levels_per_group=list(cfg.levels))
+        dec = [nn.Conv1d(q, cfg.latent, 1), CausalConv(cfg.latent, c, 5), ResBlock(c, 1), ResBlock(c, 3)]
         for s in cfg.strides:
             dec += [nn.ELU(), nn.Upsample(scale_factor=s, mode="nearest"), CausalConv(c, c, 2 * s),
                     ResBlock(c, 1), ResBlock(c, 3)]
-        dec += [nn.ELU(), CausalConv(c, self.dim, 5)]
+        dec += [nn.ELU(), CausalConv(c, self.dim * cfg.stack, 3)]
         self.decoder = nn.Sequential(*dec)
-        vq = dict(dimension=cfg.latent, codebook_dim=cfg.codebook_dim, bins=cfg.bins, kmeans_init=True, kmeans_iters=20,
-                  threshold_ema_dead_code=0, decay=0.99)
-        self.semantic = ResidualVectorQuantizer(n_q=cfg.n_semantic, **vq)
-        self.acoustic = ResidualVectorQuantizer(n_q=cfg.n_acoustic, **vq)
-        self.teacher_head = nn.Linear(cfg.latent, cfg.teacher_dim) if cfg.teacher_dim else None
-        self.quantise = True
+        g = len(cfg.levels) * cfg.teacher_stride
+        self.teacher_head = (nn.Sequential(nn.Linear(g, 256), nn.GELU(), nn.Linear(256, cfg.teacher_dim))
+                             if cfg.teacher_dim else None)
         self.register_buffer("mu", torch.zeros(self.dim))
         self.register_buffer("sd", torch.ones(self.dim))
 
@@ -107,46 +116,67 @@ class SpeechCodec(nn.Module):
     def denormalise(self, z: torch.Tensor) -> torch.Tensor:          # (B, dim, T) -> (B, T, dim)
         return z.transpose(1, 2) * self.sd + self.mu
 
-    def forward(self, params: torch.Tensor):
-        """Training pass over (B, T, dim) WORLD parameters (T a multiple of the total stride): the
-        reconstruction (normalised, (B, dim, T)), the commitment loss and the semantic latent."""
-        x = self.encoder(self.normalise(params))
-        if not self.quantise:                      # the recipe's warm-up: no bottleneck but the frame rate
-            return self.decoder(x), torch.zeros((), device=x.device), x
-        fr = self.cfg.frame_rate
-        qs, _, _, c1 = self.semantic(x, fr)
-        qa, _, _, c2 = self.acoustic(x - qs.detach(), fr)
-        return self.decoder(qs + qa), c1 + c2, qs
+    def _stack(self, x: torch.Tensor) -> torch.Tensor:               # (B, dim, T) -> (B, dim * k, T / k)
+        b, d, t = x.shape
+        k = self.cfg.stack
+        return x.reshape(b, d, t // k, k).permute(0, 3, 1, 2).reshape(b, k * d, t // k)
 
-    def teacher_prediction(self, qs: torch.Tensor) -> torch.Tensor:
-        """The semantic codebook's guess of the ASR encoder's output, (B, T_teacher, teacher_dim)."""
-        k = self.cfg.teacher_stride
-        pooled = nn.functional.avg_pool1d(qs, k, k) if k > 1 else qs
-        return self.teacher_head(pooled.transpose(1, 2))
+    def _unstack(self, y: torch.Tensor) -> torch.Tensor:             # (B, dim * k, T / k) -> (B, dim, T)
+        b, _, t = y.shape
+        k = self.cfg.stack
+        return y.reshape(b, k, self.dim, t).permute(0, 2, 3, 1).reshape(b, self.dim, t * k)
+
+    def _lengths(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
+
+    def semantic_only(self, q: torch.Tensor) -> torch.Tensor:
+        """The dequantised latent with every group but the first at its zero code."""
+        out = torch.zeros_like(q)
+        k = len(self.cfg.levels)
+        out[:, :k] = q[:, :k]
+        return out
+
+    def forward(self, params: torch.Tensor, semantic_only: bool = False):
+        """Training pass over (B, T, dim) WORLD parameters (T a multiple of the total stride): the
+        reconstruction (normalised, (B, dim, T)) and the dequantised latent (B, groups * len(levels), T')."""
+        z = self.encoder(self._stack(self.normalise(params)))
+        q, _ = self.quantiser(inputs=z, input_len=self._lengths(z))
+        return self._unstack(self.decoder(self.semantic_only(q) if semantic_only else q)), q
+
+    def teacher_prediction(self, q: torch.Tensor) -> torch.Tensor:
+        """The semantic group's guess of the ASR encoder's output, (B, T_teacher, teacher_dim): its codes of
+        ``teacher_stride`` consecutive frames side by side, through a small MLP."""
+        k, s = len(self.cfg.levels), self.cfg.teacher_stride
+        sem = q[:, :k]
+        t = sem.shape[-1] // s
+        stacked = sem[:, :, : t * s].reshape(sem.shape[0], k, t, s).permute(0, 2, 3, 1).reshape(sem.shape[0], t, k * s)
+        return self.teacher_head(stacked)
 
     @torch.inference_mode()
     def codes_from_params(self, params: torch.Tensor) -> torch.Tensor:
-        """(B, T, dim) -> codes (B, n_q, T / stride), semantic codebook first."""
-        x = self.encoder(self.normalise(params))
-        fr = self.cfg.frame_rate
-        cs = self.semantic.encode(x, fr)
-        ca = self.acoustic.encode(x - self.semantic.decode(cs), fr)
-        return torch.cat([cs, ca], 0).transpose(0, 1)
+        """(B, T, dim) -> codes (B, groups, T / stride), semantic codebook first."""
+        z = self.encoder(self._stack(self.normalise(params)))
+        return self.quantiser.encode(inputs=z, input_len=self._lengths(z)).transpose(0, 1).long()
 
     @torch.inference_mode()
     def params_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, n_q', T) -> (B, T * stride, dim) WORLD parameters; n_q' < n_q decodes from the first
-        codebooks only (the semantic one alone when n_q' = 1)."""
-        n_s = self.cfg.n_semantic
-        codes = codes.transpose(0, 1)
-        q = self.semantic.decode(codes[:n_s])
-        if codes.shape[0] > n_s:
-            q = q + self.acoustic.decode(codes[n_s:])
-        return self.denormalise(self.decoder(q))
+        codebooks only, the others at their zero code (the semantic one alone when n_q' = 1)."""
+        b, n, t = codes.shape
+        full = self.zero_codes(b, t).to(codes.device)
+        full[:, :n] = codes
+        q = self.quantiser.decode(indices=full.transpose(0, 1).int(), input_len=torch.full((b,), t))
+        return self.denormalise(self._unstack(self.decoder(q)))
+
+    def zero_codes(self, b: int, t: int) -> torch.Tensor:
+        """Codes whose dequantised value is 0 in every group, (b, groups, t)."""
+        fsq = self.quantiser.fsqs[0]
+        zero = int(fsq.codes_to_indices(torch.zeros(1, len(self.cfg.levels), 1)).item())
+        return torch.full((b, self.cfg.groups, t), zero, dtype=torch.long)
 
     # -- audio ----------------------------------------------------------------------------------------------
     def _stride(self) -> int:
-        return math.prod(self.cfg.strides)
+        return self.cfg.stack * math.prod(self.cfg.strides)
 
     def encode(self, audio: np.ndarray, sr: int = world.SAMPLE_RATE) -> np.ndarray:
         """16 kHz mono audio -> int codes (n_q, frames at ``cfg.frame_rate``)."""
@@ -198,7 +228,10 @@ def load_codec(folder: str | os.PathLike | None = None) -> SpeechCodec:
                                      "train-codec")
     meta = json.loads((folder / "codec.json").read_text())
     c = dict(meta["config"])
-    c["strides"] = tuple(c["strides"])
+    if "levels" not in c:
+        raise ModelNotAvailableError(f"{folder} holds a codec of an older format (residual VQ); run python -m "
+                                     "workbench train-codec")
+    c["strides"], c["levels"] = tuple(c["strides"]), tuple(c["levels"])
     model = SpeechCodec(CodecConfig(**c), dim=meta["dim"])
     model.load_state_dict(torch.load(folder / "codec.pt", map_location="cpu", weights_only=True))
     return model.eval()

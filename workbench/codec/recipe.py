@@ -2,14 +2,15 @@
 
 Data: WORLD parameters of the clean utterances of the train split (every synthesiser and speaker the corpus
 has), and, as the semantic teacher, the shipped streaming ASR model's encoder output for the same audio (80 ms
-frames, full context). Loss: L1 on the normalised parameters (log F0 only where voiced), the quantisers'
-commitment, and 1 - cosine between the semantic codebook's projection and the teacher. Random 2 s crops.
-Training stops at ``max_steps`` or ``max_minutes``, whichever comes first; the first ``warmup_share`` of the
-budget trains without quantisers (model.py says why).
+frames, full context). Loss: L1 on the parameters (envelope weighted as ``spec_weights`` says, log F0 only where
+voiced), and 1 - cosine between the semantic group's prediction and the teacher. A ``semantic_only_share`` of
+the steps decodes from the semantic group alone. Random 2 s crops. Training stops at ``max_steps`` or
+``max_minutes``, whichever comes first. FSQ has no codebooks to initialise or revive, so there is no warm-up.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -38,15 +39,20 @@ class TrainConfig:
     lr: float = 1e-3
     max_steps: int = 20000
     max_minutes: float = 13.0
-    warmup_share: float = 0.4                 # of the budget trained without quantisers (see model.py)
-    warmup_steps: int | None = None           # ... or this many steps (deterministic: the tests use it)
+    spec_loss: str = "log_spectral"           # or "standardised" (see spec_weights)
+    semantic_only_share: float = 0.1          # steps decoded from the semantic group alone
     val_every: int = 200
     distill_weight: float = 1.0
-    commit_weight: float = 1.0
     threads: int = 2
     workers: int = 2
     seed: int = 0
     cache: bool = True
+
+    def __post_init__(self):
+        if self.spec_loss not in ("log_spectral", "standardised"):
+            raise ValueError(f"spec_loss must be 'log_spectral' or 'standardised', got {self.spec_loss!r}")
+        if not 0.0 <= self.semantic_only_share < 1.0:
+            raise ValueError(f"semantic_only_share must be in [0, 1), got {self.semantic_only_share}")
 
 
 def _analyse(path: str) -> np.ndarray:
@@ -129,18 +135,33 @@ def crop_batch(params, teacher, idx, crop: int, rng=None):
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts))
 
 
-def losses(model: SpeechCodec, x: torch.Tensor, teacher: torch.Tensor, cfg: TrainConfig) -> dict:
-    recon, commit, qs = model(x)
+def spec_weights(model: SpeechCodec, cfg: "TrainConfig") -> torch.Tensor:
+    """Per-coefficient weights of the envelope loss. ``log_spectral``: each standardised coefficient weighted
+    by its spread, so the loss is the L1 of the coded (cepstral) envelope itself: by Parseval, close to a
+    log-mel spectral distance, and the noisy high orders no longer count as much as the formants. ``standardised``:
+    every coefficient alike. Band aperiodicity keeps weight 1."""
+    n = world.N_KEEP
+    w = torch.ones(n + world.n_ap(), device=model.sd.device)
+    if cfg.spec_loss == "log_spectral":
+        sd = model.sd[:n].clone()
+        sd[0] = sd[1]                 # c0 is loudness, whose spread is mostly speech against silence
+        w[:n] = sd / sd.mean()
+    return w[None, :, None]
+
+
+def losses(model: SpeechCodec, x: torch.Tensor, teacher: torch.Tensor, cfg: "TrainConfig",
+           semantic_only: bool = False) -> dict:
+    recon, q = model(x, semantic_only=semantic_only)
     target = model.normalise(x)
     k = world.N_KEEP + world.n_ap()
     voiced = (x[:, :, -1] > 0.5).float()[:, None, :]
-    spec = (recon[:, :k] - target[:, :k]).abs().mean()
+    spec = ((recon[:, :k] - target[:, :k]).abs() * spec_weights(model, cfg)).mean()
     f0 = ((recon[:, k] - target[:, k]).abs() * voiced[:, 0]).sum() / voiced.sum().clamp(min=1.0)
     vuv = (recon[:, k + 1] - target[:, k + 1]).abs().mean()
-    out = {"spec": spec, "f0": f0, "vuv": vuv, "commit": commit}
-    loss = spec + f0 + vuv + cfg.commit_weight * commit
+    out = {"spec": spec, "f0": f0, "vuv": vuv}
+    loss = spec + f0 + vuv
     if model.teacher_head is not None:
-        pred = model.teacher_prediction(qs)
+        pred = model.teacher_prediction(q)
         n = min(pred.shape[1], teacher.shape[1])
         out["distill"] = 1 - torch.nn.functional.cosine_similarity(pred[:, :n], teacher[:, :n], dim=-1).mean()
         loss = loss + cfg.distill_weight * out["distill"]
@@ -156,21 +177,11 @@ def _module(model: SpeechCodec, cfg: TrainConfig):
             super().__init__()
             self.model = model
 
-        def on_train_batch_start(self, batch, _):
-            done = (self.global_step >= cfg.warmup_steps if cfg.warmup_steps is not None
-                    else time.time() - self.t0 > cfg.warmup_share * cfg.max_minutes * 60)
-            if not self.model.quantise and done:
-                self.model.quantise = True         # k-means initialises the codebooks on this batch
-                self.warmup_steps = self.global_step
-
-        def on_train_start(self):
-            self.t0, self.warmup_steps = time.time(), None
-            self.model.quantise = (cfg.warmup_steps <= 0) if cfg.warmup_steps is not None else cfg.warmup_share <= 0
-
         def training_step(self, batch, _):
-            out = losses(self.model, *batch, cfg)
+            sem = bool(torch.rand(()) < cfg.semantic_only_share)
+            out = losses(self.model, *batch, cfg, semantic_only=sem)
             for k, v in out.items():
-                self.log(f"train_{k}", v, prog_bar=k == "loss", batch_size=cfg.batch_size)
+                self.log(f"train_{'semantic_' if sem else ''}{k}", v, prog_bar=k == "loss", batch_size=cfg.batch_size)
             return out["loss"]
 
         def validation_step(self, batch, _):
@@ -178,9 +189,19 @@ def _module(model: SpeechCodec, cfg: TrainConfig):
             for k, v in out.items():
                 self.log(f"val_{k}", v, batch_size=batch[0].shape[0])
 
+        def on_train_start(self):
+            self.t0 = time.time()
+
+        def progress(self) -> float:
+            """Share of the budget spent: steps or wall-clock, whichever runs out first."""
+            t = (time.time() - self.t0) / (cfg.max_minutes * 60) if hasattr(self, "t0") else 0.0
+            return min(1.0, max(self.global_step / cfg.max_steps, t))
+
         def configure_optimizers(self):
             opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
-            return opt
+            cosine = torch.optim.lr_scheduler.LambdaLR(   # cosine decay to 5 % over the budget
+                opt, lambda _: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self.progress())))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
     return CodecModule()
 
 
@@ -222,13 +243,16 @@ def train_codec(corpus_size: str = "default", out: str | os.PathLike | None = No
                                                      batch_size=None),
                     val_dataloaders=loader(dev_batches, batch_size=None))
         model = module.model.cpu().eval()
-        model.quantise = True
         with torch.no_grad():
             dev_losses = {k: round(float(np.mean([float(losses(model, *b, cfg)[k]) for b in dev_batches])), 4)
                           for k in ("spec", "f0", "vuv", "distill") if k != "distill" or model.teacher_head}
+            dev_losses["spec_semantic_only"] = round(float(np.mean(
+                [float(losses(model, *b, cfg, semantic_only=True)["spec"]) for b in dev_batches])), 4)
+            codes = torch.cat([model.codes_from_params(b[0]) for b in dev_batches], 0)
+        usage = [int(len(torch.unique(codes[:, g]))) for g in range(ccfg.groups)]
         meta = {"steps": int(trainer.global_step), "train_seconds": round(time.time() - t0 - t_prep, 1),
                 "prepare_seconds": round(t_prep, 1), "dev_losses": dev_losses,
-                "warmup_steps": module.warmup_steps, "train_utterances": len(train["params"]), "train_hours": round(len(allp) * world.FRAME_S / 3600, 2),
+                "dev_codes_used": usage, "train_utterances": len(train["params"]), "train_hours": round(len(allp) * world.FRAME_S / 3600, 2),
                 "params": sum(p.numel() for p in model.parameters()),
                 "train_config": {k: v for k, v in asdict(cfg).items() if k != "codec"}}
         model.save(tmp, extra={"training": meta})
