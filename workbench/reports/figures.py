@@ -408,7 +408,7 @@ def codec(r: dict) -> str:
     rows = ["| system (test, clean) | rate | Whisper WER | Δ vs original (points) | our ASR WER | DNSMOS | "
             "speaker sim. | F0 corr. | RTF |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in r["systems"].items():
-        rate = (f"{s['bitrate_bps'] / 1000:g} kbps @ {s['frame_rate_hz']:g} Hz" if s.get("bitrate_bps") and s.get("frame_rate_hz")
+        rate = (f"{s['bitrate_bps'] / 1000:.3g} kbps @ {s['frame_rate_hz']:g} Hz" if s.get("bitrate_bps") and s.get("frame_rate_hz")
                 else "16 kHz PCM" if name == "original" else "unquantised")
         d = s.get("wer_whisper_minus_original")
         delta = (f"{100 * d['value']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "")
@@ -423,7 +423,7 @@ def codec(r: dict) -> str:
              f"The codec: {t.get('params', 0) / 1e6:.1f} M parameters, {t.get('steps', '?')} steps in "
              f"{t.get('train_seconds', 0) / 60:.0f} min on {t.get('train_config', {}).get('threads', '?')} CPU thread(s), "
              f"{t.get('train_hours', '?')} h of speech. Intervals: bootstrap over utterances.",
-             f"Against the goals: {c['frame_rate_hz']:g} Hz (goal ≤ 25) and {c['bitrate_bps']:g} bps (goal ≤ 2000) met; "
+             f"Against the goals: {c['frame_rate_hz']:g} Hz (goal ≤ 25) and {c['bitrate_bps']:.0f} bps (goal ≤ 2000) met; "
              f"Whisper WER {100 * d['value']:+.1f} points against the original (goal ≤ +3): "
              f"{'met' if g['whisper_wer_delta<=+3 points'] else '**missed**'}.",
              _prov(r, r.get("command") or "python -m workbench bench codec")]
