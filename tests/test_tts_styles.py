@@ -2,7 +2,7 @@
 typed errors for text that cannot be spoken as asked."""
 import pytest
 
-from workbench.tts import DELIVERIES, StageDirectionError, parse, plain, to_ssml
+from workbench.tts import DELIVERIES, StageDirectionError, parse, piece_ssml, pieces, plain
 
 
 def test_delivery_tags_hold_until_the_next_and_events_stay_in_place():
@@ -16,12 +16,13 @@ def test_delivery_tags_hold_until_the_next_and_events_stay_in_place():
     assert [s.delivery for s in parse("[WHISPER] quiet")] == ["whisper"]        # tags are case-insensitive
 
 
-def test_ssml_carries_each_requested_value():
-    ssml, variants = to_ssml(parse("[excited] great [pause] news [whisper] secret"))
-    assert 'rate="112%" pitch="+18%" range="+70%" volume="120%">great <break time="450ms"/> news</prosody>' in ssml
-    assert variants == ["", "whisper"]
-    assert ssml.startswith("<speak>") and ssml.endswith("</speak>")
-    assert "&amp;" in to_ssml(parse("salt & pepper"))[0]                       # escaped, never broken markup
+def test_pieces_cut_at_pauses_and_ssml_carries_each_requested_value():
+    ps = pieces(parse("[pause] [excited] great [pause] [breath] news [um] [whisper] secret [laugh]"))
+    assert [(p.delivery, p.words, p.pause_ms) for p in ps] == [
+        ("excited", ["great"], 650), ("excited", ["news", "um,"], 0), ("whisper", ["secret", "ha", "ha,"], 0)]
+    ssml = piece_ssml(ps[0])
+    assert ssml == ('<speak><prosody rate="112%" pitch="+18%" range="+70%" volume="120%">great</prosody></speak>')
+    assert "&amp;" in piece_ssml(pieces(parse("salt & pepper"))[0])          # escaped, never broken markup
 
 
 @pytest.mark.parametrize("text, what", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import re
 import threading
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 _EV_END, _EV_WORD, _EV_PHONEME = 0, 1, 7
 _INIT_PHONEME_EVENTS = 0x0001
 _AUDIO_OUTPUT_SYNCHRONOUS, _POS_CHARACTER = 2, 1
+_CHARS_UTF8, _SSML = 0x01, 0x10            # espeak_Synth flags: the text is UTF-8; it is SSML markup
 _PARAM_RATE, _PARAM_PITCH = 1, 3
 
 
@@ -107,8 +109,9 @@ class Espeak:
             i += 1
         return 0
 
-    def speak(self, text: str, speaker: Speaker) -> tuple[np.ndarray, list[int]]:
-        """Waveform (float32, 22.05 kHz) and the start sample of each whitespace-separated word."""
+    def speak(self, text: str, speaker: Speaker, ssml: bool = False) -> tuple[np.ndarray, list[int]]:
+        """Waveform (float32, 22.05 kHz) and the start sample of each whitespace-separated word (with ``ssml``:
+        of each word outside the markup; espeak-ng reports positions in the marked-up text)."""
         with self._lock:
             voice = f"{speaker.voice}+{speaker.variant}".encode()
             if self.lib.espeak_SetVoiceByName(voice) != 0:
@@ -117,10 +120,14 @@ class Espeak:
             self.lib.espeak_SetParameter(_PARAM_PITCH, speaker.pitch, 0)
             self._chunks, self._words, self._phonemes = [], [], []
             data = text.encode()
-            self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, 0, None, None)
+            flags = _SSML | _CHARS_UTF8 if ssml else 0
+            self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
             self.lib.espeak_Synchronize()
             chunks, events, phonemes = self._chunks, self._words, self._phonemes
         wav = (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768.0
+        if ssml:    # tags become spaces, entities one character and spaces: positions still match the events
+            text = re.sub(r"<[^>]*>|&\w+;", lambda m: (m.group(0)[0] if m.group(0)[0] == "&" else " ")
+                          + " " * (len(m.group(0)) - 1), text)
         return wav, _word_starts(text, events, sorted(set(phonemes)), len(wav))
 
 

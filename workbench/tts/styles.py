@@ -6,8 +6,8 @@ A tagged text is plain words with bracketed directions, as the tagger writes the
   speaking rate, pitch level, pitch range and volume in percent of the voice's neutral, and whisper;
 - **event** tags (``EVENTS``) happen where they stand: a pause, a filler ("um", "uh"), a laugh-like interjection.
 Requested values are explicit numbers so that a bench can correlate what was asked with what was measured.
-``parse`` turns a tagged text into ``Segment``s with typed errors for what cannot be spoken; ``to_ssml`` renders
-segments as the SSML espeak-ng obeys (the training data's ground truth).
+``parse`` turns a tagged text into ``Segment``s with typed errors for what cannot be spoken; ``pieces`` cuts them at
+their pauses, and ``piece_ssml`` writes a piece as the SSML espeak-ng obeys (the training data's ground truth).
 """
 from __future__ import annotations
 
@@ -118,30 +118,49 @@ def plain(text: str) -> str:
     return " ".join(out)
 
 
+@dataclass
+class Piece:
+    """A stretch spoken in one go: one style, its words (fillers and laughs included), the silence after it."""
+    delivery: str
+    style: Style
+    words: list[str]
+    pause_ms: int = 0
+
+
+def pieces(segments: list[Segment]) -> list[Piece]:
+    """Segments cut at their pauses: a synthesiser speaks each piece whole, and the silences are placed exactly
+    (an SSML ``<break>`` at a piece's edge would be trimmed away with the edge's silence)."""
+    out: list[Piece] = []
+    for s in segments:
+        ev: dict[int, list[str]] = {}
+        for i, e in s.events:
+            ev.setdefault(i, []).append(e)
+        cur = Piece(s.delivery, s.style, [])
+        for i in range(len(s.words) + 1):
+            for e in ev.get(i, []):
+                if e in PAUSE_MS:
+                    if cur.words:
+                        out.append(cur)
+                        cur = Piece(s.delivery, s.style, [])
+                    if out:                  # a pause before the first word says nothing: dropped
+                        out[-1].pause_ms += PAUSE_MS[e]
+                else:                        # the comma gives the filler its own little phrase
+                    cur.words += (EVENTS[e] + ",").split()
+            if i < len(s.words):
+                cur.words.append(s.words[i])
+        if cur.words:
+            out.append(cur)
+    return out
+
+
 def _pct(v: float) -> str:
     return f"{v - 100:+.0f}%"
 
 
-def to_ssml(segments: list[Segment], base: Style | None = None) -> tuple[str, list[str]]:
-    """SSML for espeak-ng, and the espeak variant per segment (whisper is a voice variant there, not markup).
-    ``base`` scales every segment (an utterance-level style drawn for the training data)."""
+def piece_ssml(piece: Piece) -> str:
+    """One piece as the SSML espeak-ng obeys: its words inside one ``<prosody>`` (whisper is a voice variant
+    there, not markup; the renderer picks it)."""
     from xml.sax.saxutils import escape
-    parts, variants = ["<speak>"], []
-    for s in segments:
-        st = s.style if base is None else replace(
-            s.style, rate=s.style.rate * base.rate / 100, pitch=s.style.pitch * base.pitch / 100,
-            range=s.style.range * base.range / 100, volume=s.style.volume * base.volume / 100,
-            whisper=s.style.whisper or base.whisper)
-        variants.append("whisper" if st.whisper else "")
-        words, ev = [], {}
-        for i, e in s.events:
-            ev.setdefault(i, []).append(e)
-        for i in range(len(s.words) + 1):
-            for e in ev.get(i, []):
-                words.append(f'<break time="{PAUSE_MS[e]}ms"/>' if e in PAUSE_MS else escape(EVENTS[e]) + ",")
-            if i < len(s.words):
-                words.append(escape(s.words[i]))
-        parts.append(f'<prosody rate="{st.rate:.0f}%" pitch="{_pct(st.pitch)}" range="{_pct(st.range)}" '
-                     f'volume="{st.volume:.0f}%">' + " ".join(words) + "</prosody>")
-    parts.append("</speak>")
-    return " ".join(parts), variants
+    st = piece.style
+    return (f'<speak><prosody rate="{st.rate:.0f}%" pitch="{_pct(st.pitch)}" range="{_pct(st.range)}" '
+            f'volume="{st.volume:.0f}%">' + escape(" ".join(piece.words)) + "</prosody></speak>")
