@@ -113,6 +113,17 @@ def _train_codec(args) -> int:
     return 0
 
 
+def _train_tts(args) -> int:
+    import json
+    from .tts.ltts import TTSConfig
+    from .tts.recipe import TrainTTSConfig, train_tts
+    cfg = TrainTTSConfig(tts=TTSConfig(system=args.system, lm=args.lm), n_train=args.n_train,
+                         max_minutes=args.minutes, max_steps=args.max_steps, threads=args.threads)
+    meta = train_tts(out=args.out, cfg=cfg, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    print(json.dumps(meta, indent=1, default=str))
+    return 0
+
+
 def _train_parser(args) -> int:
     import json
     from .repair.parser import ParserConfig, train_from_corpus
@@ -187,6 +198,13 @@ def _bench(args) -> int:
         res = run(n=args.n or 100, corpus_size=args.corpus_size, split=args.split, out_dir=args.out,
                   results_dir=args.results, command="python -m workbench bench codec" + (f" --n {args.n}" if args.n else ""))
         print(json.dumps({k: res[k] for k in ("goals", "seconds")}, indent=1, default=str))
+        return 0
+    if args.what == "tts":
+        from .tts.bench import run
+        res = run(n=args.n or 40, out_dir=args.out, results_dir=args.results,
+                  command="python -m workbench bench tts" + (f" --n {args.n}" if args.n else ""))
+        print(json.dumps({k: {m: v.get(m) for m in ("wer_whisper", "dnsmos", "rtf")} for k, v in res["systems"].items()},
+                         indent=1, default=str))
         return 0
     if args.what == "looktotalk":
         from .looktotalk.bench import run
@@ -369,6 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--num-nodes", type=int, default=1)
     tc.add_argument("--out", type=Path, default=None)
     tc.set_defaults(func=_train_codec)
+    tt = sub.add_parser("train-tts", help="train a synthesiser on the expressive corpus of the assistant's voice: "
+                        "--system ltts (the LM with LoRA as FastSpeech2's encoder, trained in tandem) into "
+                        "data/models/tts_ltts, or --system baseline (FastSpeech2's own encoder) into "
+                        "data/models/tts_baseline")
+    tt.add_argument("--system", choices=["ltts", "baseline"], default="ltts")
+    tt.add_argument("--lm", default="domain", help="domain (data/models/lm_domain), smollm2, or an LM folder")
+    tt.add_argument("--n-train", type=int, default=2400, help="expressive utterances rendered for training")
+    tt.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the training loop")
+    tt.add_argument("--max-steps", type=int, default=20000)
+    tt.add_argument("--threads", type=int, default=2)
+    tt.add_argument("--devices", type=int, default=1)
+    tt.add_argument("--num-nodes", type=int, default=1)
+    tt.add_argument("--out", type=Path, default=None)
+    tt.set_defaults(func=_train_tts)
     tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
     tp.add_argument("--corpus-size", default="default")
     tp.add_argument("--n-train", type=int, default=40000, help="sampled training texts, half of them cut off")
@@ -383,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
     tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec", "tts"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")

@@ -10,7 +10,6 @@ the steps decodes from the semantic group alone. Random 2 s crops. Training stop
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -197,11 +196,10 @@ def _module(model: SpeechCodec, cfg: TrainConfig):
             t = (time.time() - self.t0) / (cfg.max_minutes * 60) if hasattr(self, "t0") else 0.0
             return min(1.0, max(self.global_step / cfg.max_steps, t))
 
-        def configure_optimizers(self):
-            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
-            cosine = torch.optim.lr_scheduler.LambdaLR(   # cosine decay to 5 % over the budget
-                opt, lambda _: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self.progress())))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+        def configure_optimizers(self):                 # cosine decay to 5 % over the budget
+            from ..lm.domain import warmup_cosine
+            return warmup_cosine(self.parameters(), cfg.lr, 0, cfg.max_steps, progress=lambda _: self.progress(),
+                                 weight_decay=0.0, betas=(0.8, 0.99))
     return CodecModule()
 
 

@@ -89,14 +89,17 @@ class _Shuffled(torch.utils.data.IterableDataset):
         return _batches(*self.args)
 
 
-def warmup_cosine(params, lr: float, warmup_steps: int, max_steps: int) -> dict:
-    """Lightning's ``configure_optimizers`` answer: AdamW, linear warmup, then cosine to 5 % of the peak, per step."""
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+def warmup_cosine(params, lr: float, warmup_steps: int, max_steps: int, progress=None, weight_decay: float = 0.01,
+                  betas=(0.9, 0.999)) -> dict:
+    """Lightning's ``configure_optimizers`` answer: AdamW, linear warmup, then cosine to 5 % of the peak, per step.
+    ``progress(step)``, if given, says how much of the budget is spent (0..1; e.g. wall-clock against a time
+    budget) in place of the step count."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
     def schedule(step):
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        t = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+        t = min(1.0, progress(step) if progress else (step - warmup_steps) / max(1, max_steps - warmup_steps))
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                                                "interval": "step"}}
