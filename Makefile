@@ -42,7 +42,9 @@ lab: $(PY)
 # utterances through the recogniser, then minutes of training) -> data/models/looktotalk; then the ESPnet contextual-block conformer in three
 # stages (CTC weight 0.3, 1,200 steps, ~20 min; then CTC weight 0.7 from it, 5,500 steps, ~95 min; the shipped stages 1-2
 # ran on the espeak-only corpus; then stage 3, the same tokenizer and every weight fine-tuned on the multi-engine
-# corpus, 2,500 steps, ~55 min) -> data/models/asr_espnet_small.
+# corpus, 2,500 steps, ~55 min) -> data/models/asr_espnet_small; then the large TTS and its FastSpeech2 baseline on the
+# expressive corpus of the target voice (rendered once, ~3 min; 33 min each on one thread: the shipped pair ran side
+# by side) -> data/models/tts_ltts, data/models/tts_baseline.
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
 	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo \
@@ -65,6 +67,8 @@ models: $(PY)
 	$(PY) -m workbench train-looktotalk
 	$(PY) -m workbench train-codec
 	$(PY) -m workbench train-codec --peer soundstream
+	$(PY) -m workbench train-tts --system ltts --minutes 33 --threads 1
+	$(PY) -m workbench train-tts --system baseline --minutes 33 --threads 1
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

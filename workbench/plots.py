@@ -187,3 +187,32 @@ def plot_endpoint_timeline(sig, audio: np.ndarray | None, decisions: dict, arbit
     ax.set_title(f"\"{sig.text}\"" + (" (truncated)" if sig.truncated else ""), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     return ax
+
+
+def plot_renderings(renders: dict, marks: dict | None = None, sample_rate: int = MODEL_SAMPLE_RATE):
+    """One row per rendering of the same text: spectrogram with the F0 track (cyan) and frame energy (white, dB,
+    right axis); ``marks`` maps a rendering's name to [(seconds, label)], e.g. where each stage direction acts."""
+    import matplotlib.pyplot as plt
+    from .codec.world import FRAME_S, f0_track
+    fig, axes = plt.subplots(len(renders), 1, figsize=(11, 2.3 * len(renders)), squeeze=False)
+    hop = int(FRAME_S * sample_rate)
+    for ax, (name, a) in zip(axes[:, 0], renders.items()):
+        a = np.asarray(a, np.float32)
+        ax.specgram(a, NFFT=512, Fs=sample_rate, noverlap=384, cmap="magma", vmin=-120)
+        ax.set_ylim(0, 8000)
+        f0 = f0_track(a, sample_rate)
+        t = np.arange(len(f0)) * FRAME_S
+        ax.plot(t, np.where(f0 > 0, f0 * 10, np.nan), color="cyan", lw=1.2, label="F0 × 10 (Hz)")
+        n = len(a) // hop
+        db = 10 * np.log10((a[: n * hop].reshape(n, hop) ** 2).mean(1) + 1e-10)
+        ax2 = ax.twinx()
+        ax2.plot(np.arange(n) * FRAME_S, db, color="white", lw=0.8)
+        ax2.set_ylim(-90, 0)
+        ax2.set_ylabel("dB", fontsize=8)
+        for s, label in (marks or {}).get(name, []):
+            ax.axvline(s, color="lime", lw=1, ls="--")
+            ax.text(s, 7600, label, color="lime", fontsize=8, va="top")
+        ax.set_title(f"{name} ({len(a) / sample_rate:.2f} s)", fontsize=9)
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    return fig

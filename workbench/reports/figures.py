@@ -430,7 +430,30 @@ def codec(r: dict) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+def tts(r: dict) -> str:
+    attrs = ("rate", "pitch", "range", "volume")
+    rows = ["| system (held-out responses) | Whisper WER | our ASR WER | DNSMOS | sim. to target voice | "
+            + " | ".join(f"{a} ρ" for a in attrs) + " | whisper AUC | fillers heard (Whisper / ours) | RTF | first audio p50 |",
+            "|---|---|---|---|---|" + "---|" * len(attrs) + "---|---|---|---|"]
+    for name, s in r["systems"].items():
+        st = s.get("style", {})
+        rho = [_num(st[a]["spearman"]) if a in st else "n/a" for a in attrs]
+        auc = _num(st["whisper"]["auc"]) if "whisper" in st else "n/a"
+        fill = (f"{s['fillers_whisper']['k']}/{s['fillers_whisper']['n']} / {s['fillers_ours']['k']}/"
+                f"{s['fillers_ours']['n']}")
+        rows.append(f"| {name} | {_pct(s['wer_whisper'])} | {_pct(s['wer_ours'])} | {_num(s['dnsmos'])} | "
+                    f"{_num(s['speaker_similarity'])} | " + " | ".join(rho) + f" | {auc} | {fill} | {s['rtf']:.3f} | "
+                    f"{s['first_audio_s']['p50']:.2f} s |")
+    lines = ["\n".join(rows), "",
+             f"{r['n_texts']} held-out responses (templates never trained on) for intelligibility, quality and speed; "
+             f"style: every delivery tag in front of {r['n_style_texts']} more, each measured against the untagged "
+             "rendering of the same text (Spearman ρ between requested and realised change, per attribute; whisper: "
+             "ROC AUC of the voicing lost). Intervals: bootstrap over utterances (style: over (text, tag) pairs).",
+             _prov(r, r.get("command") or "python -m workbench bench tts")]
+    return "\n".join(lines)
+
+
+BLOCKS = {"tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
           "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 

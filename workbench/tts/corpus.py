@@ -6,7 +6,7 @@ random ones; ``events``: a random pause, filler or laugh inserted). It is render
 (``render.TARGET``) and analysed into the WORLD parameters the codec also uses (100 frames a second). The ground
 truth per utterance: the tagged text cut into ``elements`` (every tag and every word, in order) and the frame where
 each element starts: words from espeak-ng's WORD events, a pause from the end of the speech before it, a delivery
-tag at its first word. Elements tile the utterance, so a synthesiser's duration targets follow from any tokenizer.
+tag at its first word (or at the pause it stands before). Elements tile the utterance, so a synthesiser's duration targets follow from any tokenizer.
 Everything is cached under ``data/cache/tts`` (rendering is deterministic from the seed).
 """
 from __future__ import annotations
@@ -73,6 +73,11 @@ def elements(tagged: str, rendering) -> tuple[list[str], list[float]]:
             starts.append(words[k][1] if k < len(words) else rendering.duration)
     if k != len(words):
         raise RuntimeError(f"{tagged!r}: {k} of {len(words)} rendered words matched")
+    for i in range(len(els) - 2, -1, -1):      # a delivery right before a pause starts where the pause does
+        if els[i].startswith("[") and els[i][1:-1].strip().lower() in DELIVERIES:
+            starts[i] = min(starts[i], starts[i + 1])
+    if any(b < a for a, b in zip(starts, starts[1:])):
+        raise RuntimeError(f"{tagged!r}: element times out of order {starts}")
     return els, starts
 
 
@@ -98,7 +103,7 @@ def build(split: str, n: int, cfg: ExpressiveConfig = ExpressiveConfig(), worker
     if split not in _SPLIT:
         raise ValueError(f"split must be one of {sorted(_SPLIT)}, got {split!r}")
     key = "-".join(f"{k}{v}" for k, v in asdict(cfg).items())
-    f = CACHE / f"expressive-{split}-{n}-{key}-v1.pt"
+    f = CACHE / f"expressive-{split}-{n}-{key}-v2.pt"
     if cache and f.is_file():
         return torch.load(f, weights_only=False)
     jobs = [(split, i, cfg) for i in range(n)]

@@ -43,6 +43,7 @@ class TTSConfig:
     dlayers: int = 3
     units: int = 768
     postnet_layers: int = 0
+    reduction: int = 2                   # output frames per decoder step (durations in units of 10 ms * reduction)
     lora_r: int = 16
     lora_alpha: int = 32
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -92,7 +93,7 @@ class Synthesiser(torch.nn.Module):
             idim=self.vocab + 1, odim=dim, adim=cfg.adim, aheads=cfg.heads, elayers=cfg.elayers, eunits=cfg.units,
             dlayers=cfg.dlayers, dunits=cfg.units, postnet_layers=cfg.postnet_layers, encoder_type="conformer",
             decoder_type="transformer", duration_predictor_chans=cfg.adim, pitch_predictor_chans=cfg.adim,
-            energy_predictor_chans=cfg.adim, use_masking=True)
+            energy_predictor_chans=cfg.adim, use_masking=True, reduction_factor=cfg.reduction)
         if cfg.system == "ltts":
             if lm is None:
                 raise TTSModelError("the LTTS needs its LM")
@@ -114,10 +115,14 @@ class Synthesiser(torch.nn.Module):
         return ids, owner
 
     def targets(self, item: dict) -> dict:
-        """Training targets of one corpus item (corpus.py): token ids, per-token frame counts (+ 0 for the
-        end-of-sequence token), token-averaged pitch and energy, and the normalised frames."""
-        els, starts, params = item["elements"], list(item["element_frames"]), item["params"]
-        n = len(params)
+        """Training targets of one corpus item (corpus.py): token ids, per-token durations in decoder steps (+ 0 for
+        the end-of-sequence token), token-averaged pitch and energy, and the normalised frames (a whole number of
+        decoder steps)."""
+        r = self.cfg.reduction
+        params = item["params"][: len(item["params"]) // r * r]
+        n = len(params) // r                                 # decoder steps
+        starts = [min(n, int(round(f / r))) for f in item["element_frames"]]
+        els = item["elements"]
         counts = np.diff(starts + [n])
         ids, owner = self.tokens(els)
         dur = []
@@ -131,7 +136,7 @@ class Synthesiser(torch.nn.Module):
         feats = (torch.from_numpy(params) - self.mu) / self.sd
         k = world.N_KEEP + world.n_ap()
         lf0, voiced, c0 = feats[:, k].numpy(), params[:, -1] > 0.5, feats[:, 0].numpy()
-        edges = np.concatenate([[0], np.cumsum(dur)])
+        edges = np.concatenate([[0], np.cumsum(dur)]) * r
         pitch = np.zeros(len(dur), np.float32)
         energy = np.zeros(len(dur), np.float32)
         for j in range(len(dur)):
