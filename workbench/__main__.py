@@ -124,6 +124,18 @@ def _train_tts(args) -> int:
     return 0
 
 
+def _train_tagger(args) -> int:
+    import json
+    from .tts.tagger import TaggerConfig, train_tagger
+    cfg = TaggerConfig(lm=args.lm, n_train=args.n_train, max_steps=args.max_steps, max_minutes=args.minutes,
+                       threads=args.threads)
+    meta = train_tagger(out=args.out, cfg=cfg, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    print(json.dumps({k: meta[k] for k in ("steps", "train_seconds")} | {"test": {k: meta["test"][k] for k in
+                                                                                   ("n", "tagger", "rule")}},
+                     indent=1, default=str))
+    return 0
+
+
 def _train_parser(args) -> int:
     import json
     from .repair.parser import ParserConfig, train_from_corpus
@@ -401,6 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--num-nodes", type=int, default=1)
     tt.add_argument("--out", type=Path, default=None)
     tt.set_defaults(func=_train_tts)
+    tg = sub.add_parser("train-tagger", help="fine-tune the LM into the stage-direction tagger (plain response -> "
+                        "tagged) into data/models/tagger; scored on held-out templates")
+    tg.add_argument("--lm", default="domain", help="domain (data/models/lm_domain), smollm2, or an LM folder")
+    tg.add_argument("--n-train", type=int, default=6000, help="(plain, tagged) training pairs")
+    tg.add_argument("--max-steps", type=int, default=1200)
+    tg.add_argument("--minutes", type=float, default=10.0)
+    tg.add_argument("--threads", type=int, default=2)
+    tg.add_argument("--devices", type=int, default=1)
+    tg.add_argument("--num-nodes", type=int, default=1)
+    tg.add_argument("--out", type=Path, default=None)
+    tg.set_defaults(func=_train_tagger)
     tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
     tp.add_argument("--corpus-size", default="default")
     tp.add_argument("--n-train", type=int, default=40000, help="sampled training texts, half of them cut off")
