@@ -448,8 +448,13 @@ def tts(r: dict) -> str:
              f"{r['n_texts']} held-out responses (templates never trained on) for intelligibility, quality and speed; "
              f"style: every delivery tag in front of {r['n_style_texts']} more, each measured against the untagged "
              "rendering of the same text (Spearman ρ between requested and realised change, per attribute; whisper: "
-             "ROC AUC of the voicing lost). Intervals: bootstrap over utterances (style: over (text, tag) pairs).",
-             _prov(r, r.get("command") or "python -m workbench bench tts")]
+             "ROC AUC of the voicing lost). Intervals: bootstrap over utterances (style: over (text, tag) pairs)."]
+    tg = r.get("tagger")
+    if tg:
+        lines.append(f"Stage-direction tagger on {tg['n']} held-out responses: tag F1 {_num(tg['tagger']['f1'])} (tag and "
+                     f"position; names alone {_num(tg['tagger']['f1_names'])}), keyword rule {_num(tg['rule']['f1'])}; "
+                     f"{tg['ms_per_response']:.0f} ms per response (goal F1 ≥ 0.8).")
+    lines.append(_prov(r, r.get("command") or "python -m workbench bench tts"))
     return "\n".join(lines)
 
 
