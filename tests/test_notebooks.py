@@ -21,7 +21,8 @@ KEY_METRICS = {
     "09_look_to_talk": ["looktotalk_eer_acoustic", "looktotalk_eer_lexical", "looktotalk_eer_visual",
                         "looktotalk_eer_fused", "looktotalk_eer_fused_half_heard"],
     "10_ltts": ["codec_frame_rate_hz", "codec_bitrate_bps", "codec_whisper_wer", "codec_whisper_wer_minus_original",
-                "codec_dnsmos", "codec_speaker_similarity"],
+                "codec_dnsmos", "codec_speaker_similarity", "ltts_rate_spearman", "ltts_pitch_spearman",
+                "ltts_range_spearman", "ltts_volume_spearman"],
 }
 
 

@@ -129,7 +129,8 @@ def _train_tagger(args) -> int:
     from .tts.tagger import TaggerConfig, train_tagger
     cfg = TaggerConfig(lm=args.lm, n_train=args.n_train, max_steps=args.max_steps, max_minutes=args.minutes,
                        threads=args.threads)
-    meta = train_tagger(out=args.out, cfg=cfg, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    meta = train_tagger(out=args.out, cfg=cfg, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes},
+                        results_dir=args.results)
     print(json.dumps({k: meta[k] for k in ("steps", "train_seconds")} | {"test": {k: meta["test"][k] for k in
                                                                                    ("n", "tagger", "rule")}},
                      indent=1, default=str))
@@ -423,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--devices", type=int, default=1)
     tg.add_argument("--num-nodes", type=int, default=1)
     tg.add_argument("--out", type=Path, default=None)
+    tg.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                    help="the held-out score as bench_tagger.json here (the README's figure)")
     tg.set_defaults(func=_train_tagger)
     tp = sub.add_parser("train-parser", help="train the repair room's text-to-graph parser (the domain LM + heads)")
     tp.add_argument("--corpus-size", default="default")

@@ -449,16 +449,24 @@ def tts(r: dict) -> str:
              f"style: every delivery tag in front of {r['n_style_texts']} more, each measured against the untagged "
              "rendering of the same text (Spearman ρ between requested and realised change, per attribute; whisper: "
              "ROC AUC of the voicing lost). Intervals: bootstrap over utterances (style: over (text, tag) pairs)."]
-    tg = r.get("tagger")
-    if tg:
-        lines.append(f"Stage-direction tagger on {tg['n']} held-out responses: tag F1 {_num(tg['tagger']['f1'])} (tag and "
-                     f"position; names alone {_num(tg['tagger']['f1_names'])}), keyword rule {_num(tg['rule']['f1'])}; "
-                     f"{tg['ms_per_response']:.0f} ms per response (goal F1 ≥ 0.8).")
     lines.append(_prov(r, r.get("command") or "python -m workbench bench tts"))
     return "\n".join(lines)
 
 
-BLOCKS = {"tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+def tagger(r: dict) -> str:
+    t = r["test"]
+    ex = t["examples"][:3]
+    return "\n".join([
+        f"Stage-direction tagger on {t['n']} responses from held-out templates: tag F1 {_num(t['tagger']['f1'])} (tag "
+        f"and position; tag names alone {_num(t['tagger']['f1_names'])}); the keyword rule: {_num(t['rule']['f1'])}. "
+        f"Goal F1 ≥ 0.8. {t['ms_per_response']:.0f} ms per response; {r['steps']} steps in {r['train_seconds'] / 60:.0f} "
+        f"min on {r['config']['threads']} CPU threads.", "",
+        "| plain | gold | tagger |", "|---|---|---|",
+        *[f"| {e['plain']} | {e['gold']} | {e['tagged']} |" for e in ex], "",
+        _prov(r, r.get("command") or "python -m workbench train-tagger")])
+
+
+BLOCKS = {"tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
           "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 

@@ -94,7 +94,6 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
         command: str = "python -m workbench bench tts") -> dict:
     import torch
     from ..asr.scoring import utterance_errors
-    from ..asr.streaming import ModelNotAvailableError
     from ..codec.bench import _shipped_asr, our_asr_transcripts
     from ..reports import save_bench
     from .responses import untag
@@ -132,14 +131,7 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
         res[name] = row
         print(f"bench tts: {name}: Whisper WER {row['wer_whisper']['value']:.3f}, DNSMOS "
               f"{row['dnsmos']['value']:.2f}, RTF {row['rtf']:.3f} ({time.time() - t0:.0f} s)", flush=True)
-    try:                           # the tagger's own held-out score, as train-tagger measured it
-        from .tagger import load_tagger
-        tg = load_tagger()
-        tagger = {k: tg.meta["test"][k] for k in ("n", "tagger", "rule", "ms_per_response")} | {
-            "steps": tg.meta["steps"], "train_seconds": tg.meta["train_seconds"]}
-    except ModelNotAvailableError:
-        tagger = None
-    result = {"command": command, "n_texts": n, "n_style_texts": n_style, "seed": seed, "tagger": tagger,
+    result = {"command": command, "n_texts": n, "n_style_texts": n_style, "seed": seed,
               "texts": "held-out response templates (responses.HELD_OUT)", "torch_threads": torch.get_num_threads(),
               "systems": res, "seconds": round(time.time() - t0, 1)}
     save_bench(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"), "bench_tts", result,

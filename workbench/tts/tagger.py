@@ -4,8 +4,9 @@
 Training pairs come from the response templates (responses.py) with their gold deliveries; held-out templates
 are the test. The LM is the domain LM of ``workbench.lm`` (``--lm smollm2`` on a GPU; same code), fine-tuned as a
 causal LM on ``plain =>  tagged</s>`` with the loss on the tagged half only. Decoding is greedy, and its output is
-*projected* back onto the input: the known tags it wrote are kept at the word positions where it wrote them and
-the words are the input's own, so the tagger can add delivery but never change what is said.
+*projected* back onto the input: its words are aligned to the input's (difflib), the known tags it wrote keep
+their aligned places, and the words are the input's own, so the tagger can add delivery but never change what
+is said.
 Scored by tag F1 over (tag, word position) pairs, and by tag name alone, with bootstrap intervals; a keyword rule
 (questions curious, apologies apologetic, exclamations excited) is the floor to beat.
 """
@@ -63,12 +64,28 @@ def tag_positions(tagged: str) -> list[tuple[str, int]]:
     return out
 
 
+def _position_map(gen: list[str], words: list[str]) -> list[int]:
+    """For each position between the generated words (0..len(gen)), the matching position between the input's
+    words: the two word lists aligned by ``difflib`` (case and punctuation ignored), so a tag keeps its place
+    even where the LM dropped, added or changed a word."""
+    from difflib import SequenceMatcher
+    norm = (lambda ws: [re.sub(r"[^\w']", "", w.lower()) for w in ws])
+    pos = [0] * (len(gen) + 1)
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, norm(gen), norm(words), autojunk=False).get_opcodes():
+        for i in range(i1, i2 + 1):
+            pos[i] = j1 + (i - i1 if op == "equal" else round((i - i1) * (j2 - j1) / max(1, i2 - i1)))
+    return pos
+
+
 def project(plain: str, generated: str) -> str:
-    """The input's words with the known tags of ``generated`` inserted where it put them (unknown tags dropped)."""
+    """The input's words with the known tags of ``generated`` inserted where it put them, positions carried
+    over by aligning the generated words to the input's (unknown tags dropped)."""
     words = plain.split()
+    gen = [w for w in re.findall(r"\[[^\[\]]*\]|[^\s\[\]]+", generated) if not w.startswith("[")]
+    where = _position_map(gen, words)
     at: dict[int, list[str]] = {}
     for name, k in tag_positions(generated):
-        at.setdefault(min(k, len(words)), []).append(f"[{name}]")
+        at.setdefault(min(where[min(k, len(gen))], len(words)), []).append(f"[{name}]")
     out = []
     for i in range(len(words) + 1):
         out += at.get(i, [])
@@ -179,9 +196,11 @@ def batch_of(enc, pad):
 
 
 def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None = None, n_test: int = 300,
-                 trainer_kwargs: dict | None = None, log=print) -> dict:
+                 trainer_kwargs: dict | None = None, log=print, results_dir=None,
+                 command: str = "python -m workbench train-tagger") -> dict:
     """Fine-tune the LM into a tagger, score it on held-out templates, save a Hugging Face folder to ``out``
-    (default ``data/models/tagger``; written beside it, then renamed)."""
+    (default ``data/models/tagger``; written beside it, then renamed). With ``results_dir`` the held-out score
+    also goes to ``bench_tagger.json`` there (the README's figure)."""
     import lightning.pytorch as pl
     from ..files import replace_dir
     from ..lm.domain import _lightning_module
@@ -231,6 +250,10 @@ def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None 
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if results_dir is not None:
+        from ..reports import save_bench
+        save_bench(Path("reports") / "bench" / time.strftime("%Y-%m-%d"), "bench_tagger",
+                   {"command": command, "model": str(out / "model.safetensors"), **meta}, results_dir=results_dir)
     f = meta["test"]["tagger"]["f1"]
     log(f"tagger: {meta['steps']} steps in {t_train:.0f} s; held-out tag F1 {f['value']:.3f} {f['ci95']} "
         f"(rule {meta['test']['rule']['f1']['value']:.3f}) -> {out}")
