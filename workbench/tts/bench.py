@@ -96,7 +96,6 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
     from ..asr.scoring import utterance_errors
     from ..codec.bench import _shipped_asr, our_asr_transcripts
     from ..reports import save_bench
-    from .responses import untag
     asr = _shipped_asr()
     texts = test_texts(n, seed)
     refs = [p for _, p, _ in texts]
@@ -118,7 +117,7 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
                                        "p95": round(float(np.percentile(secs, 95)), 3)}}
         hyps = {"whisper": judges.whisper_transcribe(audios), "ours": our_asr_transcripts(audios, asr)}
         for k, h in hyps.items():
-            err, words = utterance_errors([untag(r) for r in refs], h)
+            err, words = utterance_errors(refs, h)        # refs: the words, directions and fillers out
             row[f"wer_{k}"] = {a: b for a, b in wer_ci(err, words).items() if a not in ("errors", "words")}
             row[f"fillers_{k}"] = filler_recall(tagged, h)
         row["dnsmos"] = stat_ci([judges.dnsmos(a) for a in audios])

@@ -15,9 +15,8 @@ log F0 (voiced frames) and envelope energy (c0).
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
