@@ -68,8 +68,8 @@ models: $(PY)
 	$(PY) -m workbench train-looktotalk
 	$(PY) -m workbench train-codec
 	$(PY) -m workbench train-codec --peer soundstream
-	$(PY) -m workbench train-tts --system ltts --minutes 33 --threads 1
-	$(PY) -m workbench train-tts --system baseline --minutes 33 --threads 1
+	$(PY) -m workbench train-tts --system ltts --minutes 70 --threads 1
+	$(PY) -m workbench train-tts --system baseline --minutes 70 --threads 1
 	$(PY) -m workbench train-tagger
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export

@@ -8,7 +8,8 @@ import torch
 from workbench.tts import StageDirectionError
 from workbench.tts.bench import filler_recall, style_rows
 from workbench.tts.corpus import ExpressiveConfig, _render, build, elements
-from workbench.tts.ltts import TTSConfig, TTSModelError, load_synthesiser, new_synthesiser
+from workbench.tts.frontend import align, phonemise
+from workbench.tts.ltts import TTSConfig, TTSModelError, load_synthesiser, new_synthesiser, vocabulary
 from workbench.tts.prosody import realisation
 from workbench.tts.render import render_espeak
 
@@ -27,9 +28,24 @@ def test_elements_tile_the_utterance_with_tags_where_they_act():
     assert starts == sorted(starts) and starts[3] == starts[4]      # a delivery before a pause: at the pause
 
 
+def test_symbols_are_espeak_phonemes_per_word_with_tags_owning_their_time():
+    tagged = "[calm] Okay, ten minutes. [pause] [excited] Starting [um] now."
+    r = render_espeak(tagged)
+    s = align(tagged, r)
+    els = s.elements
+    assert [s.names[i] for i, o in enumerate(s.owner) if els[o] == "ten"] == ["t", "E", "n"]
+    assert s.starts == sorted(s.starts)
+    i_pause, i_exc = s.names.index("[pause]"), s.names.index("[excited]")
+    assert s.starts[i_exc] - s.starts[i_pause] == pytest.approx(0.45, abs=0.01)   # the pause tag spans its silence
+    um = [s.names[i] for i, o in enumerate(s.owner) if els[o] == "[um]"]
+    assert um[0] == "[um]" and "m" in um                                          # the filler's own phonemes
+    assert phonemise(tagged).names == s.names                                    # synthesis reads the same symbols
+
+
 def test_duration_targets_sum_to_the_frames():
     item = _render(("train", 3, ExpressiveConfig()))
-    syn = new_synthesiser(TTSConfig(system="baseline"))
+    syn = new_synthesiser(TTSConfig(system="baseline"), vocabulary([item]))
+    assert syn.ids(["zz-never-seen"]) == [1]                                     # <unk>
     t = syn.targets(item)
     assert 2 * int(t["durations"].sum()) == len(t["feats"]) >= len(item["params"]) - 1
     assert len(t["durations"]) == len(t["ids"]) + 1 and int(t["durations"][-1]) == 0   # FastSpeech2's eos
@@ -56,10 +72,11 @@ def test_ltts_trains_the_llm_in_tandem_and_reloads_exactly(trained):
     assert meta["steps"] == 4 and meta["trainable_params"] < meta["params"]
     syn = load_synthesiser(folder)
     base = load_causal_lm(_lm_folder("domain")).model
-    w_saved = syn.fs2.encoder.lm.model.layers[0].self_attn.q_proj.weight
+    lm = syn.fs2.encoder.llm.lm
+    w_saved = lm.model.layers[0].self_attn.q_proj.weight
     w_base = base.model.layers[0].self_attn.q_proj.weight
     assert not torch.allclose(w_saved, w_base.float(), atol=1e-4)           # LoRA (merged) moved the LM ...
-    assert torch.allclose(syn.fs2.encoder.lm.model.embed_tokens.weight, base.model.embed_tokens.weight.float(),
+    assert torch.allclose(lm.model.embed_tokens.weight, base.model.embed_tokens.weight.float(),
                           atol=1e-2)                                         # ... and only through its adapters
     a = syn.synthesise("[excited] Your timer is done!")
     assert a.dtype == np.float32 and len(a) > 0
@@ -69,7 +86,7 @@ def test_ltts_trains_the_llm_in_tandem_and_reloads_exactly(trained):
 def test_baseline_has_its_own_encoder_and_bad_input_is_typed(trained, tmp_path):
     _, folder = trained["baseline"]
     syn = load_synthesiser(folder)
-    assert not hasattr(syn.fs2.encoder, "lm")
+    assert not hasattr(syn.fs2.encoder, "llm") and syn.tokenizer is None
     for bad, what in (("", "empty"), ("[shouting] hi", "unknown"), ("привет", "another script")):
         with pytest.raises(StageDirectionError, match=what):
             syn.synthesise(bad)

@@ -93,7 +93,7 @@ class Espeak:
             raise SynthesisError(f"espeak_Initialize failed or returned an unexpected rate ({sr})")
         self._chunks: list[np.ndarray] = []
         self._words: list[tuple[int, int]] = []   # (text_position, sample)
-        self._phonemes: list[int] = []            # sample where each phoneme starts
+        self._phonemes: list[tuple[int, str]] = []  # (sample where a phoneme starts, its espeak-ng mnemonic)
         self._cb = _CALLBACK(self._on_audio)      # keep a reference: ctypes would free it
         self.lib.espeak_SetSynthCallback(self._cb)
 
@@ -105,13 +105,20 @@ class Espeak:
             if events[i].type == _EV_WORD:
                 self._words.append((events[i].text_position, events[i].sample))
             elif events[i].type == _EV_PHONEME:
-                self._phonemes.append(events[i].sample)
+                self._phonemes.append((events[i].sample, events[i].id.decode("ascii", "replace")))
             i += 1
         return 0
 
     def speak(self, text: str, speaker: Speaker, ssml: bool = False) -> tuple[np.ndarray, list[int]]:
         """Waveform (float32, 22.05 kHz) and the start sample of each whitespace-separated word (with ``ssml``:
         of each word outside the markup; espeak-ng reports positions in the marked-up text)."""
+        wav, starts, _ = self.speak_aligned(text, speaker, ssml)
+        return wav, starts
+
+    def speak_aligned(self, text: str, speaker: Speaker, ssml: bool = False
+                      ) -> tuple[np.ndarray, list[int], list[tuple[int, str]]]:
+        """``speak`` plus every phoneme espeak-ng spoke: (start sample, mnemonic), pauses ``_``/``_:`` included.
+        A synthesiser's front end (G2P) and its phoneme-level duration targets, with no aligner."""
         with self._lock:
             voice = f"{speaker.voice}+{speaker.variant}".encode()
             if self.lib.espeak_SetVoiceByName(voice) != 0:
@@ -128,7 +135,7 @@ class Espeak:
         if ssml:    # tags become spaces, entities one character and spaces: positions still match the events
             text = re.sub(r"<[^>]*>|&\w+;", lambda m: (m.group(0)[0] if m.group(0)[0] == "&" else " ")
                           + " " * (len(m.group(0)) - 1), text)
-        return wav, _word_starts(text, events, sorted(set(phonemes)), len(wav))
+        return wav, _word_starts(text, events, sorted({p for p, _ in phonemes}), len(wav)), phonemes
 
 
 def _word_starts(text: str, events: list[tuple[int, int]], phonemes: list[int], n: int) -> list[int]:

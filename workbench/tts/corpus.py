@@ -6,25 +6,25 @@ random ones; ``events``: a random pause, filler or laugh inserted). It is render
 (``render.TARGET``) and analysed into the WORLD parameters the codec also uses (100 frames a second). The ground
 truth per utterance: the tagged text cut into ``elements`` (every tag and every word, in order) and the frame where
 each element starts: words from espeak-ng's WORD events, a pause from the end of the speech before it, a delivery
-tag at its first word (or at the pause it stands before). Elements tile the utterance, so a synthesiser's duration targets follow from any tokenizer.
+tag at its first word (or at the pause it stands before); and the synthesisers' symbols (frontend.py: espeak-ng's
+phonemes and the tags) with the frame where each starts. Elements tile the utterance, so a synthesiser's duration targets follow from any tokenizer.
 Everything is cached under ``data/cache/tts`` (rendering is deterministic from the seed).
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from .frontend import ELEMENT, align
 from .render import render_espeak
 from .responses import sample
 from .styles import DELIVERIES, EVENTS, PAUSE_MS, TAG
 
 CACHE = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache") / "tts"
-ELEMENT = re.compile(r"\[[^\[\]]*\]|[^\s\[\]]+")
 _SPLIT = {"train": 0, "dev": 1, "test": 2}
 
 
@@ -91,9 +91,11 @@ def _render(args) -> dict:
     r = render_espeak(tagged)
     params = world.analyse(r.audio, r.sample_rate)
     els, starts = elements(tagged, r)
-    frames = [min(len(params), int(round(s / world.FRAME_S))) for s in starts]
+    sym = align(tagged, r)
+    frame = lambda ts: np.asarray([min(len(params), int(round(s / world.FRAME_S))) for s in ts], np.int32)  # noqa
     return {"id": f"{split}-{index:05d}", "domain": domain, "plain": plain, "tagged": tagged, "elements": els,
-            "element_frames": np.asarray(frames, np.int32), "params": params}
+            "element_frames": frame(starts), "symbols": sym.names, "symbol_owner": np.asarray(sym.owner, np.int32),
+            "symbol_frames": frame(sym.starts), "params": params}
 
 
 def build(split: str, n: int, cfg: ExpressiveConfig = ExpressiveConfig(), workers: int = 2, cache: bool = True,
@@ -103,7 +105,7 @@ def build(split: str, n: int, cfg: ExpressiveConfig = ExpressiveConfig(), worker
     if split not in _SPLIT:
         raise ValueError(f"split must be one of {sorted(_SPLIT)}, got {split!r}")
     key = "-".join(f"{k}{v}" for k, v in asdict(cfg).items())
-    f = CACHE / f"expressive-{split}-{n}-{key}-v2.pt"
+    f = CACHE / f"expressive-{split}-{n}-{key}-v3.pt"
     if cache and f.is_file():
         return torch.load(f, weights_only=False)
     jobs = [(split, i, cfg) for i in range(n)]

@@ -1,16 +1,18 @@
-"""The large TTS and its conventional baseline: one ESPnet FastSpeech2, two text encoders.
+"""The large TTS and its conventional baseline: one ESPnet FastSpeech2 over phonemes; the LTTS adds an LLM.
 
 Design (b) of the issue: the LLM's hidden states drive a non-autoregressive synthesiser. Both systems are ESPnet's
-``FastSpeech2`` (duration, pitch and energy predictors, length regulator, transformer decoder) writing the WORLD
-parameters the codec also codes, turned into audio by WORLD synthesis. They differ only in what reads the text:
-- ``baseline``: FastSpeech2's own conformer encoder over the tokens, trained from scratch (the "existing model");
+``FastSpeech2`` (conformer encoder, duration, pitch and energy predictors, length regulator, transformer decoder)
+reading the same symbols (frontend.py: espeak-ng's phonemes of the words and one symbol per stage direction) and
+writing the WORLD parameters the codec also codes, turned into audio by WORLD synthesis. They differ in one thing:
+- ``baseline``: FastSpeech2 alone (the conventional "existing model");
 - ``ltts``: a causal LLM from ``workbench.lm`` (the domain LM trained here by default, SmolLM2-135M in the ``gpu``
-  profile; same code) with LoRA adapters, whose last hidden states, projected, replace that encoder. The synthesis
-  loss flows back into the adapters: the LLM is fine-tuned *in tandem* with the synthesiser.
-Both read the same tokens (the LLM's tokenizer) of the same tagged text, stage directions included as text, so
-the comparison isolates the encoder. Durations come from the corpus's element times (corpus.py), split over an
-element's tokens by their length in characters; pitch and energy targets are token averages of the normalised
-log F0 (voiced frames) and envelope energy (c0).
+  profile; same code) reads the tagged text as text; its last hidden states, averaged over each word's (or tag's)
+  tokens and projected, are added to the encoder's output at every phoneme of that word, as Hayashi et al. (2019)
+  add BERT's. The synthesis loss flows back into the LLM's LoRA adapters: the LLM is fine-tuned *in tandem* with
+  the synthesiser, and what it adds is what FastSpeech2 cannot see in phonemes alone (sentence type, what a
+  direction means for the words around it).
+Durations are espeak-ng's phoneme times from the corpus (no aligner); pitch and energy targets are per-symbol
+averages of the normalised log F0 (voiced frames) and envelope energy (c0).
 """
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ import numpy as np
 import torch
 
 from ..codec import world
-from .styles import parse
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
+FORMAT = "workbench-tts-v2"          # v2: phoneme symbols (v1 read the LM's tokens)
 
 
 class TTSModelError(ValueError):
@@ -38,7 +40,7 @@ class TTSConfig:
     lm: str = "domain"                   # "domain" (data/models/lm_domain), "smollm2", or an LM folder
     adim: int = 192
     heads: int = 2
-    elayers: int = 3                     # the baseline's conformer encoder
+    elayers: int = 3                     # FastSpeech2's conformer encoder (both systems)
     dlayers: int = 3
     units: int = 768
     postnet_layers: int = 0
@@ -61,77 +63,109 @@ def _lm_folder(name: str) -> str:
     return name
 
 
-class LLMEncoder(torch.nn.Module):
-    """A causal LM's last hidden states, projected to the synthesiser's width, in place of FastSpeech2's encoder
-    (same call: token ids and the (B, 1, T) source mask in, (B, T, adim) out). FastSpeech2's end-of-sequence id is
-    mapped to the LM's own."""
+class LLMContext(torch.nn.Module):
+    """A causal LM's last hidden states, averaged over each element's tokens (``pool``: symbols x tokens) and
+    projected to the synthesiser's width: what the LTTS adds at every symbol of that element."""
 
-    def __init__(self, lm: torch.nn.Module, adim: int, fs2_eos: int, lm_eos: int):
+    def __init__(self, lm: torch.nn.Module, adim: int):
         super().__init__()
-        self.lm, self.fs2_eos, self.lm_eos = lm, fs2_eos, lm_eos
+        self.lm = lm
         self.proj = torch.nn.Linear(int(lm.config.hidden_size), adim)
 
-    def forward(self, xs: torch.Tensor, masks: torch.Tensor):
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
         from ..lm.score import backbone
-        ids = torch.where(xs == self.fs2_eos, torch.full_like(xs, self.lm_eos), xs)
-        h = backbone(self.lm)(input_ids=ids, attention_mask=masks[:, 0].long()).last_hidden_state
-        return self.proj(h.float()), masks
+        h = backbone(self.lm)(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return self.proj(torch.bmm(pool, h.float()))
+
+
+class FusedEncoder(torch.nn.Module):
+    """FastSpeech2's own encoder over the symbols plus the LLM's context of each symbol's element. FastSpeech2 hands
+    its encoder only symbol ids, so the LLM's inputs for the batch are set on ``context`` just before each call
+    (``Synthesiser`` does this and clears it)."""
+
+    def __init__(self, encoder: torch.nn.Module, llm: LLMContext):
+        super().__init__()
+        self.encoder, self.llm = encoder, llm
+        self.context: tuple | None = None
+
+    def forward(self, xs: torch.Tensor, masks: torch.Tensor):
+        hs, masks = self.encoder(xs, masks)
+        if self.context is None:
+            raise TTSModelError("the LTTS's encoder was called without the LLM's inputs")
+        return hs + self.llm(*self.context)[:, : hs.size(1)], masks
+
+
+SPECIAL = ("<pad>", "<unk>")
+
+
+def vocabulary(items: list[dict]) -> list[str]:
+    """The symbols a synthesiser reads: padding, unknown, every stage direction and every phoneme in ``items``."""
+    from .frontend import TAGS
+    phones = sorted({s for it in items for s in it["symbols"]} - set(TAGS))
+    return list(SPECIAL) + list(TAGS) + phones
 
 
 class Synthesiser(torch.nn.Module):
-    """Tagged text -> WORLD parameters -> 16 kHz audio. ``fs2`` is ESPnet's FastSpeech2 (its encoder replaced by
-    an ``LLMEncoder`` for the LTTS)."""
+    """Tagged text -> symbols -> WORLD parameters -> 16 kHz audio. ``fs2`` is ESPnet's FastSpeech2 (its encoder
+    wrapped in a ``FusedEncoder`` for the LTTS)."""
 
-    def __init__(self, cfg: TTSConfig, tokenizer, lm: torch.nn.Module | None = None, dim: int | None = None):
+    def __init__(self, cfg: TTSConfig, symbols: list[str], tokenizer=None, lm: torch.nn.Module | None = None,
+                 dim: int | None = None):
         super().__init__()
         from espnet2.tts.fastspeech2 import FastSpeech2
-        self.cfg, self.tokenizer = cfg, tokenizer
+        self.cfg, self.tokenizer, self.symbols = cfg, tokenizer, list(symbols)
+        self.index = {s: i for i, s in enumerate(self.symbols)}
         dim = dim or world.frame_dim()
-        self.vocab = len(tokenizer)
         self.fs2 = FastSpeech2(
-            idim=self.vocab + 1, odim=dim, adim=cfg.adim, aheads=cfg.heads, elayers=cfg.elayers, eunits=cfg.units,
-            dlayers=cfg.dlayers, dunits=cfg.units, postnet_layers=cfg.postnet_layers, encoder_type="conformer",
-            decoder_type="transformer", duration_predictor_chans=cfg.adim, pitch_predictor_chans=cfg.adim,
-            energy_predictor_chans=cfg.adim, use_masking=True, reduction_factor=cfg.reduction)
+            idim=len(self.symbols) + 1, odim=dim, adim=cfg.adim, aheads=cfg.heads, elayers=cfg.elayers,
+            eunits=cfg.units, dlayers=cfg.dlayers, dunits=cfg.units, postnet_layers=cfg.postnet_layers,
+            encoder_type="conformer", decoder_type="transformer", duration_predictor_chans=cfg.adim,
+            pitch_predictor_chans=cfg.adim, energy_predictor_chans=cfg.adim, use_masking=True,
+            reduction_factor=cfg.reduction)
         if cfg.system == "ltts":
-            if lm is None:
-                raise TTSModelError("the LTTS needs its LM")
-            eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-            self.fs2.encoder = LLMEncoder(lm, cfg.adim, self.fs2.eos, eos)
+            if lm is None or tokenizer is None:
+                raise TTSModelError("the LTTS needs its LM and the LM's tokenizer")
+            self.fs2.encoder = FusedEncoder(self.fs2.encoder, LLMContext(lm, cfg.adim))
         self.register_buffer("mu", torch.zeros(dim))
         self.register_buffer("sd", torch.ones(dim))
 
-    # --- targets -----------------------------------------------------------------------------------------
+    # --- inputs ------------------------------------------------------------------------------------------
+    def ids(self, names: list[str]) -> list[int]:
+        """Symbol ids; a phoneme never seen in training reads as ``<unk>``."""
+        if not names:
+            raise TTSModelError("nothing to say: no symbols")
+        return [self.index.get(n, 1) for n in names]
+
     def tokens(self, elements: list[str]) -> tuple[list[int], list[int]]:
-        """Token ids of a tagged text's elements and, per token, the index of its element."""
+        """The LLM's token ids of a tagged text's elements and, per token, the index of its element."""
         ids, owner = [], []
         for i, e in enumerate(elements):
             t = self.tokenizer.encode(("" if i == 0 else " ") + e, add_special_tokens=False)
             ids += t
             owner += [i] * len(t)
-        if not ids:
-            raise TTSModelError("nothing to say: no tokens")
         return ids, owner
 
+    def pool(self, elements: list[str], symbol_owner) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and the (symbols + eos, tokens) averaging matrix from tokens to each symbol's element."""
+        ids, owner = self.tokens(elements)
+        owner = np.asarray(owner)
+        p = torch.zeros(len(symbol_owner) + 1, len(ids))
+        for s, o in enumerate(symbol_owner):
+            k = np.flatnonzero(owner == o)
+            p[s, k] = 1.0 / len(k)
+        return torch.tensor(ids), p
+
     def targets(self, item: dict) -> dict:
-        """Training targets of one corpus item (corpus.py): token ids, per-token durations in decoder steps (+ 0 for
-        the end-of-sequence token), token-averaged pitch and energy, and the normalised frames (a whole number of
-        decoder steps)."""
+        """Training targets of one corpus item (corpus.py): symbol ids, per-symbol durations in decoder steps (+ 0
+        for FastSpeech2's end-of-sequence), per-symbol pitch and energy, the normalised frames (a whole number of
+        decoder steps) and, for the LTTS, the LLM's tokens with their pooling matrix."""
         r = self.cfg.reduction
         params = item["params"][: len(item["params"]) // r * r]
         n = len(params) // r                                 # decoder steps
-        starts = [min(n, int(round(f / r))) for f in item["element_frames"]]
-        els = item["elements"]
-        counts = np.diff(starts + [n])
-        ids, owner = self.tokens(els)
-        dur = []
-        for i, c in enumerate(counts):
-            toks = [k for k, o in enumerate(owner) if o == i]
-            w = np.array([len(self.tokenizer.decode([ids[k]]).strip()) or 1 for k in toks], float)
-            edges = np.round(np.concatenate([[0], np.cumsum(w) / w.sum()]) * c).astype(int)
-            dur += list(np.diff(edges))
-        dur = np.array(dur + [0], np.int64)
-        assert dur.sum() == n, (dur.sum(), n)
+        starts = [min(n, int(round(f / r))) for f in item["symbol_frames"]]
+        starts[0] = 0
+        dur = np.array(list(np.diff(starts + [n])) + [0], np.int64)
+        assert dur.sum() == n and (dur >= 0).all(), (dur.sum(), n)
         feats = (torch.from_numpy(params) - self.mu) / self.sd
         k = world.N_KEEP + world.n_ap()
         lf0, voiced, c0 = feats[:, k].numpy(), params[:, -1] > 0.5, feats[:, 0].numpy()
@@ -144,28 +178,55 @@ class Synthesiser(torch.nn.Module):
                 v = voiced[a:b]
                 pitch[j] = lf0[a:b][v].mean() if v.any() else 0.0
                 energy[j] = c0[a:b].mean()
-        return {"ids": torch.tensor(ids), "durations": torch.from_numpy(dur), "pitch": torch.from_numpy(pitch)[:, None],
-                "energy": torch.from_numpy(energy)[:, None], "feats": feats.float()}
+        out = {"ids": torch.tensor(self.ids(list(item["symbols"]))), "durations": torch.from_numpy(dur),
+               "pitch": torch.from_numpy(pitch)[:, None], "energy": torch.from_numpy(energy)[:, None],
+               "feats": feats.float()}
+        if self.cfg.system == "ltts":
+            out["tokens"], out["pool"] = self.pool(item["elements"], item["symbol_owner"])
+        return out
+
+    def _context(self, batch: list[dict]) -> tuple | None:
+        if self.cfg.system != "ltts":
+            return None
+        dev = self.mu.device
+        toks = torch.nn.utils.rnn.pad_sequence([b["tokens"] for b in batch], batch_first=True).to(dev)
+        mask = torch.zeros(toks.shape, dtype=torch.bool, device=dev)
+        pool = torch.zeros(len(batch), max(len(b["pool"]) for b in batch), toks.size(1), device=dev)
+        for i, b in enumerate(batch):
+            mask[i, : len(b["tokens"])] = True
+            pool[i, : b["pool"].size(0), : b["pool"].size(1)] = b["pool"]
+        return toks, mask, pool
+
+    def _run(self, context, fn):
+        if context is None:
+            return fn()
+        self.fs2.encoder.context = context
+        try:
+            return fn()
+        finally:
+            self.fs2.encoder.context = None
 
     def loss(self, batch: list[dict]) -> tuple[torch.Tensor, dict]:
         pad = torch.nn.utils.rnn.pad_sequence
         dev = self.mu.device
         lens = lambda key: torch.tensor([len(b[key]) for b in batch], device=dev)   # noqa: E731
         get = lambda key: pad([b[key] for b in batch], batch_first=True).to(dev)   # noqa: E731
-        loss, stats, _ = self.fs2(text=get("ids"), text_lengths=lens("ids"), feats=get("feats"),
-                                  feats_lengths=lens("feats"), durations=get("durations"),
-                                  durations_lengths=lens("durations"), pitch=get("pitch"), pitch_lengths=lens("pitch"),
-                                  energy=get("energy"), energy_lengths=lens("energy"))
+        loss, stats, _ = self._run(self._context(batch), lambda: self.fs2(
+            text=get("ids"), text_lengths=lens("ids"), feats=get("feats"), feats_lengths=lens("feats"),
+            durations=get("durations"), durations_lengths=lens("durations"), pitch=get("pitch"),
+            pitch_lengths=lens("pitch"), energy=get("energy"), energy_lengths=lens("energy")))
         return loss, stats
 
     # --- synthesis ---------------------------------------------------------------------------------------
     @torch.inference_mode()
     def params(self, tagged: str) -> np.ndarray:
         """WORLD parameters (frames, dim) for a tagged text (styles.py syntax; typed errors for bad input)."""
-        from .corpus import ELEMENT
-        parse(tagged)                                      # empty, too long, unknown tag, other script: typed errors
-        ids, _ = self.tokens(ELEMENT.findall(tagged))
-        out = self.fs2.inference(torch.tensor(ids, device=self.mu.device))
+        from .frontend import phonemise
+        sym = phonemise(tagged)                    # empty, too long, unknown tag, other script: typed errors
+        item = {"ids": torch.tensor(self.ids(sym.names))}
+        if self.cfg.system == "ltts":
+            item["tokens"], item["pool"] = self.pool(sym.elements, sym.owner)
+        out = self._run(self._context([item]), lambda: self.fs2.inference(item["ids"].to(self.mu.device)))
         return (out["feat_gen"] * self.sd + self.mu).cpu().numpy()
 
     def synthesise(self, tagged: str) -> np.ndarray:
@@ -176,12 +237,13 @@ class Synthesiser(torch.nn.Module):
     def save(self, folder: str | os.PathLike, extra: dict | None = None) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        if self.cfg.system == "ltts" and hasattr(self.fs2.encoder.lm, "merge_and_unload"):
-            self.fs2.encoder.lm = self.fs2.encoder.lm.merge_and_unload()      # LoRA folded into the weights
-        self.tokenizer.save_pretrained(str(folder / "tokenizer"))
-        meta = {"format": "workbench-tts-v1", "config": asdict(self.cfg), "dim": int(self.mu.numel())}
+        meta = {"format": FORMAT, "config": asdict(self.cfg), "dim": int(self.mu.numel()), "symbols": self.symbols}
         if self.cfg.system == "ltts":
-            meta["lm_config"] = self.fs2.encoder.lm.config.to_dict()
+            llm = self.fs2.encoder.llm
+            if hasattr(llm.lm, "merge_and_unload"):
+                llm.lm = llm.lm.merge_and_unload()                          # LoRA folded into the weights
+            self.tokenizer.save_pretrained(str(folder / "tokenizer"))
+            meta["lm_config"] = llm.lm.config.to_dict()
         meta.update(extra or {})
         torch.save({k: v.half() if v.is_floating_point() else v for k, v in self.state_dict().items()},
                    folder / "model.pt")
@@ -189,20 +251,18 @@ class Synthesiser(torch.nn.Module):
         return folder
 
 
-def new_synthesiser(cfg: TTSConfig, device: str = "cpu") -> Synthesiser:
-    """A fresh synthesiser: for the LTTS, the LM loaded (``workbench.lm``) and LoRA adapters put on it."""
-    from transformers import AutoTokenizer
-    from ..lm.load import load_causal_lm
-    folder = _lm_folder(cfg.lm)
-    if cfg.system == "baseline":                      # the LM's tokenizer only
-        tok = AutoTokenizer.from_pretrained(folder) if Path(folder).is_dir() else load_causal_lm(folder).tokenizer
-        return Synthesiser(cfg, tok).to(device)
+def new_synthesiser(cfg: TTSConfig, symbols: list[str], device: str = "cpu") -> Synthesiser:
+    """A fresh synthesiser over ``symbols`` (``vocabulary``): for the LTTS, the LM loaded (``workbench.lm``) and LoRA
+    adapters put on it."""
+    if cfg.system == "baseline":
+        return Synthesiser(cfg, symbols).to(device)
     from peft import LoraConfig, get_peft_model
-    lm = load_causal_lm(folder, device=device)
+    from ..lm.load import load_causal_lm
+    lm = load_causal_lm(_lm_folder(cfg.lm), device=device)
     pc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=list(cfg.target_modules),
                     bias="none")
     model = get_peft_model(lm.model.float(), pc)
-    return Synthesiser(cfg, lm.tokenizer, model).to(device)
+    return Synthesiser(cfg, symbols, lm.tokenizer, model).to(device)
 
 
 def load_synthesiser(folder: str | os.PathLike, device: str = "cpu") -> Synthesiser:
@@ -214,16 +274,16 @@ def load_synthesiser(folder: str | os.PathLike, device: str = "cpu") -> Synthesi
         raise TTSModelError(f"no synthesiser at {folder} (tts.json missing): train one with "
                             "`python -m workbench train-tts`")
     meta = json.loads(f.read_text())
-    if meta.get("format") != "workbench-tts-v1":
-        raise TTSModelError(f"{folder}: unknown synthesiser format {meta.get('format')!r}")
+    if meta.get("format") != FORMAT:
+        raise TTSModelError(f"{folder}: synthesiser format {meta.get('format')!r}, this workbench reads {FORMAT!r} "
+                            "(retrain with `python -m workbench train-tts`)")
     c = meta["config"]
     cfg = TTSConfig(**{**c, "target_modules": tuple(c["target_modules"])})
-    tok = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
-    lm = None
+    tok = lm = None
     if cfg.system == "ltts":
-        lc = AutoConfig.for_model(**meta["lm_config"])
-        lm = AutoModelForCausalLM.from_config(lc)
-    syn = Synthesiser(cfg, tok, lm, dim=meta["dim"])
+        tok = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+        lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**meta["lm_config"]))
+    syn = Synthesiser(cfg, meta["symbols"], tok, lm, dim=meta["dim"])
     syn.load_state_dict({k: v.float() if v.is_floating_point() else v
                          for k, v in torch.load(folder / "model.pt", map_location="cpu").items()})
     syn.meta = meta

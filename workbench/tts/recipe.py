@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .corpus import ExpressiveConfig, build
-from .ltts import MODELS, Synthesiser, TTSConfig, new_synthesiser
+from .ltts import MODELS, Synthesiser, TTSConfig, new_synthesiser, vocabulary
 
 
 @dataclass
@@ -115,7 +115,7 @@ def train_tts(out: str | os.PathLike | None = None, cfg: TrainTTSConfig | None =
     dev = build("dev", cfg.n_dev, cfg.corpus, cfg.workers, cfg.cache)
     t_prep = time.time() - t0
     log(f"tts data: {len(train)} train / {len(dev)} dev utterances ({t_prep:.0f} s)")
-    syn = new_synthesiser(cfg.tts)
+    syn = new_synthesiser(cfg.tts, vocabulary(train))
     allp = np.concatenate([it["params"] for it in train])
     syn.mu.copy_(torch.from_numpy(allp.mean(0)))
     syn.sd.copy_(torch.from_numpy(allp.std(0) + 1e-3))

@@ -5,7 +5,8 @@ The assistant's target voice is one espeak-ng speaker of the corpus's training s
 ``pieces`` (styles.py); each piece is spoken through espeak-ng's SSML ``<prosody>`` (rate, pitch, range, volume;
 whisper is espeak-ng's ``whisper`` variant, not markup), trimmed to its speech, and placed on the timeline with
 the requested pauses and a short gap where the delivery changes. Every word's start and end come from espeak-ng's
-WORD events, so the corpus knows where each tag starts and ends without alignment.
+WORD events and every phoneme's from its PHONEME events, so the corpus knows where each tag and each phoneme starts
+and ends without an aligner.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Rendering:
     audio: np.ndarray
     words: list[tuple[str, float, float]] = field(default_factory=list)
     pieces: list[tuple[Piece, float, float]] = field(default_factory=list)
+    phonemes: list[tuple[str, float]] = field(default_factory=list)     # espeak-ng mnemonic, start (s)
     sample_rate: int = MODEL_SAMPLE_RATE
 
     @property
@@ -42,14 +44,14 @@ def render_espeak(tagged: str, speaker: Speaker = TARGET, base: Style | None = N
     utterance-level style, drawn for variety in the training data)."""
     from dataclasses import replace
     sr = MODEL_SAMPLE_RATE
-    out, words, spans, t = [], [], [], 0
+    out, words, spans, phones, t = [], [], [], [], 0
     for k, p in enumerate(pieces(parse(tagged))):
         if base is not None:
             p = replace(p, style=replace(p.style, rate=p.style.rate * base.rate / 100,
                                          pitch=p.style.pitch * base.pitch / 100, range=p.style.range * base.range / 100,
                                          volume=p.style.volume * base.volume / 100, whisper=p.style.whisper or base.whisper))
         spk = replace(speaker, variant=WHISPER_VARIANT) if p.style.whisper else speaker
-        wav, starts = engine().speak(piece_ssml(p), spk, ssml=True)
+        wav, starts, ph = engine().speak_aligned(piece_ssml(p), spk, ssml=True)
         lo, hi = speech_bounds(wav, ESPEAK_RATE)
         x = resample(wav[lo:hi], ESPEAK_RATE, sr)
         if len(starts) != len(p.words):
@@ -59,8 +61,9 @@ def render_espeak(tagged: str, speaker: Speaker = TARGET, base: Style | None = N
         ends = st[1:] + [len(x)]
         words += [(w, (t + a) / sr, (t + max(a, b)) / sr) for w, a, b in zip(p.words, st, ends)]
         spans.append((p, t / sr, (t + len(x)) / sr))
+        phones += [(name, (t + min(max(0, int((s - lo) * sr / ESPEAK_RATE)), len(x))) / sr) for s, name in ph]
         gap = p.pause_ms or GAP_MS
         out += [x, np.zeros(int(sr * gap / 1000), np.float32)]
         t += len(x) + int(sr * gap / 1000)
     audio = np.concatenate(out[:-1]).astype(np.float32)      # no silence after the last piece
-    return Rendering(audio, words, spans)
+    return Rendering(audio, words, spans, phones)
