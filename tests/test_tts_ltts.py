@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
     for system in ("ltts", "baseline"):
         cfg = TrainTTSConfig(tts=TTSConfig(system=system, dlayers=1, elayers=1, units=128, adim=64), n_train=16,
                              n_dev=4, batch_size=4, max_steps=4, val_every=2, warmup_steps=1, threads=1, workers=1,
-                             cache=False)
+                             cache=False, calibrate_texts=1)
         d = tmp_path_factory.mktemp(system)
         out[system] = (train_tts(out=d / "m", cfg=cfg, log=lambda *a: None), d / "m")
     return out
@@ -71,6 +71,7 @@ def test_ltts_trains_the_llm_in_tandem_and_reloads_exactly(trained):
     meta, folder = trained["ltts"]
     assert meta["steps"] == 4 and meta["trainable_params"] < meta["params"]
     syn = load_synthesiser(folder)
+    assert syn.meta["fidelity"]["tags"] == meta["fidelity"]                # the tags' realisation, stored
     base = load_causal_lm(_lm_folder("domain")).model
     lm = syn.fs2.encoder.llm.lm
     w_saved = lm.model.layers[0].self_attn.q_proj.weight

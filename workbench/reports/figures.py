@@ -449,6 +449,25 @@ def tts(r: dict) -> str:
              f"style: every delivery tag in front of {r['n_style_texts']} more, each measured against the untagged "
              "rendering of the same text (Spearman ρ between requested and realised change, per attribute; whisper: "
              "ROC AUC of the voicing lost). Intervals: bootstrap over utterances (style: over (text, tag) pairs)."]
+    fid = {n: s["fidelity"] for n, s in r["systems"].items() if s.get("fidelity")}
+    if fid:
+        tags = list(next(iter(fid.values())))
+        lines += ["", "Per delivery tag, the cosine between requested and realised change (rate, pitch, range, volume, "
+                  "voicing; 1 = exactly the requested direction; the tandem selection keeps a tag at ≥ 0.5):", "",
+                  "| system | " + " | ".join(tags) + " |", "|---|" + "---|" * len(tags),
+                  *[f"| {n} | " + " | ".join(f"{f[t]['cosine']:.2f}" for t in tags) + " |" for n, f in fid.items()]]
+    tr = {n: s["training"] for n, s in r["systems"].items() if s.get("training")}
+    if tr:
+        lines += ["", "Training (same data, wall clock and optimiser): " + "; ".join(
+            f"{n.split(' (')[0]}: {t['steps']} steps in {t['train_seconds'] / 60:.0f} min on "
+            f"{t['train_config']['threads']} CPU thread(s), dev L1 {t['dev_losses']['l1_loss']:.3f}, "
+            f"{t['params'] / 1e6:.1f} M parameters ({t['trainable_params'] / 1e6:.1f} M trained)" for n, t in tr.items()) + "."]
+    tm = r.get("tandem")
+    if tm:
+        lines += ["", f"In tandem: of the {tm['as_written']['n']} delivery directions the {tm['tagger']} wrote on the "
+                  f"held-out responses, the LTTS realises {_pct(tm['as_written'], 0)} as written and "
+                  f"{_pct(tm['selected'], 0)} after the selection on its dev-measured realisation "
+                  f"({tm['changed']} responses changed)."]
     lines.append(_prov(r, r.get("command") or "python -m workbench bench tts"))
     return "\n".join(lines)
 

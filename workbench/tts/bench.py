@@ -9,7 +9,9 @@ speaks the tagged text (piper, which reads no directions, the plain text):
   target voice's own renderings of other texts);
 - fillers: share of [um]/[uh] directions whose filler appears in the Whisper and in our ASR transcript;
 - style: every delivery tag put in front of ``n_style`` plain texts, measured against the untagged rendering
-  (prosody.py), Spearman per attribute (whisper: ROC AUC);
+  (prosody.py), Spearman per attribute (whisper: ROC AUC), and per tag the cosine of realised to requested change;
+- tandem: of the tagger's directions on the held-out responses, the share the LTTS realises, as written and after
+  the selection on its dev-measured realisation (tandem.py);
 - speed: real-time factor and time to first audio (p50/p95) on this machine's threads. Neither synthesiser here
   streams: its first audio is its whole utterance.
 """
@@ -26,6 +28,7 @@ from .prosody import measure, realisation, realised, requested
 from .render import render_espeak
 from .responses import sample
 from .styles import DELIVERIES, parse
+from .tandem import agreement, from_rows
 
 SR = 16000
 
@@ -44,7 +47,7 @@ def _piper(text: str) -> np.ndarray:
 
 
 def systems(ltts_dir=None, baseline_dir=None) -> dict:
-    """name -> (speak(tagged) -> audio, reads directions)."""
+    """name -> (speak(tagged) -> audio, reads directions, training record or None)."""
     from ..asr.streaming import ModelNotAvailableError
     from .ltts import TTSModelError, load_synthesiser
     from .recipe import default_dir
@@ -53,15 +56,15 @@ def systems(ltts_dir=None, baseline_dir=None) -> dict:
                          ("baseline (FastSpeech2)", baseline_dir or default_dir("baseline"))):
         try:
             syn = load_synthesiser(folder)
-            out[name] = (syn.synthesise, True)
+            out[name] = (syn.synthesise, True, syn.meta.get("training"))
         except TTSModelError as e:
             print(f"bench tts: no {name} ({e})")
-    out["espeak-ng (target voice, SSML)"] = (lambda t: render_espeak(t).audio, True)
+    out["espeak-ng (target voice, SSML)"] = (lambda t: render_espeak(t).audio, True, None)
     try:
         _piper("hello")
         from .styles import plain
         out["piper (joe, plain text)"] = (lambda t: _piper(" ".join(w for w in plain(t).split()
-                                                                   if w not in ("um", "uh", "ha"))), False)
+                                                                   if w not in ("um", "uh", "ha"))), False, None)
     except (ImportError, ModelNotAvailableError, RuntimeError) as e:
         print(f"bench tts: no piper ({e})")
     return out
@@ -90,6 +93,25 @@ def filler_recall(tagged: list[str], transcripts: list[str]) -> dict:
     return rate_ci(k, n)
 
 
+def _tandem(plains: list[str], res: dict, ltts_dir=None) -> dict | None:
+    """The tagger's directions on the held-out responses against the LTTS's realisation (tandem.agreement): dev-
+    measured fidelity for the selection, the bench's held-out fidelity as the judge."""
+    import json
+    from ..asr.streaming import ModelNotAvailableError
+    from .recipe import default_dir
+    from .tagger import load_tagger, rule_tagger
+    name = next((k for k in res if k.startswith("LTTS") and "fidelity" in res[k]), None)
+    if name is None:
+        return None
+    meta = json.loads((Path(ltts_dir or default_dir("ltts")) / "tts.json").read_text())
+    try:
+        tagger, which = load_tagger().tag_many, "tagger"
+    except ModelNotAvailableError:
+        tagger, which = (lambda ps: [rule_tagger(p) for p in ps]), "keyword rule"
+    out = agreement(tagger(plains), meta.get("fidelity", {}).get("tags"), res[name]["fidelity"])
+    return {"tagger": which, "system": name, **out}
+
+
 def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir=None, results_dir=None, seed: int = 0,
         command: str = "python -m workbench bench tts") -> dict:
     import torch
@@ -105,7 +127,7 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
                       for _, p, _ in test_texts(12, seed + 2)], axis=0)
     res: dict = {}
     t0 = time.time()
-    for name, (speak, reads_tags) in systems(ltts_dir, baseline_dir).items():
+    for name, (speak, reads_tags, training) in systems(ltts_dir, baseline_dir).items():
         audios, secs = [], []
         for t in tagged:
             s = time.perf_counter()
@@ -126,13 +148,17 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
         if reads_tags:
             rows = style_rows(speak, styles)
             row["style"] = realisation(rows)
+            row["fidelity"] = from_rows(rows)              # per tag, on the held-out texts
+        if training:
+            row["training"] = training
         row["examples"] = [{"tagged": t, "whisper": h} for t, h in zip(tagged[:3], hyps["whisper"][:3])]
         res[name] = row
         print(f"bench tts: {name}: Whisper WER {row['wer_whisper']['value']:.3f}, DNSMOS "
               f"{row['dnsmos']['value']:.2f}, RTF {row['rtf']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+    tandem = _tandem(refs, res, ltts_dir)
     result = {"command": command, "n_texts": n, "n_style_texts": n_style, "seed": seed,
               "texts": "held-out response templates (responses.HELD_OUT)", "torch_threads": torch.get_num_threads(),
-              "systems": res, "seconds": round(time.time() - t0, 1)}
+              "systems": res, "tandem": tandem, "seconds": round(time.time() - t0, 1)}
     save_bench(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d"), "bench_tts", result,
                results_dir=results_dir)
     return result

@@ -2,9 +2,10 @@
 same budget, same optimiser (Lightning, any device).
 
 Data: the expressive corpus's train split (corpus.py: the target voice's tagged responses, re-styled), dev for the
-validation loss. The LTTS trains its LoRA adapters, the projection and the whole FastSpeech2 below it; the LM's own
+validation loss. The LTTS trains its LoRA adapters, the projection and the whole FastSpeech2; the LM's own
 weights stay frozen. Training stops at ``max_steps`` or ``max_minutes``; the learning rate warms up, then decays on
-a cosine over whichever budget runs out first.
+a cosine over whichever budget runs out first. The saved synthesiser then has every delivery tag's realisation
+measured on dev texts and stored with it (tandem.calibrate), for the tagger's selection.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class TrainTTSConfig:
     workers: int = 2
     seed: int = 0
     cache: bool = True          # rendered corpus kept under data/cache/tts
+    calibrate_texts: int = 6    # dev texts for the tags' measured realisation (tandem.py), stored with the model
 
 
 def default_dir(system: str) -> Path:
@@ -147,6 +149,9 @@ def train_tts(out: str | os.PathLike | None = None, cfg: TrainTTSConfig | None =
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if cfg.calibrate_texts:
+        from .tandem import calibrate
+        meta["fidelity"] = calibrate(out, cfg.calibrate_texts)
     log(f"tts {cfg.tts.system}: {meta['steps']} steps in {meta['train_seconds']:.0f} s, dev losses "
         f"{meta['dev_losses']} -> {out}")
     return meta
