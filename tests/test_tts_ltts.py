@@ -79,6 +79,8 @@ def test_ltts_trains_the_llm_in_tandem_and_reloads_exactly(trained):
     assert not torch.allclose(w_saved, w_base.float(), atol=1e-4)           # LoRA (merged) moved the LM ...
     assert torch.allclose(lm.model.embed_tokens.weight, base.model.embed_tokens.weight.float(),
                           atol=1e-2)                                         # ... and only through its adapters
+    with pytest.raises(StageDirectionError, match="too long for the LTTS"):
+        syn.synthesise(" ".join(["go"] * 120))                               # past the LM's positions: typed
     a = syn.synthesise("[excited] Your timer is done!")
     assert a.dtype == np.float32 and len(a) > 0
     assert np.allclose(a, load_synthesiser(folder).synthesise("[excited] Your timer is done!"), atol=1e-5)

@@ -226,6 +226,11 @@ class Synthesiser(torch.nn.Module):
         item = {"ids": torch.tensor(self.ids(sym.names))}
         if self.cfg.system == "ltts":
             item["tokens"], item["pool"] = self.pool(sym.elements, sym.owner)
+            limit = int(getattr(self.fs2.encoder.llm.lm.config, "max_position_embeddings", 0) or 1 << 30)
+            if len(item["tokens"]) > limit:
+                from .styles import StageDirectionError
+                raise StageDirectionError(f"text too long for the LTTS's LM ({len(item['tokens'])} tokens; at most "
+                                          f"{limit}): split it into sentences")
         out = self._run(self._context([item]), lambda: self.fs2.inference(item["ids"].to(self.mu.device)))
         return (out["feat_gen"] * self.sd + self.mu).cpu().numpy()
 
