@@ -97,7 +97,8 @@ def test_translation_turns_say_the_request_again_in_another_voice():
         want = D.TRANSLATIONS[d.template][lang]
         assert d.response == D._ROLE.sub(lambda m: d.said_back()["contact"], want)
     req, resp = D.render(turns[0])
-    assert len(req) > 8000 and len(resp) > 8000
+    assert len(req.audio) > 8000 and len(resp.audio) > 8000
+    assert [w for w, _, _ in resp.words] == turns[0].response.split()
     # held-out templates stay held out for translation too
     test = [D.sample(rng, "test", D.speakers_for("test"), i, p_translate=1.0) for i in range(20)]
     held = {t.text for t in T.HELD_OUT_TEMPLATES}
@@ -117,6 +118,10 @@ def test_build_renders_both_sides_and_the_mood_is_heard(tmp_path):
             assert abs(len(a) / 16000 - dur) < 0.01 and np.abs(a).max() > 0.01
         for v in r["said_back"].values():
             assert v.lower() in r["response_text"].lower()
+        for key, text in (("words", r["text"]), ("response_words", r["response_text"])):
+            ws = r[key]
+            assert len(ws) == len(text.split()) and all(a < b for _, a, b in ws)
+            assert all(b1 <= a2 + 1e-3 for (_, _, b1), (_, a2, _) in zip(ws, ws[1:]))
     # the same requests in two moods: excitement is higher, wider, louder and faster than tiredness (medians over
     # three requests: one F0 track can jump an octave)
     m = {"excited": [], "tired": []}
@@ -124,7 +129,7 @@ def test_build_renders_both_sides_and_the_mood_is_heard(tmp_path):
         d = D.sample(np.random.default_rng(k), "dev", D.speakers_for("dev"))
         for mood in m:
             d.arousal = mood
-            req, _ = D.render(d)
+            req = D.render(d)[0].audio
             m[mood].append(measure(req, n_words=len(d.request.split())))
     med = {mood: {a: float(np.median([x[a] for x in xs])) for a in xs[0]} for mood, xs in m.items()}
     assert med["excited"]["f0_st"] > med["tired"]["f0_st"] + 2

@@ -262,12 +262,12 @@ def speakers_for(split: str, size: str = "default", seed: int = 0) -> list:
 
 
 def render(d: Dialogue):
-    """(request audio, response audio), 16 kHz: the request in the user's voice and mood, the answer in the
-    assistant's voice (tts.render.TARGET) with its stage directions."""
+    """(request, response) ``tts.render.Rendering``s (16 kHz audio with every word's time): the request in the
+    user's voice and mood, the answer in the assistant's voice (``tts.render.TARGET``) with its stage directions."""
     from ..data.synth import Speaker
     from ..tts.render import render_espeak
     req = render_espeak(d.request, Speaker.from_id(d.speaker), base=AROUSAL[d.arousal])
-    return req.audio, render_espeak(d.response, d.response_voice).audio
+    return req, render_espeak(d.response, d.response_voice)
 
 
 def _job(args) -> dict:
@@ -277,11 +277,14 @@ def _job(args) -> dict:
     from ..audio import MODEL_SAMPLE_RATE, save_wav
     rng = np.random.default_rng([seed, _SPLIT_SEED[split], index, 18])
     d = sample(rng, split, speakers_for(split, size, seed), index)
-    req, resp = render(d)
+    r_req, r_resp = render(d)
+    req, resp = r_req.audio, r_resp.audio
     out = Path(out)
     save_wav(out / "audio" / f"{d.id}-request.wav", req)
     save_wav(out / "audio" / f"{d.id}-response.wav", resp)
+    words = lambda r: [[w, round(a, 3), round(b, 3)] for w, a, b in r.words]  # noqa: E731
     return {"id": d.id, "audio_filepath": f"audio/{d.id}-request.wav", "duration": round(len(req) / MODEL_SAMPLE_RATE, 3),
+            "words": words(r_req), "response_words": words(r_resp),
             "text": d.request, "speaker": d.speaker, "template": d.template, "arousal": d.arousal, "task": d.task,
             "frames": [{"intent": f.intent, **f.values} for f in d.frames],
             "response_audio_filepath": f"audio/{d.id}-response.wav",
