@@ -124,6 +124,24 @@ def _train_tts(args) -> int:
     return 0
 
 
+def _train_s2s(args) -> int:
+    import json
+    from dataclasses import replace
+    from .s2s.recipe import PROFILES, S2SConfig, train_s2s
+    cfg = S2SConfig(**PROFILES[args.profile])
+    if args.n_train:
+        cfg.n_train = args.n_train
+    if args.threads:
+        cfg.threads = args.threads
+    if args.minutes_scale != 1.0:
+        for s in ("stage1", "stage2", "stage4", "stage5"):
+            setattr(cfg, s, replace(getattr(cfg, s), minutes=getattr(cfg, s).minutes * args.minutes_scale))
+    rec = train_s2s(args.stage, cfg, out=args.out, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    print(json.dumps({s: {k: v for k, v in r.items() if k in ("steps", "train_seconds", "dev", "preference_after")}
+                      for s, r in rec.items()}, indent=1, default=str))
+    return 0
+
+
 def _train_tagger(args) -> int:
     import json
     from .tts.tagger import TaggerConfig, train_tagger
@@ -414,6 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--num-nodes", type=int, default=1)
     tt.add_argument("--out", type=Path, default=None)
     tt.set_defaults(func=_train_tts)
+    ts = sub.add_parser("train-s2s", help="train the speech-to-speech LM in five stages (1 modality pretraining, 2 "
+                        "intermodal alignment, 3 initialisation, 4 multitask fine-tuning, 5 DPO alignment); stage "
+                        "checkpoints in data/cache/s2s/stages, stage 5 into data/models/s2s")
+    ts.add_argument("--stage", default="all", choices=["1", "2", "3", "4", "5", "all"],
+                    help="one stage (each starts from the one before) or all in order")
+    ts.add_argument("--profile", choices=["cpu", "gpu"], default="cpu",
+                    help="cpu: the domain LM, 1,200 dialogues, ~2 h on 2 cores; gpu: SmolLM2-135M, 8,000 dialogues")
+    ts.add_argument("--n-train", type=int, default=0, help="dialogues rendered for training (0: the profile's)")
+    ts.add_argument("--minutes-scale", type=float, default=1.0, help="scale every stage's wall-clock budget")
+    ts.add_argument("--threads", type=int, default=0)
+    ts.add_argument("--devices", type=int, default=1)
+    ts.add_argument("--num-nodes", type=int, default=1)
+    ts.add_argument("--out", type=Path, default=None)
+    ts.set_defaults(func=_train_s2s)
     tg = sub.add_parser("train-tagger", help="fine-tune the LM into the stage-direction tagger (plain response -> "
                         "tagged) into data/models/tagger; scored on held-out templates")
     tg.add_argument("--lm", default="domain", help="domain (data/models/lm_domain), smollm2, or an LM folder")

@@ -25,6 +25,10 @@ class SpeechTextLM(nn.Module):
         self.audio_emb = nn.Embedding(layout.n_q * layout.audio_vocab, h)
         self.text_head = nn.Linear(h, layout.text_vocab, bias=False)
         self.audio_head = nn.Linear(h, layout.n_q * layout.audio_vocab, bias=False)
+        for table in (self.text_emb, self.audio_emb):        # the LM's own init: unit-variance rows would
+            nn.init.normal_(table.weight, std=llama_config.initializer_range)   # start with huge logits
+        self.text_head.weight = self.text_emb.weight          # tied, as the text LM ties its own
+        self.audio_head.weight = self.audio_emb.weight
         self.register_buffer("offsets", torch.arange(layout.n_q) * layout.audio_vocab, persistent=False)
 
     def embed(self, text: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
