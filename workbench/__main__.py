@@ -237,6 +237,13 @@ def _bench(args) -> int:
         print(json.dumps({k: {m: v.get(m) for m in ("wer_whisper", "dnsmos", "rtf")} for k, v in res["systems"].items()},
                          indent=1, default=str))
         return 0
+    if args.what == "s2s":
+        from .s2s.bench import run
+        res = run(n=args.n or 48, out_dir=args.out, results_dir=args.results,
+                  command="python -m workbench bench s2s" + (f" --n {args.n}" if args.n else ""))
+        print(json.dumps({k: {m: v.get(m) for m in ("task_success", "wer_whisper", "first_audio_s")}
+                          for k, v in res["systems"].items()}, indent=1, default=str))
+        return 0
     if args.what == "looktotalk":
         from .looktotalk.bench import run
         res = run(args.corpus_size, n_test=args.n or 500, out_dir=args.out, results_dir=args.results,
@@ -473,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
     tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec", "tts"],
+    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec", "tts",
+                                      "s2s"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")

@@ -485,7 +485,40 @@ def tagger(r: dict) -> str:
         _prov(r, r.get("command") or "python -m workbench train-tagger")])
 
 
-BLOCKS = {"tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+def s2s(r: dict) -> str:
+    rows = ["| system (held-out turns) | task success | values said | translations | Whisper WER | prosody ρ | "
+            "excited → excited | DNSMOS | sim. to assistant | first audio p50 / p95 | limit hit |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, s in r["systems"].items():
+        p = s["prosody"]
+        lat = (f"{s['first_audio_s']['p50']:.2f} / {s['first_audio_s']['p95']:.2f} s" if s.get("first_audio_s") else "—")
+        rows.append(f"| {name} | {_pct(s['task_success'], 0)} | {_pct(s['values_said'], 0)} | "
+                    f"{_pct(s['translation_success'], 0)} | {_pct(s['wer_whisper'])} | {_num(p['spearman'])} | "
+                    f"{_pct(p['excited_answered_excitedly'], 0)} | {_num(s['dnsmos'])} | {_num(s['speaker_similarity'])} | "
+                    f"{lat} | {_pct(s['truncated'], 0)} |")
+    lines = ["\n".join(rows), "",
+             f"{r['n_turns']} turns of the test split ({r['n_dialogue']} dialogue, the rest translation): held-out "
+             "templates and speakers. Task success: every request value said back and the right intent's answer the "
+             "nearest, from Whisper tiny.en's transcript. Prosody: Spearman ρ between the request's and the answer's "
+             "arousal (F0 level, F0 range, energy); an excited request is answered excitedly when the answer's arousal "
+             "is above the midpoint of the reference answers to excited and to neutral requests. First audio: from the "
+             "end of the request to the first playable audio on this machine. Intervals: Wilson (rates), bootstrap "
+             "over turns (the rest)."]
+    tr = r.get("training") or {}
+    if tr:
+        parts = []
+        for k in sorted(tr):
+            t = tr[k]
+            secs = t.get("train_seconds")
+            parts.append(f"stage {k}: " + (f"{t.get('steps', '?')} steps in {secs / 60:.0f} min" if secs else "no training")
+                         + (f", dev {', '.join(f'{m} {v:.3g}' for m, v in t['dev'].items() if isinstance(v, (int, float)))}"
+                            if isinstance(t.get("dev"), dict) else ""))
+        lines += ["", "Training (2 CPU threads): " + "; ".join(parts) + "."]
+    lines.append(_prov(r, r.get("command") or "python -m workbench bench s2s"))
+    return "\n".join(lines)
+
+
+BLOCKS = {"s2s": ("bench_s2s.json", s2s), "tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
           "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 

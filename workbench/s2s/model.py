@@ -69,7 +69,11 @@ def generate(model: SpeechTextLM, text: torch.Tensor, audio: torch.Tensor, max_t
     """Continue one prefix (``text`` (L,), ``audio`` (L, n_q), ending at ``<answer>``) with the answer: text
     tokens until ``<speak>`` (at most ``max_text``), then speech until codebook 0 writes its pad (at most
     ``max_frames`` frames: never endless). Greedy at temperature 0, else sampled from the top ``top_k``.
-    Returns the answer's text ids, its codes (n_q, frames), and whether a limit cut it (``truncated``)."""
+    Returns the answer's text ids, its codes (n_q, frames), whether a limit cut it (``truncated``), and
+    ``first_frame_s``: seconds from the call until the first frame had every codebook (the first audio a streaming
+    decoder can play; None when the answer has no frame)."""
+    import time
+    t0 = time.perf_counter()
     lay = model.layout
     if text.ndim != 1 or len(text) == 0 or audio.shape != (len(text), lay.n_q):
         raise GenerationError(f"prefix must be text (L,) and audio (L, {lay.n_q}) with L > 0")
@@ -104,7 +108,7 @@ def generate(model: SpeechTextLM, text: torch.Tensor, audio: torch.Tensor, max_t
     tl, al, past = model(torch.tensor([[speak]]), torch.full((1, 1, lay.n_q), pad), past_key_values=past,
                          use_cache=True)
     # speech: codebook g of frame t is written at step t + g; the frame count is fixed when codebook 0 rests
-    steps, frames = [], None
+    steps, frames, first = [], None, None
     j = 0
     while True:
         codes = pick(al[0, -1])                                    # (n_q,)
@@ -119,10 +123,12 @@ def generate(model: SpeechTextLM, text: torch.Tensor, audio: torch.Tensor, max_t
             frames = j
             codes[0] = pad
         steps.append(codes.clone())
+        if j == lay.n_q - 1 and (frames is None or frames > 0):
+            first = time.perf_counter() - t0                       # frame 0's last codebook is written
         j += 1
         if frames is not None and j >= frames + lay.n_q - 1:
             break
         tl, al, past = model(torch.tensor([[lay.text_pad]]), codes.view(1, 1, -1), past_key_values=past,
                              use_cache=True)
     c = lay.codes_from_steps(torch.stack(steps).numpy()) if frames else torch.zeros(lay.n_q, 0).long().numpy()
-    return {"text": words, "codes": c[:, :frames] if frames else c, "truncated": truncated}
+    return {"text": words, "codes": c[:, :frames] if frames else c, "truncated": truncated, "first_frame_s": first}
