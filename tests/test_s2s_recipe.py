@@ -24,6 +24,7 @@ def test_five_stages_run_save_and_reload(tmp_path):
         R.train_s2s(3, cfg, work=work)
     rec = R.train_s2s("all", cfg, work=work, out=out, log=lambda *_: None)
     assert sorted(rec) == [1, 2, 3, 4, 5] and rec[3]["steps"] == 0 and all(rec[s]["steps"] == 3 for s in (1, 2, 4, 5))
+    assert all(rec[s]["curve"][0][0] == 0 and np.isfinite(rec[s]["curve"][0][1]) for s in (1, 2, 4, 5))
     lm = R.text_lm(cfg)
     s1, _, _ = R.load(work / "stage1")
     s2, tok, _ = R.load(work / "stage2")

@@ -511,8 +511,10 @@ def s2s(r: dict) -> str:
             t = tr[k]
             secs = t.get("train_seconds")
             parts.append(f"stage {k}: " + (f"{t.get('steps', '?')} steps in {secs / 60:.0f} min" if secs else "no training")
-                         + (f", dev {', '.join(f'{m} {v:.3g}' for m, v in t['dev'].items() if isinstance(v, (int, float)))}"
-                            if isinstance(t.get("dev"), dict) else ""))
+                         + (f", dev {', '.join(f'{task} {m} {v:.3g}' for task, d in t['dev'].items() for m, v in d.items())}"
+                            if isinstance(t.get("dev"), dict) else "")
+                         + (f", dev preference accuracy {t['preference_before']:.2f} → {t['preference_after']:.2f}"
+                            if isinstance(t.get("preference_after"), (int, float)) else ""))
         lines += ["", "Training (2 CPU threads): " + "; ".join(parts) + "."]
     lines.append(_prov(r, r.get("command") or "python -m workbench bench s2s"))
     return "\n".join(lines)

@@ -42,6 +42,7 @@ from .model import SpeechTextLM
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 WORK = D.CACHE / "stages"
 FORMAT = "workbench-s2s-v1"
+CURVE_EVERY = 10                                  # training loss kept every this many steps (the notebook's curves)
 
 
 class S2SModelError(RuntimeError):
@@ -233,6 +234,8 @@ def _fit(model: SpeechTextLM, train_rows, dev_rows, make, weights: dict, lay: La
         def training_step(self, batch, _):
             loss, parts = self.model.loss(batch)
             self.log("train_loss", loss, prog_bar=True, batch_size=batch["text"].shape[0])
+            if self.global_step % CURVE_EVERY == 0:
+                curve.append([int(self.global_step), round(float(loss), 4)])
             return loss
 
         def on_train_start(self):
@@ -253,13 +256,14 @@ def _fit(model: SpeechTextLM, train_rows, dev_rows, make, weights: dict, lay: La
     kw.update(trainer_kwargs or {})
     trainer = pl.Trainer(**kw)
     t0 = time.time()
+    curve: list = []                                   # [step, training loss] every CURVE_EVERY steps
     module = Stage()
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(
         Mix(train_rows, make, weights, lay, budget.batch_size, cfg.seed), batch_size=None))
     model.cpu()
     dl = dev_losses(model, dev_rows, make, list(weights), lay, cfg.seed)
     log(f"  {trainer.global_step} steps in {time.time() - t0:.0f} s; dev {dl}")
-    return {"steps": int(trainer.global_step), "train_seconds": round(time.time() - t0, 1), "dev": dl}
+    return {"steps": int(trainer.global_step), "train_seconds": round(time.time() - t0, 1), "dev": dl, "curve": curve}
 
 
 # --- the stages -------------------------------------------------------------------------------------------------
@@ -406,6 +410,8 @@ def stage5(cfg: S2SConfig, work: Path, trainer_kwargs=None, log=print) -> dict:
         def training_step(self, batch, _):
             loss, margin = dpo_loss(self.model, reference.to(self.device), *batch, beta)
             self.log("train_dpo", loss, prog_bar=True, batch_size=budget.batch_size)
+            if self.global_step % CURVE_EVERY == 0:
+                curve.append([int(self.global_step), round(float(loss), 4)])
             return loss
 
         def on_train_start(self):
@@ -422,6 +428,7 @@ def stage5(cfg: S2SConfig, work: Path, trainer_kwargs=None, log=print) -> dict:
     kw.update(trainer_kwargs or {})
     trainer = pl.Trainer(**kw)
     t0 = time.time()
+    curve: list = []
     trainer.fit(DPO(), train_dataloaders=torch.utils.data.DataLoader(Pairs(), batch_size=None))
     policy.cpu()
     after = preference_accuracy(policy, dev_pairs, lay)
@@ -429,7 +436,7 @@ def stage5(cfg: S2SConfig, work: Path, trainer_kwargs=None, log=print) -> dict:
     log(f"  {trainer.global_step} steps in {time.time() - t0:.0f} s; dev preference accuracy after {after}; dev {dl}")
     meta = {"stage": 5, "steps": int(trainer.global_step), "train_seconds": round(time.time() - t0, 1), "dev": dl,
             "pairs": {"train": len(train_pairs), "dev": len(dev_pairs)}, "preference_before": before,
-            "preference_after": after, "beta": beta}
+            "preference_after": after, "beta": beta, "curve": curve}
     save(policy, tok, _stage_dir(5, work), meta)
     return meta
 
