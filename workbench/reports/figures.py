@@ -513,8 +513,9 @@ def s2s(r: dict) -> str:
             parts.append(f"stage {k}: " + (f"{t.get('steps', '?')} steps in {secs / 60:.0f} min" if secs else "no training")
                          + (f", dev {', '.join(f'{task} {m} {v:.3g}' for task, d in t['dev'].items() for m, v in d.items())}"
                             if isinstance(t.get("dev"), dict) else "")
-                         + (f", dev preference accuracy {t['preference_before']:.2f} → {t['preference_after']:.2f}"
-                            if isinstance(t.get("preference_after"), (int, float)) else ""))
+                         + ("".join(f", dev preference ({kind}) {t['preference_before'][kind]['value']:.2f} → "
+                                    f"{v['value']:.2f}" for kind, v in t["preference_after"].items())
+                            if isinstance(t.get("preference_after"), dict) else ""))
         lines += ["", "Training (2 CPU threads): " + "; ".join(parts) + "."]
     lines.append(_prov(r, r.get("command") or "python -m workbench bench s2s"))
     return "\n".join(lines)
