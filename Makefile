@@ -45,7 +45,9 @@ lab: $(PY)
 # corpus, 2,500 steps, ~55 min) -> data/models/asr_espnet_small; then the large TTS and its FastSpeech2 baseline on the
 # expressive corpus of the target voice (rendered once, ~3 min; 33 min each on one thread: the shipped pair ran side
 # by side) -> data/models/tts_ltts, data/models/tts_baseline; the stage-direction tagger
-# (the domain LM fine-tuned, 10 min) -> data/models/tagger.
+# (the domain LM fine-tuned, 10 min) -> data/models/tagger; the speech-to-speech LM in five stages (1,248 dialogues
+# rendered and coded, ~3 min; then 20 + 20 + 0 + 40 + 15 min of training, stage 5 after rendering its rejected
+# answers) -> data/models/s2s.
 models: $(PY)
 	$(PY) -m workbench train-asr --profile small_ctc --out data/cache/asr_small_ctc/export
 	$(PY) -m workbench train-asr --profile small --init-from data/cache/asr_small_ctc/export/model.nemo \
@@ -71,6 +73,7 @@ models: $(PY)
 	$(PY) -m workbench train-tts --system ltts --minutes 70 --threads 1
 	$(PY) -m workbench train-tts --system baseline --minutes 70 --threads 1
 	$(PY) -m workbench train-tagger
+	$(PY) -m workbench train-s2s
 	$(PY) -m workbench train-asr --backend espnet --epochs 12 --iters-per-epoch 100 --n-eval 200 \
 	    --out data/cache/asr_espnet_small_export/export
 	$(PY) -m workbench train-asr --backend espnet --init-from data/cache/asr_espnet_small/exp/valid.acc.best.pth \

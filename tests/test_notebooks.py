@@ -23,6 +23,8 @@ KEY_METRICS = {
     "10_ltts": ["codec_frame_rate_hz", "codec_bitrate_bps", "codec_whisper_wer", "codec_whisper_wer_minus_original",
                 "codec_dnsmos", "codec_speaker_similarity", "ltts_rate_spearman", "ltts_pitch_spearman",
                 "ltts_range_spearman", "ltts_volume_spearman"],
+    "11_speech_to_speech": ["s2s_dev_audio_loss_stage5", "s2s_task_success", "s2s_whisper_wer", "s2s_first_audio_p50_s",
+                            "cascade_task_success", "cascade_whisper_wer", "cascade_first_audio_p50_s"],
 }
 
 
