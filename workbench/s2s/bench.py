@@ -170,6 +170,7 @@ class SpeechToSpeech:
         else:
             out["fallback"] = False
         out["first_audio_s"] += enc
+        out["encode_s"] = enc                               # part of the wait a streaming encoder would hide
         return out
 
 
@@ -288,6 +289,8 @@ def score(outs: list[dict], rows: list[dict], req_arousal: np.ndarray, norm: tup
         secs = [o["first_audio_s"] for o in outs]
         res["first_audio_s"] = {"p50": float(np.percentile(secs, 50)), "p95": float(np.percentile(secs, 95)),
                                 "mean": stat_ci(secs)}
+        if any("encode_s" in o for o in outs):
+            res["encode_s_p50"] = float(np.median([o.get("encode_s", 0.0) for o in outs]))
     if outs and "text" in outs[0]:
         inner = [task_success(outs[i]["text"], rows[i])["success"] for i in dlg]
         res["text_task_success"] = rate_ci(sum(inner), len(dlg))      # what it meant to say, before speech
