@@ -30,6 +30,17 @@ def _corpus(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .reports.runner import ReportError
+    from .reports.sweep import run_sweep
+    try:
+        res = run_sweep(args.grid, out_root=args.out, date=args.date, address=args.address, num_cpus=args.num_cpus)
+    except ReportError as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return 2
+    return 0 if res["ok"] else 1
+
+
 def _report(args) -> int:
     from .reports.runner import ReportError, run_reports
     params: list[tuple[str, str]] = [tuple(p) for p in args.param or []]
@@ -332,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-input", action="store_true", help="hide code cells in the HTML")
     r.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     r.set_defaults(func=_report)
+    sw = sub.add_parser("sweep", help="a YAML grid of notebook or bench runs as Ray tasks into reports/<date>/sweep-<name>/ "
+                        "with one comparison page; cells that succeeded before are skipped")
+    sw.add_argument("grid", type=Path, help="the grid (see workbench.reports.sweep; e.g. notebooks/sweeps/endpointing.yaml)")
+    sw.add_argument("--address", default=None, help="a running Ray cluster: auto, or ray://host:10001 (default: "
+                    "Ray on this machine's cores)")
+    sw.add_argument("--num-cpus", type=int, default=None, help="local Ray: cores to use (default: all)")
+    sw.add_argument("--out", type=Path, default=None, help="report root (default: reports/)")
+    sw.add_argument("--date", default=None, help="folder name (default: today, YYYY-MM-DD)")
+    sw.set_defaults(func=_sweep)
     t = sub.add_parser("train-asr", help="train the streaming NeMo model (hybrid RNNT+CTC, <EOU>, several lookaheads)")
     t.add_argument("--profile", default="small", help="small (2-core CPU, ~2 h) | gpu | path/to/profile.yaml")
     t.add_argument("--out", type=Path, default=None, help="export folder (default: data/models/asr_<profile>)")
