@@ -234,6 +234,8 @@ def arousal(audios: list[np.ndarray], norm: tuple | None = None) -> tuple[np.nda
     three cues that rise with arousal. ``norm`` (means, stds) is taken from the recordings themselves unless
     given. Returns (index, norm)."""
     from ..tts.prosody import measure
+    if not len(audios):
+        return np.zeros(0), norm if norm is not None else (np.zeros(3), np.ones(3))
     m = []
     for a in audios:
         try:
