@@ -314,38 +314,52 @@ def comparison_table(summary: dict):
     return pd.DataFrame(rows)
 
 
-def _plots(df, folder: Path) -> list[str]:
-    """A plot per metric recorded by more than one cell: the metric against the first varied parameter, one line
-    per target and the other parameters' values."""
+def _v(v) -> str:
+    """A grid value as written (pandas turns 8 into 8.0 beside a missing value)."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _plots(df, folder: Path, limit: int = 12) -> list[str]:
+    """Per target, a plot per metric recorded by more than one of its cells: the metric against the first grid
+    parameter that varies, one line per combination of the others."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    params = [c for c in df.columns if c.startswith("@")]
-    fixed = {"cell", "target", "status", "seconds"} | set(params)
-    metrics = [c for c in df.columns if c not in fixed and df[c].notna().sum() > 1][:12]
-    out = []
+    import pandas as pd
     for old in folder.glob("sweep.fig*.png"):
         old.unlink()
-    for i, m in enumerate(metrics):
-        fig, ax = plt.subplots(figsize=(5, 3))
-        x = next((p for p in params if df[p].notna().any() and df[p].nunique() > 1), None)
-        groups = df.groupby([c for c in ["target"] + [p for p in params if p != x]], dropna=False) if x else [(None, df)]
-        for name, g in groups:
-            g = g[g[m].notna()]
-            if x:
-                g = g.sort_values(x, key=lambda s: s.astype(str))
-                ax.plot(g[x].astype(str), g[m], marker="o", label=str(name))
-            else:
-                ax.bar(g["cell"], g[m])
-        ax.set_title(m, fontsize=9)
-        ax.set_xlabel(x[1:] if x else "cell")
-        if x and len(ax.lines) > 1:
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        f = f"sweep.fig{i}.png"
-        fig.savefig(folder / f, dpi=90)
-        plt.close(fig)
-        out.append(f)
+    out = []
+    for target, dt_ in df.groupby("target", sort=False):
+        params = [c for c in dt_.columns if c.startswith("@") and dt_[c].notna().any()]
+        skip = {"cell", "target", "status", "seconds"} | {c for c in dt_.columns if c.startswith("@")}
+        # metrics that change across the grid first (a count of utterances that never changes tells nothing)
+        metrics = [c for c in dt_.columns if c not in skip and dt_[c].notna().sum() > 1]
+        metrics = [c for c in metrics if dt_[c].nunique() > 1] or metrics[:2]
+        x = next((p for p in params if dt_[p].astype(str).nunique() > 1), None)
+        others = [p for p in params if p != x]
+        for m in metrics:
+            if len(out) >= limit:
+                return out
+            fig, ax = plt.subplots(figsize=(5, 3))
+            groups = dt_.groupby(others, dropna=False) if (x and others) else [((), dt_)]
+            for name, g in groups:
+                g = g[g[m].notna()]
+                if x:
+                    order = pd.to_numeric(g[x], errors="coerce")
+                    g = g.iloc[(order if order.notna().all() else g[x].astype(str)).argsort()]
+                    label = ", ".join(f"{p[1:]}={_v(v)}" for p, v in zip(others, name if isinstance(name, tuple) else (name,)))
+                    ax.plot([_v(v) for v in g[x]], g[m], marker="o", label=label or None)
+                else:
+                    ax.bar(g["cell"], g[m])
+            ax.set_title(f"{target}: {m}", fontsize=9)
+            ax.set_xlabel(x[1:] if x else "cell")
+            if x and others:
+                ax.legend(fontsize=6)
+            fig.tight_layout()
+            f = f"sweep.fig{len(out)}.png"
+            fig.savefig(folder / f, dpi=90)
+            plt.close(fig)
+            out.append(f)
     return out
 
 
