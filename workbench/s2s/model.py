@@ -119,7 +119,7 @@ def generate(model: SpeechTextLM, text: torch.Tensor, audio: torch.Tensor, max_t
             elif g > 0 and codes[g] == pad:                        # an acoustic codebook may not end a frame
                 codes[g] = al[0, -1, g, :pad].argmax()
         if frames is None and (codes[0] == pad or j == max_frames):
-            truncated |= j == max_frames and codes[0] != pad
+            truncated |= bool(j == max_frames and codes[0] != pad)
             frames = j
             codes[0] = pad
         steps.append(codes.clone())
