@@ -272,10 +272,11 @@ def score(outs: list[dict], rows: list[dict], req_arousal: np.ndarray, norm: tup
     silent = np.zeros(SR // 10, np.float32)
     audios = [o["audio"] if len(o["audio"]) >= SR // 10 else silent for o in outs]
     heard = judges.whisper_transcribe(audios)
-    e, w = utterance_errors([r["response_text"] for r in rows], heard)
     judged = [task_success(h, r) for h, r in zip(heard, rows)]
     dlg = [i for i, r in enumerate(rows) if r["task"] == "dialogue"]
     tr = [i for i, r in enumerate(rows) if r["task"] != "dialogue"]
+    # Whisper tiny.en judges English: the WER is over the dialogue turns; translations are judged by task success
+    e, w = utterance_errors([rows[i]["response_text"] for i in dlg], [heard[i] for i in dlg])
     resp_arousal, _ = arousal([audios[i] for i in dlg], norm)
     res = {"n": len(rows), "wer_whisper": {k: v for k, v in wer_ci(e, w).items()},
            "task_success": rate_ci(sum(judged[i]["success"] for i in dlg), len(dlg)),
@@ -293,6 +294,9 @@ def score(outs: list[dict], rows: list[dict], req_arousal: np.ndarray, norm: tup
                                 "mean": stat_ci(secs)}
         if any("encode_s" in o for o in outs):
             res["encode_s_p50"] = float(np.median([o.get("encode_s", 0.0) for o in outs]))
+    if outs and "heard" in outs[0]:                         # the cascade's own transcript of the request
+        ea, wa = utterance_errors([r["text"] for r in rows], [o["heard"] for o in outs])
+        res["request_asr_wer"] = wer_ci(ea, wa)
     if outs and "text" in outs[0]:
         inner = [task_success(outs[i]["text"], rows[i])["success"] for i in dlg]
         res["text_task_success"] = rate_ci(sum(inner), len(dlg))      # what it meant to say, before speech
