@@ -74,10 +74,9 @@ _VAD = None
 def has_speech(audio: np.ndarray, min_speech_s: float = 0.2) -> bool:
     """silero-vad finds at least ``min_speech_s`` of speech in the audio."""
     global _VAD
-    from silero_vad import get_speech_timestamps
-
     from ..audio import load_silero_vad
-    _VAD = _VAD or load_silero_vad()
+    _VAD = _VAD or load_silero_vad()           # first: importing silero_vad sets torch's threads to 1, this restores them
+    from silero_vad import get_speech_timestamps
     ts = get_speech_timestamps(torch.from_numpy(np.asarray(audio, np.float32)), _VAD, sampling_rate=SR)
     return sum(t["end"] - t["start"] for t in ts) >= min_speech_s * SR
 
