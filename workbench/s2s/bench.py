@@ -134,8 +134,8 @@ class SpeechToSpeech:
     name = "speech-to-speech"
 
     def __init__(self, model: SpeechTextLM, tok, codec, max_text: int = 48, max_frames: int = 150,
-                 vad: bool = True):
-        self.model, self.tok, self.codec = model.eval(), tok, codec
+                 vad: bool = True, meta: dict | None = None):
+        self.model, self.tok, self.codec, self.meta = model.eval(), tok, codec, meta or {}
         self.max_text, self.max_frames, self.vad = max_text, max_frames, vad
         self._fallback = None
 
@@ -145,7 +145,7 @@ class SpeechToSpeech:
         from .recipe import MODELS, load
         model, tok, meta = load(folder or MODELS / "s2s")
         codec_dir = meta.get("config", {}).get("codec_dir")
-        return cls(model, tok, load_codec(codec_dir) if codec_dir else load_codec(), **kw)
+        return cls(model, tok, load_codec(codec_dir) if codec_dir else load_codec(), meta=meta, **kw)
 
     def fallback(self) -> np.ndarray:
         """The fallback in the model's own voice and encoding: the assistant's rendering, through the codec."""
@@ -327,11 +327,6 @@ def evaluate(model: SpeechTextLM, tok, codec, rows: list[dict], max_frames: int 
                          for r, o, h in list(zip(rows, outs, heard))[:5]]}
 
 
-def _request_audio(row: dict) -> np.ndarray:
-    from ..audio import load_audio
-    return load_audio(row["audio_filepath"])
-
-
 def run(n: int = 48, model_dir=None, stages_dir=None, rows: list[dict] | None = None, cascade: Cascade | None = None,
         out_dir=None, results_dir=None, seed: int = 0, ablation: bool = True,
         command: str = "python -m workbench bench s2s") -> dict:
@@ -342,7 +337,7 @@ def run(n: int = 48, model_dir=None, stages_dir=None, rows: list[dict] | None = 
     from .recipe import MODELS, WORK, S2SModelError
     t0 = time.time()
     rows = rows if rows is not None else D.prepare("test", n, seed=seed)
-    requests = [_request_audio(r) for r in rows]
+    requests = [load_audio(r["audio_filepath"]) for r in rows]
     refs = [load_audio(r["response_audio_filepath"]) for r in rows]
     dlg = [i for i, r in enumerate(rows) if r["task"] == "dialogue"]
     req_arousal, _ = arousal(requests)
@@ -369,8 +364,7 @@ def run(n: int = 48, model_dir=None, stages_dir=None, rows: list[dict] | None = 
     try:
         s2s = SpeechToSpeech.load(model_dir)
         measure("speech-to-speech (stage 5, shipped)", s2s)
-        meta = __import__("json").loads((model_dir / "s2s.json").read_text())
-        training = meta.get("stages")
+        training = s2s.meta.get("stages")
     except S2SModelError as e:
         print(f"bench s2s: no speech-to-speech model ({e})")
         s2s, training = None, None
