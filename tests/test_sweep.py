@@ -84,3 +84,48 @@ def test_the_shipped_sweeps_are_valid_grids():
     for g in grids:
         settings, cells = load_grid(g)
         assert cells and settings["name"]
+
+
+def test_ctrl_c_cancels_the_running_cell_keeps_the_finished_one_and_leaves_nothing_half_written(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seconds = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import time\nfrom workbench.reports import record\ntime.sleep(seconds)\nrecord('slept', seconds)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    g = tmp_path / "grid.yaml"
+    g.write_text("name: slow\nresources: {num_cpus: 1}\ntimeout: 600\n"
+                 "runs:\n  - notebook: slow\n    grid: {seconds: [1, 300]}\n")
+    out, folder = tmp_path / "reports", tmp_path / "reports" / "d" / "sweep-slow"
+    driver = (f"from pathlib import Path\nfrom workbench.reports.sweep import run_sweep\n"
+              f"run_sweep({str(g)!r}, out_root={str(out)!r}, date='d', num_cpus=2, notebook_dir=Path({str(tmp_path)!r}))")
+    p = subprocess.Popen([sys.executable, "-c", driver], cwd=tmp_path, env={**os.environ},
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline and p.poll() is None:
+            if (folder / "slow__seconds=1" / "result.json").is_file() and list(folder.glob(".slow__seconds=300.tmp-*")):
+                break
+            time.sleep(1)
+        assert p.poll() is None, "the sweep ended before it could be interrupted:\n" + p.stdout.read()[-3000:]
+        assert list(folder.glob(".slow__seconds=300.tmp-*")), "the long cell never started"
+        p.send_signal(signal.SIGINT)
+        log, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0, log[-3000:]
+    assert "interrupted" in log
+    assert not list(folder.glob(".*.tmp-*")), "a half-written cell was left behind"
+    assert not (folder / "slow__seconds=300").exists()
+    res = json.loads((folder / "sweep.json").read_text())
+    by = {c["key"]: c for c in res["cells"]}
+    assert by["slow__seconds=1"]["status"] == "ok" and by["slow__seconds=300"]["status"] == "cancelled"
+    assert not res["ok"] and (folder / "index.html").is_file()
+    assert (folder / "slow__seconds=1" / "slow.html").is_file()
