@@ -8,6 +8,8 @@ import argparse
 import sys
 import time
 
+from .scale import add_trainer_args, trainer_kwargs
+
 
 def _corpus(args) -> int:
     from .data import build_corpus, corpus_name
@@ -83,8 +85,8 @@ def _train_lm(args) -> int:
     from .lm.domain import DomainLMConfig, train_from_corpus
     cfg = DomainLMConfig(max_steps=args.max_steps, hidden_size=args.hidden_size, layers=args.layers)
     meta = train_from_corpus(args.corpus_size, out=args.out, cfg=cfg,
-                             trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
-    print(json.dumps({k: meta[k] for k in ("params", "steps", "train_seconds", "perplexity")}, indent=1))
+                             trainer_kwargs=trainer_kwargs(args))
+    print(json.dumps({k: meta[k] for k in ("params", "steps", "train_seconds", "perplexity", "ranks")}, indent=1))
     return 0
 
 
@@ -119,7 +121,7 @@ def _train_codec(args) -> int:
         cfg = TrainConfig(train_utterances=args.n_train, max_minutes=args.minutes or 13.0, max_steps=args.max_steps,
                           threads=args.threads or 2)
         meta = train_codec(args.corpus_size, out=args.out, cfg=cfg,
-                           trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+                           trainer_kwargs=trainer_kwargs(args))
     print(json.dumps(meta, indent=1))
     return 0
 
@@ -130,7 +132,7 @@ def _train_tts(args) -> int:
     from .tts.recipe import TrainTTSConfig, train_tts
     cfg = TrainTTSConfig(tts=TTSConfig(system=args.system, lm=args.lm), n_train=args.n_train,
                          max_minutes=args.minutes, max_steps=args.max_steps, threads=args.threads)
-    meta = train_tts(out=args.out, cfg=cfg, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    meta = train_tts(out=args.out, cfg=cfg, trainer_kwargs=trainer_kwargs(args))
     print(json.dumps(meta, indent=1, default=str))
     return 0
 
@@ -147,7 +149,7 @@ def _train_s2s(args) -> int:
     if args.minutes_scale != 1.0:
         for s in ("stage1", "stage2", "stage4", "stage5"):
             setattr(cfg, s, replace(getattr(cfg, s), minutes=getattr(cfg, s).minutes * args.minutes_scale))
-    rec = train_s2s(args.stage, cfg, out=args.out, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes})
+    rec = train_s2s(args.stage, cfg, out=args.out, trainer_kwargs=trainer_kwargs(args))
     print(json.dumps({s: {k: v for k, v in r.items() if k in ("steps", "train_seconds", "dev", "preference_after")}
                       for s, r in rec.items()}, indent=1, default=str))
     return 0
@@ -158,7 +160,7 @@ def _train_tagger(args) -> int:
     from .tts.tagger import TaggerConfig, train_tagger
     cfg = TaggerConfig(lm=args.lm, n_train=args.n_train, max_steps=args.max_steps, max_minutes=args.minutes,
                        threads=args.threads)
-    meta = train_tagger(out=args.out, cfg=cfg, trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes},
+    meta = train_tagger(out=args.out, cfg=cfg, trainer_kwargs=trainer_kwargs(args),
                         results_dir=args.results)
     print(json.dumps({k: meta[k] for k in ("steps", "train_seconds")} | {"test": {k: meta["test"][k] for k in
                                                                                    ("n", "tagger", "rule")}},
@@ -171,7 +173,7 @@ def _train_parser(args) -> int:
     from .repair.parser import ParserConfig, train_from_corpus
     cfg = ParserConfig(n_train=args.n_train, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
     meta = train_from_corpus(args.corpus_size, out=args.out, cfg=cfg,
-                             trainer_kwargs={"devices": args.devices, "num_nodes": args.num_nodes},
+                             trainer_kwargs=trainer_kwargs(args),
                              asr_from=args.asr_from)
     print(json.dumps({k: meta[k] for k in ("params", "train_examples", "asr_train_examples", "train_seconds",
                                            "threshold", "threshold_asr", "dev")}, indent=1))
@@ -185,10 +187,9 @@ def _train_reranker(args) -> int:
                      top_layers=args.top_layers, lora_r=args.lora_r, lr=args.lr,
                      train_weights=tuple(w for w in args.train_weights.split(",") if w))
     if args.profile == "gpu":       # an accelerator: bf16, more lists per step, every device Lightning sees
-        cfg.trainer_kwargs = {"accelerator": "gpu", "devices": args.devices, "num_nodes": args.num_nodes,
-                              "precision": "bf16-mixed"}
+        cfg.trainer_kwargs = {"accelerator": "gpu", **trainer_kwargs(args), "precision": "bf16-mixed"}
     else:
-        cfg.trainer_kwargs = {"devices": args.devices, "num_nodes": args.num_nodes}
+        cfg.trainer_kwargs = trainer_kwargs(args)
     rec = train_from_corpus(args.asr_model, args.corpus_size, args.out, args.base, args.n_train, args.n_val, cfg=cfg,
                             train_split=args.train_split)
     print(json.dumps({k: rec[k] for k in ("train_lists", "steps", "best_step", "dev_wer", "w_lm", "w_len",
@@ -388,8 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     lmp.add_argument("--max-steps", type=int, default=1500)
     lmp.add_argument("--hidden-size", type=int, default=192)
     lmp.add_argument("--layers", type=int, default=6)
-    lmp.add_argument("--devices", type=int, default=1, help="Lightning devices (GPUs when present)")
-    lmp.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(lmp)
     lmp.add_argument("--out", type=Path, default=None, help="default: data/models/lm_domain")
     lmp.set_defaults(func=_train_lm)
     rr = sub.add_parser("train-reranker", help="fine-tune an LLM (LoRA, MWER loss) to rerank the recogniser's n-best")
@@ -414,8 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--train-weights", default="w_lm",
                     help="comma-separated score weights that train (w_lm, w_len; empty: the adapter alone)")
     rr.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
-    rr.add_argument("--devices", type=int, default=1)
-    rr.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(rr)
     rr.add_argument("--out", type=Path, default=None, help="default: data/models/reranker_mwer")
     rr.set_defaults(func=_train_reranker)
     tl = sub.add_parser("train-looktotalk", help="train the look-to-talk classifiers and fusion (bench looktotalk's "
@@ -441,8 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--max-steps", type=int, default=20000)
     tc.add_argument("--threads", type=int, default=None, help="torch threads (default 2; the peer 1)")
     tc.add_argument("--peer", choices=["soundstream"], default=None)
-    tc.add_argument("--devices", type=int, default=1)
-    tc.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(tc)
     tc.add_argument("--out", type=Path, default=None)
     tc.set_defaults(func=_train_codec)
     tt = sub.add_parser("train-tts", help="train a synthesiser on the expressive corpus of the assistant's voice: "
@@ -455,8 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the training loop")
     tt.add_argument("--max-steps", type=int, default=20000)
     tt.add_argument("--threads", type=int, default=2)
-    tt.add_argument("--devices", type=int, default=1)
-    tt.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(tt)
     tt.add_argument("--out", type=Path, default=None)
     tt.set_defaults(func=_train_tts)
     ts = sub.add_parser("train-s2s", help="train the speech-to-speech LM in five stages (1 modality pretraining, 2 "
@@ -469,8 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--n-train", type=int, default=0, help="dialogues rendered for training (0: the profile's)")
     ts.add_argument("--minutes-scale", type=float, default=1.0, help="scale every stage's wall-clock budget")
     ts.add_argument("--threads", type=int, default=0)
-    ts.add_argument("--devices", type=int, default=1)
-    ts.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(ts)
     ts.add_argument("--out", type=Path, default=None)
     ts.set_defaults(func=_train_s2s)
     tg = sub.add_parser("train-tagger", help="fine-tune the LM into the stage-direction tagger (plain response -> "
@@ -480,8 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--max-steps", type=int, default=1200)
     tg.add_argument("--minutes", type=float, default=10.0)
     tg.add_argument("--threads", type=int, default=2)
-    tg.add_argument("--devices", type=int, default=1)
-    tg.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(tg)
     tg.add_argument("--out", type=Path, default=None)
     tg.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                     help="the held-out score as bench_tagger.json here (the README's figure)")
@@ -495,8 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also learn from the recogniser's transcripts of the dev speakers' split extended to this "
                          "many utterances (the first 500, the dev split, choose the transcripts' threshold); 0: text only")
     tp.add_argument("--lr", type=float, default=1e-3)
-    tp.add_argument("--devices", type=int, default=1, help="Lightning devices (GPUs when present)")
-    tp.add_argument("--num-nodes", type=int, default=1)
+    add_trainer_args(tp)
     tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
     tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..data import ensure_corpus, is_clean, open_dataset
+from ..scale import finish_ranks, shard_audit
 from .tokenizer import strip_special, train_tokenizer, write_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -219,7 +220,8 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         raise ValueError(f"profile {profile!r}: stage must be 'hybrid' or 'ctc', not {stage!r}")
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="{epoch}-{step}-{val_wer:.3f}",
                            monitor="val_wer", mode="min", save_top_k=2, save_last=True)
-    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt],
+    audit = shard_audit()          # NeMo's manifests are map-style: under DDP Lightning gives each rank a sampler
+    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt, audit],
                          default_root_dir=str(work), logger=pl.loggers.CSVLogger(str(work), name="logs"))
     if stage == "ctc":
         from nemo.collections.asr.models import EncDecCTCModelBPE
@@ -243,12 +245,14 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     t0 = time.time()
     trainer.fit(model, ckpt_path=str(last) if resume and last.exists() else None)
     train_s = time.time() - t0
+    finish_ranks(trainer)               # DDP: rank 0 goes on to export
+    model.set_trainer(None)             # so the export's transcription is one process's again (NeMo shards by it)
     best = ckpt.best_model_path or str(last)
     if best and Path(best).exists():
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict(state)
     return export(model, cfg, out, splits["test"], train_s=train_s, best_ckpt=best, n_params=n_params,
-                  steps=trainer.global_step)
+                  steps=trainer.global_step, ranks=audit.summary)
 
 
 def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:

@@ -22,6 +22,7 @@ import torch
 
 from . import world
 from .model import MODEL_DIR, CodecConfig, SpeechCodec
+from ..scale import finish_ranks, shard
 
 CACHE = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache") / "codec"
 TEACHER = Path(__file__).resolve().parents[2] / "data" / "models" / "asr_small" / "model.nemo"
@@ -114,9 +115,9 @@ class Crops(torch.utils.data.IterableDataset):
         self.keep = [i for i, p in enumerate(self.params) if len(p) >= crop]
 
     def __iter__(self):
-        rng = np.random.default_rng(self.seed)
+        rng, keep = np.random.default_rng(self.seed), shard(self.keep)      # each DDP rank its own utterances
         while True:
-            yield crop_batch(self.params, self.teacher, rng.choice(self.keep, self.batch), self.crop, rng)
+            yield crop_batch(self.params, self.teacher, rng.choice(keep, self.batch), self.crop, rng)
 
 
 def crop_batch(params, teacher, idx, crop: int, rng=None):
@@ -240,6 +241,7 @@ def train_codec(corpus_size: str = "default", out: str | os.PathLike | None = No
         trainer.fit(module, train_dataloaders=loader(Crops(train, cfg.crop_frames, cfg.batch_size, cfg.seed),
                                                      batch_size=None),
                     val_dataloaders=loader(dev_batches, batch_size=None))
+        finish_ranks(trainer)                       # DDP: rank 0 goes on to export
         model = module.model.cpu().eval()
         with torch.no_grad():
             dev_losses = {k: round(float(np.mean([float(losses(model, *b, cfg)[k]) for b in dev_batches])), 4)

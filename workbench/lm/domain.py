@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..files import replace_dir
+from ..scale import finish_ranks, shard, shard_audit
 from .load import CausalLM, load_causal_lm
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
@@ -86,7 +87,8 @@ class _Shuffled(torch.utils.data.IterableDataset):
         self.args = (ids, batch_size, pad, seed)
 
     def __iter__(self):
-        return _batches(*self.args)
+        ids, *rest = self.args
+        return _batches(shard(ids), *rest)          # each DDP rank its own texts
 
 
 def warmup_cosine(params, lr: float, warmup_steps: int, max_steps: int, progress=None, weight_decay: float = 0.01,
@@ -123,7 +125,7 @@ def _lightning_module(model, cfg: DomainLMConfig):
             x, m, y = batch
             n = (y[:, 1:] != -100).sum()
             loss = self.model(input_ids=x, attention_mask=m, labels=y).loss
-            self.log("val_loss", loss, batch_size=int(n), prog_bar=True)
+            self.log("val_loss", loss, batch_size=int(n), prog_bar=True, sync_dist=True)
 
         def configure_optimizers(self):
             return warmup_cosine(self.parameters(), cfg.lr, cfg.warmup_steps, cfg.max_steps)
@@ -170,18 +172,23 @@ def train_domain_lm(train_texts: list[str], dev_texts: list[str], out: str | os.
                   val_check_interval=min(500, cfg.max_steps), check_val_every_n_epoch=None, num_sanity_val_steps=0,
                   enable_progress_bar=False, gradient_clip_val=1.0, limit_val_batches=len(dev_batches))
         kw.update(trainer_kwargs or {})
+        audit = shard_audit()
+        kw["callbacks"] = [*kw.get("callbacks", []), audit]
         trainer = pl.Trainer(**kw)
         module = _lightning_module(model, cfg)
         loader = torch.utils.data.DataLoader
         trainer.fit(module, train_dataloaders=loader(_Shuffled(train_ids, cfg.batch_size, tok.pad_token_id, cfg.seed),
                                                      batch_size=None),
                     val_dataloaders=loader(dev_batches, batch_size=None))
+        finish_ranks(trainer)                       # DDP: rank 0 goes on to export
         model = module.model.cpu().eval()
         model.save_pretrained(tmp)
         lm = CausalLM(model, tok, str(out))
         meta = {"config": asdict(cfg), "params": lm.n_params, "train_texts": len(train_texts),
                 "distinct_train_texts": len(set(train_texts)), "steps": int(trainer.global_step),
-                "train_seconds": round(time.time() - t0, 1), "dev_perplexity": round(perplexity(lm, dev_texts), 3)}
+                "train_seconds": round(time.time() - t0, 1), "dev_perplexity": round(perplexity(lm, dev_texts), 3),
+                "trainer": {k: v for k, v in kw.items() if k in ("devices", "num_nodes", "strategy", "accelerator")},
+                "ranks": audit.summary}
         (tmp / "training.json").write_text(json.dumps(meta, indent=1))
         replace_dir(tmp, out)
     finally:

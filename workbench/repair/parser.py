@@ -30,6 +30,7 @@ from ..data import templates as T
 from ..files import replace_dir
 from .graph import _CLOSED, _FILLER, UNKNOWN, align, encode, frame_graph
 from .schema import SLOT_ROLES, FrameUse, RoleUse, frame_uses, slots_of
+from ..scale import finish_ranks, shard
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 DEFAULT = MODELS / "repair_parser"
@@ -402,10 +403,10 @@ class _Shuffled(torch.utils.data.IterableDataset):
         self.rows, self.bs, self.pad, self.seed = rows, batch_size, pad, seed
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
+        g, rows = torch.Generator().manual_seed(self.seed), shard(self.rows)   # each DDP rank its own texts
         while True:
-            for b in torch.randperm(len(self.rows), generator=g).split(self.bs):
-                yield _collate([self.rows[int(i)] for i in b], self.pad)
+            for b in torch.randperm(len(rows), generator=g).split(self.bs):
+                yield _collate([rows[int(i)] for i in b], self.pad)
 
 
 def _loss(net, batch):
@@ -497,9 +498,11 @@ def train_parser(dev_entries: list[dict], out: str | os.PathLike = DEFAULT, cfg:
         kw.update(trainer_kwargs or {})
         module = _module(net, cfg, log)
         loader = torch.utils.data.DataLoader
-        pl.Trainer(**kw).fit(module, train_dataloaders=loader(_Shuffled(rows, cfg.batch_size, tok.pad_token_id,
-                                                                         cfg.seed), batch_size=None),
-                             val_dataloaders=loader(dev_batches, batch_size=None))
+        trainer = pl.Trainer(**kw)
+        trainer.fit(module, train_dataloaders=loader(_Shuffled(rows, cfg.batch_size, tok.pad_token_id, cfg.seed),
+                                                     batch_size=None),
+                    val_dataloaders=loader(dev_batches, batch_size=None))
+        finish_ranks(trainer)                       # DDP: rank 0 goes on to export
         net = module.net.cpu().eval()
         parser = GraphParser(net, tok, signatures, max_tokens=max_tokens)
         parses = parser.parse_batch([e["text"] for e in dev])

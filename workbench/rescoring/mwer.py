@@ -32,6 +32,7 @@ from ..files import replace_dir
 from ..lm import CausalLM, HeadLM, encode, head_scores, load_causal_lm
 from ..lm.score import text_logprob_sums
 from .loglinear import LogLinearReranker, NBestError, _features, _ref_words, lm_scores, nbest_errors, rerank_errors
+from ..scale import finish_ranks, shard
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 HEAD_FILE = "score_head.safetensors"
@@ -96,11 +97,11 @@ class _Lists(torch.utils.data.IterableDataset):
         self.lists, self.k, self.seed = lists, k, seed
 
     def __iter__(self):
-        rng, epoch = np.random.default_rng(self.seed), 0
+        rng, epoch, lists = np.random.default_rng(self.seed), 0, shard(self.lists)   # each DDP rank its own lists
         while True:
-            order = rng.permutation(len(self.lists))
+            order = rng.permutation(len(lists))
             for b in range(0, len(order) - self.k + 1, self.k):
-                yield [self.lists[i] for i in order[b:b + self.k]]
+                yield [lists[i] for i in order[b:b + self.k]]
             epoch += 1
 
 
@@ -247,6 +248,7 @@ def train_mwer(lm: CausalLM, train_refs, train_nbests, dev_refs, dev_nbests, out
     trainer = pl.Trainer(**kw)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_Lists(lists, cfg.lists_per_step, cfg.seed),
                                                                        batch_size=None))
+    finish_ranks(trainer)                           # DDP: rank 0 goes on to export
     # the best adapter and weights back into the module
     with torch.no_grad():
         params = dict(module.named_parameters())

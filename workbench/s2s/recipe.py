@@ -38,6 +38,7 @@ import torch
 from . import data as D
 from .layout import SPECIALS, Layout, collate
 from .model import SpeechTextLM
+from ..scale import finish_ranks, multi_process, shard
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 WORK = D.CACHE / "stages"
@@ -186,12 +187,12 @@ class Mix(torch.utils.data.IterableDataset):
         self.p = w / w.sum()
 
     def __iter__(self):
-        rng = np.random.default_rng(self.seed)
+        rng, rows = np.random.default_rng(self.seed), shard(self.rows)        # each DDP rank its own dialogues
         while True:
             turns = []
             for _ in range(self.bs):
                 task = self.tasks[int(rng.choice(len(self.tasks), p=self.p))]
-                turns.append(self.lay.build(self.makers[task](self.rows[int(rng.integers(len(self.rows)))], rng)))
+                turns.append(self.lay.build(self.makers[task](rows[int(rng.integers(len(rows)))], rng)))
             yield collate(turns, self.lay)
 
 
@@ -260,6 +261,7 @@ def _fit(model: SpeechTextLM, train_rows, dev_rows, make, weights: dict, lay: La
     module = Stage()
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(
         Mix(train_rows, make, weights, lay, budget.batch_size, cfg.seed), batch_size=None))
+    finish_ranks(trainer)                              # DDP: rank 0 goes on to the dev losses and the save
     model.cpu()
     dl = dev_losses(model, dev_rows, make, list(weights), lay, cfg.seed)
     log(f"  {trainer.global_step} steps in {time.time() - t0:.0f} s; dev {dl}")
@@ -397,9 +399,9 @@ def stage5(cfg: S2SConfig, work: Path, trainer_kwargs=None, log=print) -> dict:
 
     class Pairs(torch.utils.data.IterableDataset):
         def __iter__(self):
-            r = np.random.default_rng(cfg.seed)
+            r, pairs = np.random.default_rng(cfg.seed), shard(train_pairs)     # each DDP rank its own pairs
             while True:
-                part = [train_pairs[int(i)] for i in r.integers(len(train_pairs), size=budget.batch_size)]
+                part = [pairs[int(i)] for i in r.integers(len(pairs), size=budget.batch_size)]
                 yield (collate([lay.build(p[0]) for p in part], lay), collate([lay.build(p[1]) for p in part], lay))
 
     class DPO(pl.LightningModule):
@@ -430,6 +432,7 @@ def stage5(cfg: S2SConfig, work: Path, trainer_kwargs=None, log=print) -> dict:
     t0 = time.time()
     curve: list = []
     trainer.fit(DPO(), train_dataloaders=torch.utils.data.DataLoader(Pairs(), batch_size=None))
+    finish_ranks(trainer)
     policy.cpu()
     after = preference_accuracy(policy, dev_pairs, lay)
     dl = dev_losses(policy, dev, makers(lay, tok), ["s2s"], lay, cfg.seed)
@@ -448,13 +451,16 @@ def train_s2s(stage: int | str = "all", cfg: S2SConfig | None = None, work=WORK,
               log=print) -> dict:
     """Run one stage (or all, in order); stage 5's model is the shipped default (``out``, default
     ``data/models/s2s``), with every stage's record in its ``s2s.json``."""
+    todo = list(STAGES) if stage == "all" else [int(stage)]
+    if any(s not in STAGES for s in todo):
+        raise S2SModelError(f"stage must be 1-5 or 'all', got {stage!r}")
+    if len(todo) > 1 and multi_process(trainer_kwargs or {}):
+        raise S2SModelError("with several processes run the stages one command each (--stage 1, then 2, ... 5): "
+                            "Lightning's ddp starts the other ranks by running the command again, for one fit")
     cfg = cfg or S2SConfig()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     work = Path(work)
-    todo = list(STAGES) if stage == "all" else [int(stage)]
-    if any(s not in STAGES for s in todo):
-        raise S2SModelError(f"stage must be 1-5 or 'all', got {stage!r}")
     records = {}
     for s in todo:
         kw = {} if s == 3 else {"trainer_kwargs": trainer_kwargs}

@@ -20,6 +20,7 @@ import torch
 
 from .corpus import ExpressiveConfig, build
 from .ltts import MODELS, Synthesiser, TTSConfig, new_synthesiser, vocabulary
+from ..scale import finish_ranks, shard
 
 
 @dataclass
@@ -52,9 +53,9 @@ class Batches(torch.utils.data.IterableDataset):
         self.targets, self.batch, self.seed = targets, batch, seed
 
     def __iter__(self):
-        rng = np.random.default_rng(self.seed)
+        rng, targets = np.random.default_rng(self.seed), shard(self.targets)   # each DDP rank its own utterances
         while True:
-            yield [self.targets[i] for i in rng.choice(len(self.targets), self.batch, replace=False)]
+            yield [targets[i] for i in rng.choice(len(targets), min(self.batch, len(targets)), replace=False)]
 
 
 def _module(syn: Synthesiser, cfg: TrainTTSConfig):
@@ -138,6 +139,7 @@ def train_tts(out: str | os.PathLike | None = None, cfg: TrainTTSConfig | None =
         trainer.fit(module, train_dataloaders=loader(Batches(train_t, cfg.batch_size, cfg.seed), batch_size=None,
                                                      collate_fn=lambda b: b),
                     val_dataloaders=loader(dev_batches, batch_size=None, collate_fn=lambda b: b))
+        finish_ranks(trainer)                       # DDP: rank 0 goes on to export
         syn = module.syn.cpu()
         meta = {"steps": int(trainer.global_step), "train_seconds": round(time.time() - t0 - t_prep, 1),
                 "prepare_seconds": round(t_prep, 1), "dev_losses": dev_losses(syn, dev_t),

@@ -26,6 +26,7 @@ import torch
 
 from .responses import sample, untag
 from .styles import DELIVERIES, EVENTS, StageDirectionError, _check_text
+from ..scale import finish_ranks, shard
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 SEP = " =>"
@@ -178,9 +179,9 @@ class _Pairs(torch.utils.data.IterableDataset):
         self.enc, self.batch_size, self.pad, self.seed = enc, batch_size, pad, seed
 
     def __iter__(self):
-        rng = np.random.default_rng(self.seed)
+        rng, enc = np.random.default_rng(self.seed), shard(self.enc)         # each DDP rank its own pairs
         while True:
-            yield batch_of([self.enc[i] for i in rng.choice(len(self.enc), self.batch_size)], self.pad)
+            yield batch_of([enc[i] for i in rng.choice(len(enc), self.batch_size)], self.pad)
 
 
 def batch_of(enc, pad):
@@ -231,6 +232,7 @@ def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None 
         loader = torch.utils.data.DataLoader
         trainer.fit(module, train_dataloaders=loader(_Pairs(train, cfg.batch_size, pad, cfg.seed), batch_size=None),
                     val_dataloaders=loader(dev_batches, batch_size=None))
+        finish_ranks(trainer)                       # DDP: rank 0 goes on to export
         model = module.model.cpu().eval()
         t_train = time.time() - t0
         tagger = Tagger(CausalLM(model, tok, str(out)))
