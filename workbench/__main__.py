@@ -43,6 +43,18 @@ def _sweep(args) -> int:
     return 0 if res["ok"] else 1
 
 
+def _workshop(args) -> int:
+    import json
+    from .exercises.workshop import WorkshopError, write_workshop
+    try:
+        res = write_workshop(args.out)
+    except WorkshopError as e:
+        print(f"workshop: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(res, indent=1))
+    return 0
+
+
 def _report(args) -> int:
     from .reports.runner import ReportError, run_reports
     params: list[tuple[str, str]] = [tuple(p) for p in args.param or []]
@@ -353,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, default=None, help="report root (default: reports/)")
     sw.add_argument("--date", default=None, help="folder name (default: today, YYYY-MM-DD)")
     sw.set_defaults(func=_sweep)
+    ws = sub.add_parser("workshop", help="a student copy of the notebooks (solution cells replaced by stubs, checks "
+                        "kept) in OUT/student and a teacher copy (solutions and their source) in OUT/teacher")
+    ws.add_argument("out", type=Path)
+    ws.set_defaults(func=_workshop)
     t = sub.add_parser("train-asr", help="train the streaming NeMo model (hybrid RNNT+CTC, <EOU>, several lookaheads)")
     t.add_argument("--profile", default="small", help="small (2-core CPU, ~2 h) | gpu | path/to/profile.yaml")
     t.add_argument("--out", type=Path, default=None, help="export folder (default: data/models/asr_<profile>)")
