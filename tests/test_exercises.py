@@ -61,7 +61,7 @@ def test_workshop_writes_a_student_copy_without_solutions_and_a_teacher_copy(tmp
     res = write_workshop(tmp_path / "ws")
     assert res["notebooks"] == len(list((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")))
     n_solutions = sum(res["solutions"].values())
-    assert n_solutions >= 6
+    assert all(n >= 1 for n in res["solutions"].values()), res["solutions"]
     seen = 0
     for p in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         student = nbformat.read(tmp_path / "ws" / "student" / p.name, 4)
@@ -94,3 +94,31 @@ def test_a_solution_cell_without_a_stub_is_refused_and_nothing_is_written(tmp_pa
 def test_every_stub_names_a_reference_solution():
     assert set(solutions.STUBS) <= {n for n in dir(solutions) if not n.startswith("_")}
     assert json.dumps(solutions.STUBS)
+
+
+def test_the_longest_pause_is_found_and_near_misses_are_told_apart(smoke_corpus):
+    from workbench.data import open_dataset
+    from workbench.exercises import check_00_corpus_tour
+    ds = open_dataset(smoke_corpus, "test")
+    ref = solutions.longest_pause(ds)
+    assert check_00_corpus_tour(ref, ds)["pause_s"] == pytest.approx(ref["pause_s"])
+    other = next(i for i, e in enumerate(ds.entries) if i != ref["index"])
+    e = ds.entries[other]
+    theirs = max((p["end"] - p["start"] for p in e["pauses"]), default=0.0)
+    with pytest.raises(ExerciseError, match="has a longer pause"):
+        check_00_corpus_tour({"index": other, "pause_s": theirs}, ds)
+    with pytest.raises(ExerciseError, match="not"):
+        check_00_corpus_tour({"index": ref["index"], "pause_s": ref["pause_s"] + 0.1}, ds)
+    with pytest.raises(ExerciseError, match="answer with"):
+        check_00_corpus_tour({"index": ...}, ds)
+
+
+def test_a_second_microphone_consumer_sees_every_block_once():
+    from workbench.exercises import check_06_live_demo
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, 16000 + 700).astype(np.float32)
+    sizes = solutions.block_sizes(audio, 100)
+    assert check_06_live_demo(sizes, audio, 100)["blocks"] == 11
+    with pytest.raises(ExerciseError, match="every block seen once"):
+        check_06_live_demo(sizes + sizes[:1], audio, 100)
+    with pytest.raises(ExerciseError, match="1600 samples"):
+        check_06_live_demo([800] * 20 + [700], audio, 100)

@@ -35,6 +35,9 @@ def test_notebook_is_committed_clean(path):
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), "no cell tagged parameters"
     assert not any(c.get("outputs") or c.get("execution_count") for c in code), "committed with outputs"
     assert any("Exercise" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    # a checked exercise: a solution cell (the reference, which the smoke run passes through the check) and its check
+    assert any("solution" in c.get("metadata", {}).get("tags", []) for c in code), "no cell tagged solution"
+    assert any(f"check_{path.stem}" in "".join(c["source"]) for c in code), f"no check_{path.stem} called"
 
 
 @pytest.mark.slow

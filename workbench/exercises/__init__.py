@@ -26,6 +26,48 @@ def _callable(x, what: str) -> None:
                        "Replace the `...` in the solution cell and run it again.")
 
 
+def check_00_corpus_tour(answer: dict, ds) -> dict:
+    """Exercise 1: the utterance of ``ds`` with the longest mid-sentence pause: ``{"index": i, "pause_s": x}``."""
+    _need(isinstance(answer, dict) and {"index", "pause_s"} <= set(answer),
+          'answer with {"index": position of the utterance in ds, "pause_s": its longest pause in seconds}')
+    longest = [max((p["end"] - p["start"] for p in e["pauses"]), default=0.0) for e in ds.entries]
+    _need(max(longest) > 0, "this split has no mid-sentence pause at all: choose another split or a larger corpus")
+    i = int(answer["index"])
+    _need(0 <= i < len(ds), f"index {i} is outside the split (0..{len(ds) - 1})")
+    _need(abs(float(answer["pause_s"]) - longest[i]) < 1e-3,
+          f"utterance {i}'s longest pause is {longest[i]:.3f} s, not {float(answer['pause_s']):.3f} s: a pause lasts "
+          "from its 'start' to its 'end' (e['pauses'])")
+    _need(longest[i] >= max(longest) - 1e-9, f"utterance {int(np.argmax(longest))} has a longer pause "
+                                             f"({max(longest):.3f} s): look through every entry of the split")
+    return {"index": i, "pause_s": longest[i], "text": ds.entries[i]["text"]}
+
+
+def check_01_frame_batching(engine_cls, rec, utts: list, policy, streams: int = 4, duration_s: float = 2.0) -> dict:
+    """A dispatch policy of your own: a ``FrameBatcher`` subclass that never holds back a full batch and, run
+    through ``simulate``, serves every stream (no chunk waits for ever)."""
+    from ..batching import BatchPolicy, FrameBatcher
+    from ..batching.bench import simulate
+    _need(isinstance(engine_cls, type) and issubclass(engine_cls, FrameBatcher),
+          "answer with a class that subclasses FrameBatcher and overrides next_due()")
+    full = max(2, policy.target_batch)
+
+    def due(cls, n):
+        eng = cls(rec, BatchPolicy(full, policy.max_wait_ms, None), pause_factory=lambda s: None)
+        for k in range(n):
+            eng.submit(f"s{k}", utts[k % len(utts)]["audio"][:8000], now=0.0)     # 0.5 s: a complete chunk each
+        return eng.next_due()
+    _need(due(engine_cls, full) == due(FrameBatcher, full),
+          "with a full batch ready your engine should be due at once, as FrameBatcher is: holding back a full batch "
+          "only adds latency")
+    run = simulate(rec, utts, streams, BatchPolicy(policy.target_batch, policy.max_wait_ms, None),
+                   duration_s=duration_s, engine_cls=engine_cls)
+    lat = run["added_latency_ms"]
+    _need(lat and np.isfinite(lat["p95"]), "no chunk got a result in the simulation: does next_due() ever say work "
+                                          "is due?")
+    return {"p95_added_ms": lat["p95"], "mean_batch": run["mean_batch"],
+            "due_with_one_chunk_s": due(engine_cls, 1), "plain_due_with_one_chunk_s": due(FrameBatcher, 1)}
+
+
 def check_02_streaming_asr(finals: dict) -> dict:
     """Exercise 1: the final tokens do not depend on the frame size. ``finals``: {frame_ms: the last event of
     ``transcribe_streaming(rec, audio, frame_ms=...)``} for two frame sizes or more."""
@@ -41,6 +83,90 @@ def check_02_streaming_asr(finals: dict) -> dict:
               f"the final tokens at {a_ms} ms and {b_ms} ms frames differ ({a.text!r} / {b.text!r}). A step runs when "
               "its chunk is complete, whatever the frame size: stream the same audio through the same recogniser.")
     return {"frame_ms": sorted(finals), "text": a.text}
+
+
+def check_03_dynamic_lookahead(policy, model, audio) -> dict:
+    """A policy of your own: a ``CascadePolicy`` whose ``commit`` returns (commit now?, score), commits a confident
+    chunk of blanks, and decodes an utterance through ``DynamicLookaheadRecognizer``."""
+    import torch
+
+    from ..asr.lookahead import CascadePolicy, DynamicLookaheadRecognizer
+    _need(isinstance(policy, CascadePolicy), "answer with an instance of your CascadePolicy subclass, e.g. "
+                                             "MyPolicy(ladder, threshold=0.3)")
+    ctx, vocab = policy.ladder[0], 17
+    blanks = torch.full((4, vocab), -20.0)
+    blanks[:, -1] = 0.0                                   # CTC's blank is the last class: certain, nothing said
+    out = policy.commit(ctx, blanks)
+    _need(isinstance(out, tuple) and len(out) == 2, "commit(context, logp) should return (commit_now, score)")
+    _need(bool(out[0]), "a chunk the probe is sure holds nothing (all blank) should be committed at once")
+    flat = torch.full((4, vocab), -float(np.log(vocab)))  # every class equally likely: as unsure as it gets
+    _need(not bool(policy.commit(ctx, flat)[0]) or policy.threshold >= 1,
+          "a chunk whose every frame is a coin toss over the vocabulary should wait for more lookahead")
+    rec = DynamicLookaheadRecognizer(model, policy)
+    st = rec.new_stream("check")
+    for a in range(0, len(audio), 480):
+        rec.accept_audio(st, audio[a:a + 480])
+    final = rec.finalize(st)[-1]
+    _need(st.decisions and all(d.context in policy.ladder for d in st.decisions),
+          "the recogniser made no decision with your policy, or one outside its ladder")
+    return {"text": final.text, "chunks": len(st.decisions),
+            "contexts": {str(c): sum(d.context == c for d in st.decisions) for c in policy.ladder}}
+
+
+def check_04_endpointing(first_pass, signals: list, pause_ms: float, theta: float) -> dict:
+    """A first pass of your own: pause *or* EOU. It fires no later than either alone (EOU to within the VAD's
+    next window), and never before either does."""
+    from ..endpoint import EouEndpointer, PauseEndpointer
+    from ..endpoint.endpointers import Endpointer
+    _need(isinstance(first_pass, Endpointer), "answer with an instance of your Endpointer subclass, e.g. "
+                                              "PauseOrEou(first_pass_ms, theta)")
+    pause, eou = PauseEndpointer(pause_ms), EouEndpointer(theta)
+    for k, s in enumerate(signals):
+        t, h = first_pass.proposals(s)
+        _need(len(t) == len(h), "proposals(s) should return (times, holds) of equal length")
+        mine, p, e = first_pass.endpoint(s), pause.endpoint(s), eou.endpoint(s)
+        last = pause.proposals(s)[0]
+        if e is not None and len(last) and e > last[-1] + 1e-9 and mine is None:
+            e = None                                      # EOU only after the VAD's last window: nothing to fire on
+        if p is None and e is None:
+            _need(mine is None, f"utterance {k}: neither the pause nor EOU fires, yet yours does at {mine}")
+            continue
+        _need(mine is not None, f"utterance {k}: {'the pause' if p is not None else 'EOU'} fires, yours never does")
+        first = min(v for v in (p, e) if v is not None)
+        _need(mine >= first - 1e-9, f"utterance {k}: yours fires at {mine:.2f} s, before either does ({first:.2f} s)")
+        if p is not None:
+            _need(mine <= p + 1e-9, f"utterance {k}: the pause alone fires at {p:.2f} s, yours later ({mine:.2f} s)")
+        if e is not None:
+            _need(mine <= e + s.vad_hop + 1e-9, f"utterance {k}: EOU fires at {e:.2f} s, yours only at {mine:.2f} s")
+    return {"utterances": len(signals)}
+
+
+def check_05_endpoint_tuning(pause_ms: float, tuner, target_ep90_ms: float) -> dict:
+    """Tuning on dev: the pause setting with the fewest cut-offs whose EP90 stays within the budget."""
+    curve = tuner.curves.get("pause")
+    _need(bool(curve), "the tuner has no pause curve: run tuner.rescore(...) first")
+    ok = [r for r in curve if np.isfinite(r["EP90_ms"]) and r["EP90_ms"] <= target_ep90_ms]
+    _need(bool(ok), f"no pause setting keeps EP90 within {target_ep90_ms} ms on these utterances: raise the budget")
+    row = next((r for r in curve if abs(float(r["setting"]) - float(pause_ms)) < 1e-6), None)
+    _need(row is not None, f"{pause_ms} ms is not a setting of the tuner's pause curve: "
+                           f"{[r['setting'] for r in curve]}")
+    _need(row["EP90_ms"] <= target_ep90_ms, f"at {pause_ms} ms EP90 is {row['EP90_ms']:.0f} ms, over the budget")
+    best = min(r["cutoff_rate"] for r in ok)
+    _need(row["cutoff_rate"] <= best + 1e-12, f"{pause_ms} ms cuts off {100 * row['cutoff_rate']:.1f} %, but a setting "
+                                              f"within the budget cuts off only {100 * best:.1f} %")
+    return {"pause_ms": pause_ms, "EP90_ms": row["EP90_ms"], "cutoff_rate": row["cutoff_rate"]}
+
+
+def check_06_live_demo(block_sizes: list, audio, block_ms: int = 100) -> dict:
+    """A second consumer: the block sizes it saw while ``audio`` was replayed through a ``MicCapture``."""
+    n = int(16000 * block_ms / 1000)
+    _need(isinstance(block_sizes, (list, tuple)) and len(block_sizes) > 0,
+          "answer with the list of len(samples) your on_chunk consumer received")
+    _need(sum(block_sizes) == len(audio), f"the blocks hold {sum(block_sizes)} samples, the audio {len(audio)}: "
+                                          "was every block seen once, and only once?")
+    _need(all(b == n for b in block_sizes[:-1]) and 0 < block_sizes[-1] <= n,
+          f"every block but the last should hold {n} samples ({block_ms} ms at 16 kHz)")
+    return {"blocks": len(block_sizes), "samples_per_block": n}
 
 
 def check_07_rescoring(InVocabulary: Callable, base, vocab: set, nbests: list, n: int = 40) -> dict:
@@ -176,6 +302,9 @@ def check_11_speech_to_speech(against: dict, s2s, dev_rows: list[dict], n: int =
     return {"chosen_arousal": idx[:k].tolist(), "rejected_arousal": idx[k:].tolist(), "pairs": len(pairs)}
 
 
-CHECKS = {"02_streaming_asr": check_02_streaming_asr, "07_rescoring": check_07_rescoring,
+CHECKS = {"00_corpus_tour": check_00_corpus_tour, "01_frame_batching": check_01_frame_batching,
+          "02_streaming_asr": check_02_streaming_asr, "03_dynamic_lookahead": check_03_dynamic_lookahead,
+          "04_endpointing": check_04_endpointing, "05_endpoint_tuning": check_05_endpoint_tuning,
+          "06_live_demo": check_06_live_demo, "07_rescoring": check_07_rescoring,
           "08_truncation_repair": check_08_truncation_repair, "09_look_to_talk": check_09_look_to_talk,
           "10_ltts": check_10_ltts, "11_speech_to_speech": check_11_speech_to_speech}

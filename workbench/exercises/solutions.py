@@ -8,6 +8,77 @@ from dataclasses import replace
 import numpy as np
 
 
+def longest_pause(ds) -> dict:
+    """00: the utterance with the longest mid-sentence pause, and that pause's length."""
+    longest = [max((p["end"] - p["start"] for p in e["pauses"]), default=0.0) for e in ds.entries]
+    i = int(np.argmax(longest))
+    return {"index": i, "pause_s": float(longest[i])}
+
+
+def patient_batcher():
+    """01: a FrameBatcher that waits up to twice max_wait while fewer than half the target batch is ready."""
+    from ..batching import FrameBatcher
+
+    class PatientBatcher(FrameBatcher):
+        def next_due(self):
+            due = super().next_due()
+            if due is None or due == float("-inf"):
+                return due
+            ready = sum(1 for s in self.streams.values() if s.ready)
+            return due + (self.policy.max_wait_ms / 1000 if ready < self.policy.target_batch / 2 else 0.0)
+    return PatientBatcher
+
+
+def token_policy():
+    """03: wait only when a chunk holds a token and that token is unsure (blank-only chunks are easy)."""
+    from ..asr.lookahead import CascadePolicy
+
+    class MyPolicy(CascadePolicy):
+        def commit(self, context, logp):
+            p = logp.exp()
+            blank = p.shape[-1] - 1                            # CTC's blank is its last class
+            if not (p.argmax(-1) != blank).any():
+                return True, 0.0
+            u = float(1 - p[:, :blank].max())
+            return u <= self.threshold, u
+    return MyPolicy
+
+
+def pause_or_eou():
+    """04: a first pass that proposes when the pause *or* the recogniser's end-of-utterance fires."""
+    from ..endpoint import EouEndpointer, PauseEndpointer
+    from ..endpoint.endpointers import Endpointer
+
+    class PauseOrEou(Endpointer):
+        def __init__(self, pause_ms, theta):
+            self.p, self.e, self.name = PauseEndpointer(pause_ms), EouEndpointer(theta), f"pause {pause_ms} | EOU {theta}"
+
+        def proposals(self, s):
+            t, h = self.p.proposals(s)                       # the VAD's windows: is the pause long enough?
+            eou = self.e.endpoint(s)                         # when P(<EOU>) first reached theta
+            return t, (h | (t >= eou)) if eou is not None else h
+
+        def endpoint(self, s):
+            t, h = self.proposals(s)
+            return float(t[np.argmax(h)]) if h.any() else None
+    return PauseOrEou
+
+
+def pause_within_budget(tuner, target_ep90_ms: float) -> float:
+    """05: on dev, the pause setting with the fewest cut-offs whose EP90 stays within the budget."""
+    ok = [r for r in tuner.curves["pause"] if np.isfinite(r["EP90_ms"]) and r["EP90_ms"] <= target_ep90_ms]
+    return float(min(ok, key=lambda r: (r["cutoff_rate"], r["EP90_ms"]))["setting"])
+
+
+def block_sizes(audio, block_ms: int = 100) -> list:
+    """06: a second consumer on a fresh MicCapture, counting the samples of every block of a replay."""
+    from ..widgets import MicCapture
+    mic, sizes = MicCapture(block_ms=block_ms), []
+    mic.on_chunk(lambda x: sizes.append(len(x)))
+    mic.feed(audio)
+    return sizes
+
+
 def frame_size_finals(rec, audio, sizes=(10, 500)) -> dict:
     """02: the same utterance streamed with two frame sizes; the last event of each."""
     from ..asr.streaming import transcribe_streaming
@@ -76,6 +147,17 @@ def neutral_rule() -> dict:
 
 # what a student's solution cell holds instead (python -m workbench workshop)
 STUBS = {
+    "longest_pause": 'longest = {"index": ..., "pause_s": ...}   # e["pauses"]: [{"start": ..., "end": ...}, ...]',
+    "patient_batcher": ("from workbench.batching import FrameBatcher\n\nclass PatientBatcher(FrameBatcher):\n"
+                        "    def next_due(self):\n        ...   # when is work due? super().next_due() is the plain rule"),
+    "token_policy": ("class MyPolicy(CascadePolicy):\n    def commit(self, context, logp):\n"
+                     "        ...   # return (commit_now, score); logp: CTC log-probs (frames, vocab), blank last"),
+    "pause_or_eou": ("from workbench.endpoint import Endpointer\n\nclass PauseOrEou(Endpointer):\n"
+                     "    def __init__(self, pause_ms, theta):\n        ...\n    def proposals(self, s):\n"
+                     "        ...   # (times, holds): the pause's windows, holding when the pause or EOU fires\n"
+                     "    def endpoint(self, s):\n        ..."),
+    "pause_within_budget": "my_pause_ms = ...   # read tuner.curves['pause']: setting, EP90_ms, cutoff_rate",
+    "block_sizes": "sizes = []   # a fresh MicCapture, on_chunk(...) appending len(samples), then feed(audio)",
     "frame_size_finals": "finals = {10: ..., 500: ...}   # the last event of transcribe_streaming(rec, audio, frame_ms=...)",
     "InVocabulary": ("class InVocabulary:\n    def __init__(self, base, vocab, gamma):\n        ...\n"
                      "    def __call__(self, final):\n        ...   # return the Final with its n-best reordered"),
