@@ -122,3 +122,39 @@ def test_a_second_microphone_consumer_sees_every_block_once():
         check_06_live_demo(sizes + sizes[:1], audio, 100)
     with pytest.raises(ExerciseError, match="1600 samples"):
         check_06_live_demo([800] * 20 + [700], audio, 100)
+
+
+def test_tuning_on_dev_picks_the_fewest_cut_offs_within_the_budget_and_the_stub_is_told_why():
+    from types import SimpleNamespace
+    from workbench.exercises import check_05_endpoint_tuning
+    curve = [{"setting": 300.0, "EP90_ms": 450.0, "cutoff_rate": 0.40}, {"setting": 500.0, "EP90_ms": 650.0, "cutoff_rate": 0.25},
+             {"setting": 700.0, "EP90_ms": 850.0, "cutoff_rate": 0.10}]
+    tuner = SimpleNamespace(curves={"pause": curve})          # the tuner's curves as EndpointTuner.rescore leaves them
+    assert solutions.pause_within_budget(tuner, 700) == 500.0
+    assert check_05_endpoint_tuning(500.0, tuner, 700)["cutoff_rate"] == 0.25
+    with pytest.raises(ExerciseError, match="cuts off 40.0 %"):
+        check_05_endpoint_tuning(300.0, tuner, 700)
+    with pytest.raises(ExerciseError, match="over the budget"):
+        check_05_endpoint_tuning(700.0, tuner, 700)
+    with pytest.raises(ExerciseError, match="should be a number"):
+        check_05_endpoint_tuning(..., tuner, 700)
+
+
+def test_the_students_stubs_are_refused_with_an_exercise_error_not_a_crash(smoke_corpus):
+    """What a student sees before writing anything: the stub's own names, run through the check."""
+    from workbench.data import open_dataset
+    from workbench.exercises import check_00_corpus_tour, check_06_live_demo
+    ns: dict = {}
+    exec(solutions.STUBS["longest_pause"], ns)
+    with pytest.raises(ExerciseError, match="answer with"):
+        check_00_corpus_tour(ns["longest"], open_dataset(smoke_corpus, "test"))
+    exec(solutions.STUBS["block_sizes"], ns)
+    with pytest.raises(ExerciseError, match="answer with"):
+        check_06_live_demo(ns["sizes"], np.zeros(1600, np.float32))
+    exec(solutions.STUBS["alarm_defaults"], ns)
+    with pytest.raises(ExerciseError, match="should be a dict"):
+        check_08_truncation_repair(ns["my_defaults"], parser=None)
+    exec(solutions.STUBS["mean_rule"], ns)
+    L, _, y = _cues()
+    with pytest.raises(ExerciseError, match="one finite score"):
+        check_09_look_to_talk(ns["mean_rule"], L, y)

@@ -28,7 +28,8 @@ def _callable(x, what: str) -> None:
 
 def check_00_corpus_tour(answer: dict, ds) -> dict:
     """Exercise 1: the utterance of ``ds`` with the longest mid-sentence pause: ``{"index": i, "pause_s": x}``."""
-    _need(isinstance(answer, dict) and {"index", "pause_s"} <= set(answer),
+    _need(isinstance(answer, dict) and {"index", "pause_s"} <= set(answer)
+          and all(isinstance(answer[k], (int, float, np.integer, np.floating)) for k in ("index", "pause_s")),
           'answer with {"index": position of the utterance in ds, "pause_s": its longest pause in seconds}')
     longest = [max((p["end"] - p["start"] for p in e["pauses"]), default=0.0) for e in ds.entries]
     _need(max(longest) > 0, "this split has no mid-sentence pause at all: choose another split or a larger corpus")
@@ -122,8 +123,9 @@ def check_04_endpointing(first_pass, signals: list, pause_ms: float, theta: floa
                                               "PauseOrEou(first_pass_ms, theta)")
     pause, eou = PauseEndpointer(pause_ms), EouEndpointer(theta)
     for k, s in enumerate(signals):
-        t, h = first_pass.proposals(s)
-        _need(len(t) == len(h), "proposals(s) should return (times, holds) of equal length")
+        out = first_pass.proposals(s)
+        _need(isinstance(out, tuple) and len(out) == 2 and len(out[0]) == len(out[1]),
+              "proposals(s) should return (times, holds): two arrays of equal length")
         mine, p, e = first_pass.endpoint(s), pause.endpoint(s), eou.endpoint(s)
         last = pause.proposals(s)[0]
         if e is not None and len(last) and e > last[-1] + 1e-9 and mine is None:
@@ -143,6 +145,8 @@ def check_04_endpointing(first_pass, signals: list, pause_ms: float, theta: floa
 
 def check_05_endpoint_tuning(pause_ms: float, tuner, target_ep90_ms: float) -> dict:
     """Tuning on dev: the pause setting with the fewest cut-offs whose EP90 stays within the budget."""
+    _need(isinstance(pause_ms, (int, float, np.integer, np.floating)),
+          "my_pause_ms should be a number: one of the settings of tuner.curves['pause']")
     curve = tuner.curves.get("pause")
     _need(bool(curve), "the tuner has no pause curve: run tuner.rescore(...) first")
     ok = [r for r in curve if np.isfinite(r["EP90_ms"]) and r["EP90_ms"] <= target_ep90_ms]
