@@ -236,3 +236,26 @@ def test_batched_beam_equals_each_streams_own_beam(shipped_model, test_audio):
         assert [h.tokens for h in b.nbest] == [h.tokens for h in a.nbest]
         assert [h.score for h in b.nbest] == pytest.approx([h.score for h in a.nbest], abs=1e-3)
         assert b.nbest[0].words == a.nbest[0].words
+
+
+def test_ranks_preparing_the_same_tokenizer_at_once_agree_and_nothing_is_retrained(smoke_corpus, tmp_path):
+    """DDP ranks started together (Slurm, torchrun) all run the recipe's preparation: the tokenizer is trained in
+    a private folder and moved into place whole, so concurrent trainers end with one tokenizer, and a rerun on
+    the same texts keeps it."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from workbench.asr.tokenizer import train_tokenizer
+    from workbench.data import open_dataset
+    texts = [e["text"] for e in open_dataset(smoke_corpus, "train").entries]
+    out = tmp_path / "tok"
+    with ProcessPoolExecutor(3, mp_context=mp.get_context("spawn")) as pool:
+        done = list(pool.map(train_tokenizer, [texts] * 3, [out] * 3, [64] * 3))
+    assert all(d == out for d in done)
+    assert sorted(p.name for p in out.iterdir()) == ["source.json", "tokenizer.model", "vocab.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name != "tok"], "a private folder was left behind"
+    stamp = (out / "tokenizer.model").stat().st_mtime_ns
+    train_tokenizer(texts, out, 64)
+    assert (out / "tokenizer.model").stat().st_mtime_ns == stamp          # same texts and size: kept
+    train_tokenizer(texts, out, 48)
+    import sentencepiece as spm
+    assert spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model")).get_piece_size() == 48

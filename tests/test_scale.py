@@ -39,15 +39,16 @@ def test_two_ddp_processes_train_the_lm_on_different_texts_and_the_export_reload
     assert not list(tmp_path.glob(".lm.training-*")), "a rank left its temporary export behind"
 
 
-def test_two_ddp_processes_train_the_asr_recipe_with_lightnings_sampler_and_the_nemo_reloads(smoke_corpus, tmp_path):
+def test_three_ddp_processes_train_the_asr_recipe_with_lightnings_sampler_and_the_nemo_reloads(smoke_corpus, tmp_path):
+    """Three, so that two ranks Lightning starts redo the recipe's preparation (tokenizer, manifests) side by side."""
     from workbench.asr.recipe import SMOKE_OVERRIDES
     out = tmp_path / "asr"
     over = [o for o in SMOKE_OVERRIDES if not o.startswith("trainer.max_steps")]
     _run(["train-asr", "--out", str(out), "--work", str(tmp_path / "work"), *over, "trainer.max_steps=4",
-          "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"], tmp_path)
+          "trainer.devices=3", "trainer.strategy=ddp", "trainer.accelerator=cpu"], tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 4
-    assert metrics["ranks"]["world_size"] == 2 and metrics["ranks"]["batches_per_rank"] == [4, 4]
+    assert metrics["ranks"]["world_size"] == 3 and metrics["ranks"]["batches_per_rank"] == [4, 4, 4]
     assert metrics["ranks"]["batches_without_tensors"] == 0 and metrics["ranks"]["shared_batches"] == 0
     # the export scored every test utterance (not one rank's share of them) and reloads as a NeMo model
     from workbench.data import open_dataset

@@ -19,7 +19,7 @@ import torch
 
 from ..data import ensure_corpus, is_clean, open_dataset
 from ..scale import finish_ranks, shard_audit
-from .tokenizer import strip_special, train_tokenizer, write_tokenizer
+from .tokenizer import install_tokenizer, strip_special, train_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -48,7 +48,9 @@ def eou_manifest(entries: list[dict], path: Path, max_trail_s: float | None = No
     [0.3 s, max_trail_s] (the dataset's random padding adds more): a CPU spends its time on speech.
     """
     import zlib
-    with open(path, "w") as f:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")   # DDP ranks write the same file: each whole, in turn
+    with open(tmp, "w") as f:
         for e in entries:
             duration = e["duration"]
             if max_trail_s is not None:
@@ -57,6 +59,7 @@ def eou_manifest(entries: list[dict], path: Path, max_trail_s: float | None = No
             f.write(json.dumps({"audio_filepath": e["audio_filepath"], "duration": duration, "text": e["text"],
                                 "sou_time": [e["speech_start"]], "eou_time": [e["speech_end"]],
                                 "utterances": [e["text"]], "is_backchannel": [False]}) + "\n")
+    os.replace(tmp, path)
     return path
 
 
@@ -196,8 +199,7 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     if init_from:
         from nemo.collections.asr.models import ASRModel
         start = ASRModel.restore_from(str(init_from), map_location="cpu")
-        shutil.rmtree(tok, ignore_errors=True)
-        write_tokenizer(start.tokenizer.tokenizer.serialized_model_proto(), tok)
+        install_tokenizer(start.tokenizer.tokenizer.serialized_model_proto(), tok)
     elif not (resume and (tok / "tokenizer.model").exists()):
         train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
 

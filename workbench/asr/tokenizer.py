@@ -6,6 +6,8 @@ model proto as user-defined pieces (what NeMo's own script for EOU tokenizers do
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -29,16 +31,49 @@ def write_tokenizer(model_proto: bytes, out_dir: str | os.PathLike):
     return sp
 
 
+def _key_of(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "source.json").read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def install_tokenizer(model_proto: bytes, out_dir: str | os.PathLike, key: str | None = None) -> Path:
+    """:func:`write_tokenizer` into a private folder beside ``out_dir``, then moved into place whole. DDP ranks
+    run the same preparation, at once when a cluster starts them together: the first to finish installs it, the
+    others find the same ``key`` there and keep it, so no process deletes files another is reading."""
+    out = Path(out_dir)
+    key = key or hashlib.sha1(model_proto).hexdigest()
+    if _key_of(out) == key:
+        return out
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_tokenizer(model_proto, tmp)
+    (tmp / "source.json").write_text(json.dumps({"key": key}))
+    if _key_of(out) not in (None, key):                 # another run's tokenizer: replaced
+        shutil.rmtree(out, ignore_errors=True)
+    try:
+        os.rename(tmp, out)
+    except OSError:                                     # another process installed it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _key_of(out) != key:
+            raise
+    return out
+
+
 def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, vocab_size: int = 128) -> Path:
-    """Train SentencePiece BPE on ``texts`` into ``out_dir`` (tokenizer.model, vocab.txt); returns out_dir."""
+    """Train SentencePiece BPE on ``texts`` into ``out_dir`` (tokenizer.model, vocab.txt); returns out_dir. A
+    tokenizer already there from the same texts and size is kept (``source.json`` holds their digest)."""
+    out = Path(out_dir)
+    key = hashlib.sha1(f"{vocab_size}\n{chr(10).join(texts)}".encode()).hexdigest()
+    if _key_of(out) == key:
+        return out
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")   # to edit the model proto
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
     from sentencepiece import sentencepiece_model_pb2 as spm_pb2
 
-    out = Path(out_dir)
-    raw = out.with_name(out.name + ".raw")
-    for d in (out, raw):
-        shutil.rmtree(d, ignore_errors=True)
+    raw = out.with_name(f".{out.name}.raw-{os.getpid()}")
+    shutil.rmtree(raw, ignore_errors=True)
     raw.mkdir(parents=True)
     corpus = raw / "texts.txt"
     corpus.write_text("\n".join(texts) + "\n")
@@ -49,8 +84,10 @@ def train_tokenizer(texts: list[str], out_dir: str | os.PathLike, vocab_size: in
     for piece in (EOU, EOB):
         proto.pieces.append(spm_pb2.ModelProto.SentencePiece(piece=piece, score=0.0,
                                                              type=spm_pb2.ModelProto.SentencePiece.USER_DEFINED))
-    sp = write_tokenizer(proto.SerializeToString(), out)
+    install_tokenizer(proto.SerializeToString(), out, key)
     shutil.rmtree(raw, ignore_errors=True)
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
     n = sp.get_piece_size()
     if n != vocab_size or sp.id_to_piece(n - 2) != EOU or sp.id_to_piece(n - 1) != EOB:
         raise RuntimeError(f"tokenizer came out with {n} pieces, last {sp.id_to_piece(n - 2)}, {sp.id_to_piece(n - 1)}")
