@@ -85,6 +85,8 @@ def test_batch_digest_finds_tensors_in_dataclasses_and_tells_batches_apart():
     assert scale.batch_digest(a) != scale.batch_digest(b)
     assert scale.batch_digest(a) == scale.batch_digest(Batch(torch.zeros(2, 3), [torch.tensor([1, 2])]))
     assert scale.batch_digest({"text": "no tensors"}) is None
+    half = torch.arange(10000, dtype=torch.bfloat16)           # mixed precision, and long enough to be sampled
+    assert scale.batch_digest([half]) != scale.batch_digest([half.flip(0)])
 
 
 def test_trainer_args_reach_lightning_unchanged():
