@@ -48,19 +48,18 @@ def eou_manifest(entries: list[dict], path: Path, max_trail_s: float | None = No
     [0.3 s, max_trail_s] (the dataset's random padding adds more): a CPU spends its time on speech.
     """
     import zlib
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")   # DDP ranks write the same file: each whole, in turn
-    with open(tmp, "w") as f:
-        for e in entries:
-            duration = e["duration"]
-            if max_trail_s is not None:
-                u = (zlib.crc32(e.get("id", e["audio_filepath"]).encode()) % 1000) / 1000
-                duration = min(duration, round(e["speech_end"] + 0.3 + u * (max_trail_s - 0.3), 3))
-            f.write(json.dumps({"audio_filepath": e["audio_filepath"], "duration": duration, "text": e["text"],
-                                "sou_time": [e["speech_start"]], "eou_time": [e["speech_end"]],
-                                "utterances": [e["text"]], "is_backchannel": [False]}) + "\n")
-    os.replace(tmp, path)
-    return path
+
+    from ..files import write_text_atomic
+    lines = []
+    for e in entries:
+        duration = e["duration"]
+        if max_trail_s is not None:
+            u = (zlib.crc32(e.get("id", e["audio_filepath"]).encode()) % 1000) / 1000
+            duration = min(duration, round(e["speech_end"] + 0.3 + u * (max_trail_s - 0.3), 3))
+        lines.append(json.dumps({"audio_filepath": e["audio_filepath"], "duration": duration, "text": e["text"],
+                                 "sou_time": [e["speech_start"]], "eou_time": [e["speech_end"]],
+                                 "utterances": [e["text"]], "is_backchannel": [False]}) + "\n")
+    return write_text_atomic(path, "".join(lines))   # DDP ranks write the same file: each whole, in turn
 
 
 class TorchaudioRNNTLoss(torch.nn.Module):

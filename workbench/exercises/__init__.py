@@ -305,10 +305,3 @@ def check_11_speech_to_speech(against: dict, s2s, dev_rows: list[dict], n: int =
         D.AGAINST.update(saved)
     return {"chosen_arousal": idx[:k].tolist(), "rejected_arousal": idx[k:].tolist(), "pairs": len(pairs)}
 
-
-CHECKS = {"00_corpus_tour": check_00_corpus_tour, "01_frame_batching": check_01_frame_batching,
-          "02_streaming_asr": check_02_streaming_asr, "03_dynamic_lookahead": check_03_dynamic_lookahead,
-          "04_endpointing": check_04_endpointing, "05_endpoint_tuning": check_05_endpoint_tuning,
-          "06_live_demo": check_06_live_demo, "07_rescoring": check_07_rescoring,
-          "08_truncation_repair": check_08_truncation_repair, "09_look_to_talk": check_09_look_to_talk,
-          "10_ltts": check_10_ltts, "11_speech_to_speech": check_11_speech_to_speech}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..files import replace_dir
 from . import solutions
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -21,28 +22,31 @@ class WorkshopError(ValueError):
     """A notebook's solution cell that the workshop cannot turn into a stub."""
 
 
-def _solution_name(cell, path: Path) -> str:
+def _solution_name(cell, name: str) -> str:
     names = _CALL.findall(cell.source)
     if len(names) != 1 or names[0] not in solutions.STUBS:
-        raise WorkshopError(f"{path.name}: a solution cell must assign from exactly one function of "
+        raise WorkshopError(f"{name}: a solution cell must assign from exactly one function of "
                             f"workbench/exercises/solutions.py that has a stub in STUBS; found {names}")
     return names[0]
 
 
-def student_copy(nb):
+def _is_solution(cell) -> bool:
+    return cell.cell_type == "code" and "solution" in cell.metadata.get("tags", [])
+
+
+def student_copy(nb, name: str = "notebook"):
     """The notebook with every cell tagged ``solution`` replaced by its stub; outputs cleared."""
     nb = nbformat.from_dict(nb)
     for c in nb.cells:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
-            if "solution" in c.metadata.get("tags", []):
-                name = _solution_name(c, Path(nb.metadata.get("path", "notebook")))
-                c.source = "# --- your solution ---\n" + solutions.STUBS[name]
+            if _is_solution(c):
+                c.source = "# --- your solution ---\n" + solutions.STUBS[_solution_name(c, name)]
                 c.metadata["tags"] = [t for t in c.metadata["tags"] if t != "solution"] + ["exercise"]
     return nb
 
 
-def teacher_copy(nb):
+def teacher_copy(nb, name: str = "notebook"):
     """The notebook as committed, each solution cell followed by the reference solution's source."""
     nb = nbformat.from_dict(nb)
     out = []
@@ -50,9 +54,8 @@ def teacher_copy(nb):
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
         out.append(c)
-        if c.cell_type == "code" and "solution" in c.metadata.get("tags", []):
-            name = _solution_name(c, Path("notebook"))
-            src = inspect.getsource(getattr(solutions, name))
+        if _is_solution(c):
+            src = inspect.getsource(getattr(solutions, _solution_name(c, name)))
             out.append(nbformat.v4.new_markdown_cell(f"**Teacher's note**: the reference solution "
                                                      f"(`workbench/exercises/solutions.py`)\n```python\n{src}```"))
     nb.cells = out
@@ -69,23 +72,16 @@ def write_workshop(out: str | os.PathLike, notebooks: Path = NOTEBOOKS) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     counts = {}
     try:
-        for who, make in (("student", student_copy), ("teacher", teacher_copy)):
+        for who in ("student", "teacher"):
             (tmp / who).mkdir(parents=True)
-            for p in src:
-                nb = nbformat.read(p, 4)
-                nb.metadata["path"] = p.name
-                copy = make(nb)
-                copy.metadata.pop("path", None)
-                nbformat.write(copy, tmp / who / p.name)
-            for extra in ("smoke.yaml",):
-                if (Path(notebooks) / extra).is_file():
-                    shutil.copy(Path(notebooks) / extra, tmp / who / extra)
+            if (Path(notebooks) / "smoke.yaml").is_file():
+                shutil.copy(Path(notebooks) / "smoke.yaml", tmp / who / "smoke.yaml")
         for p in src:
             nb = nbformat.read(p, 4)
-            counts[p.stem] = sum("solution" in c.metadata.get("tags", []) for c in nb.cells)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+            nbformat.write(student_copy(nb, p.name), tmp / "student" / p.name)
+            nbformat.write(teacher_copy(nb, p.name), tmp / "teacher" / p.name)
+            counts[p.stem] = sum(map(_is_solution, nb.cells))
+        replace_dir(tmp, out)           # an earlier workshop folder stays until this one is complete
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"out": str(out), "notebooks": len(src), "solutions": counts}

@@ -499,9 +499,9 @@ def s2s(r: dict) -> str:
     lines = ["\n".join(rows), "",
              f"{r['n_turns']} turns of the test split ({r['n_dialogue']} dialogue, the rest translation): held-out "
              "templates and speakers. Task success: every request value said back and the right intent's answer the "
-             "nearest, from Whisper tiny.en's transcript (WER: dialogue turns; Whisper tiny.en hears English only). Prosody: Spearman ρ between the request's and the answer's "
-             "arousal (F0 level, F0 range, energy); an excited request is answered excitedly when the answer's arousal "
-             "is above the midpoint of the reference answers to excited and to neutral requests. First audio: from the "
+             "nearest, from Whisper tiny.en's transcript (WER: dialogue turns; Whisper tiny.en hears English only). "
+             "Prosody: Spearman ρ between the request's and the answer's arousal (F0 level, F0 range, energy); an "
+             "excited request is answered excitedly when the answer's arousal is above the midpoint of the reference answers to excited and to neutral requests. First audio: from the "
              "end of the request to the first playable audio on this machine. Intervals: Wilson (rates), bootstrap "
              "over turns (the rest)."]
     casc = next((s for s in r["systems"].values() if s.get("request_asr_wer")), None)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from ..files import write_text_atomic
 from . import metrics_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,8 +288,8 @@ def run_reports(notebooks: list[str] | None = None, params: list[tuple[str, str]
                 print(f"[report] {msg}", flush=True)
                 (log.info if r.status == "ok" else log.error)(msg)
             summary = _merge_summary(folder, results)
-            _write_atomic(folder / "summary.json", json.dumps(summary, indent=1))
-            _write_atomic(folder / "index.html", render_index(summary, date))
+            write_text_atomic(folder / "summary.json", json.dumps(summary, indent=1))
+            write_text_atomic(folder / "index.html", render_index(summary, date))
         finally:
             if old_log is None:
                 os.environ.pop("WORKBENCH_LOG", None)
@@ -303,12 +304,6 @@ def run_reports(notebooks: list[str] | None = None, params: list[tuple[str, str]
     else:
         print(f"[report] all {len(results)} notebook(s) ok: {folder / 'index.html'}")
     return result
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _merge_summary(folder: Path, results: list[NotebookResult]) -> dict:

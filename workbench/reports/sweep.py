@@ -44,7 +44,8 @@ from pathlib import Path
 
 import yaml
 
-from .runner import NOTEBOOKS, REPORTS, ReportError, _write_atomic
+from ..files import write_text_atomic
+from .runner import NOTEBOOKS, REPORTS, ReportError
 
 
 class SweepError(ReportError):
@@ -295,8 +296,8 @@ def run_sweep(grid: str | os.PathLike, out_root: str | os.PathLike | None = None
                    "cells": [results[c.key] for c in cells if c.key in results]}
         summary["ok"] = all(r["status"] in ("ok", "skipped") for r in summary["cells"]) and \
             len(summary["cells"]) == len(cells)
-        _write_atomic(folder / "sweep.json", json.dumps(summary, indent=1, default=str))
-        _write_atomic(folder / "index.html", render_page(summary, folder))
+        write_text_atomic(folder / "sweep.json", json.dumps(summary, indent=1, default=str))
+        write_text_atomic(folder / "index.html", render_page(summary, folder))
     log(f"[sweep] {'all ok' if summary['ok'] else 'FAILED cells'}: {folder / 'index.html'}")
     return summary
 
