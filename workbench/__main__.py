@@ -79,7 +79,7 @@ def _train_asr(args) -> int:
         return 0
     from .asr.recipe import train
     out = train(args.profile, args.overrides, out_dir=args.out, work_dir=args.work, resume=args.resume,
-                init_from=args.init_from)
+                init_from=args.init_from, ledger=args.ledger, note=args.note)
     print(f"model, config and metrics in {out}")
     return 0
 
@@ -214,6 +214,11 @@ def _bench(args) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)      # recorded in the result's provenance
+    if args.what == "asr-train":
+        from .asr.bench import run_train_speed
+        res = run_train_speed(steps=args.n or 30, out_dir=args.out, results_dir=args.results)
+        print(json.dumps(res["precisions"], indent=1))
+        return 0
     if args.what == "asr" and args.splits_only:
         from .asr.bench import run_splits
         res = run_splits(args.model, n_splits=args.n_splits or 100, peers=not args.no_peers, out_dir=args.out,
@@ -373,7 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="small", help="small (2-core CPU, ~2 h) | gpu | path/to/profile.yaml")
     t.add_argument("--out", type=Path, default=None, help="export folder (default: data/models/asr_<profile>)")
     t.add_argument("--work", type=Path, default=None, help="checkpoints and logs (default: data/cache/asr_<profile>)")
-    t.add_argument("--resume", action="store_true", help="continue from the work folder's last checkpoint (opt-in: without it training starts from scratch)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the work folder's last checkpoint (optimiser, schedule, step, data position); "
+                        "with none there, the shipped model with a fresh optimiser")
+    t.add_argument("--ledger", type=Path, default=None,
+                   help="nemo only: the ledger this run is appended to (default: data/models/asr_small/ledger.json "
+                        "for every run on a non-smoke corpus)")
+    t.add_argument("--note", default="", help="nemo only: what this run changed, for the ledger")
     t.add_argument("--init-from", type=Path, default=None,
                    help="start from a .nemo's weights and tokenizer (e.g. the shipped model) with a fresh schedule")
     t.add_argument("--backend", choices=["nemo", "espnet"], default="nemo",
@@ -510,9 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--out", type=Path, default=None, help="default: data/models/repair_parser")
     tp.set_defaults(func=_train_parser)
     b = sub.add_parser("bench", help="benchmarks that print JSON and write JSON + plots into reports/bench/<date>/")
-    b.add_argument("what", choices=["asr", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec", "tts",
+    b.add_argument("what", choices=["asr", "asr-train", "batching", "endpoint", "rescoring", "repair", "looktotalk", "codec", "tts",
                                       "s2s"],
                    help="asr: WER/latency per lookahead and dynamic lookahead, RTF, memory; "
+                        "asr-train: training steps per hour of the recogniser in fp32 and bf16 (--n steps each); "
                         "batching: streams sustained in real time, batched vs one at a time, latencies")
     b.add_argument("--model", type=Path, default=None, help=".nemo (default: data/models/asr_small/model.nemo)")
     b.add_argument("--n", type=int, default=None, help="utterances of the split (default 200; rescoring: all)")

@@ -205,12 +205,13 @@ def espnet_points(rec, entries, audios, frame_ms: int = 30, seed: int = 0) -> di
             "latency_ms": rec.latency_ms, "measured_wait_ms": 1000 * float(np.mean(waits)) if waits else None}
 
 
-REAL_SETS = ("asterisk:en", "pocketsphinx:librivox")
+REAL_SETS = (("asterisk:en", "heldout"), ("pocketsphinx:librivox", None), ("pocketsphinx:cards", None))
 
 
 def evaluation_sets(corpus, n: int, seed: int = 0) -> dict[str, list[int] | tuple]:
     """The sets of the per-split table: (name -> (entries, audio loader)). Corpus splits are in random order
-    already (their first ``n``); real speech is sampled with a fixed seed (Asterisk's files are alphabetical)."""
+    already (their first ``n``); real speech is sampled with a fixed seed (Asterisk's files are alphabetical).
+    Asterisk is its held-out half only: the other half may adapt our models (``data.real.asterisk_half``)."""
     from ..data import open_dataset
     out = {}
     for name, src, split in (("test", corpus, "test"), ("unseen engine", corpus, "test_unseen_engine"),
@@ -218,10 +219,10 @@ def evaluation_sets(corpus, n: int, seed: int = 0) -> dict[str, list[int] | tupl
         ds = open_dataset(src, split)
         idx = list(range(min(n, len(ds))))
         out[name] = ([ds.entries[i] for i in idx], [ds.audio(i) for i in idx])
-    for src in REAL_SETS:
-        ds = open_dataset(src)
+    for src, part in REAL_SETS:
+        ds = open_dataset(src, part)
         idx = sorted(np.random.default_rng(seed).permutation(len(ds))[:n].tolist())
-        out[f"real: {src}"] = ([ds.entries[i] for i in idx], [ds.audio(i) for i in idx])
+        out[f"real: {src}{' ' + part if part else ''}"] = ([ds.entries[i] for i in idx], [ds.audio(i) for i in idx])
     return out
 
 
@@ -275,8 +276,8 @@ def plot_split_table(table: dict, ax=None, title: str | None = None):
 
 
 def peer_systems(model, espnet=None, whisper: bool = True, pocketsphinx: bool = True) -> dict:
-    """Our models and the two peers, each a ``Recognizer``: NeMo greedy at the largest lookahead, ESPnet
-    (beam 4), Whisper tiny.en (greedy, offline), PocketSphinx."""
+    """Our models and the peers, each a ``Recognizer``: NeMo greedy at the largest lookahead, ESPnet
+    (beam 4), Whisper tiny.en and base (greedy, temperature 0, offline), PocketSphinx."""
     from .streaming import StreamingRecognizer
     largest = max((list(c) for c in model.encoder.att_context_size_all), key=lambda c: c[1])
     out = {f"ours: NeMo streaming {largest} greedy": StreamingRecognizer(model, largest)}
@@ -285,6 +286,7 @@ def peer_systems(model, espnet=None, whisper: bool = True, pocketsphinx: bool = 
     if whisper:
         from .peers import WhisperRecognizer
         out["peer: Whisper tiny.en (not streaming)"] = WhisperRecognizer(beam_size=1)
+        out["peer: Whisper base (not streaming)"] = WhisperRecognizer(beam_size=1, which="base")
     if pocketsphinx:
         from .peers import PocketSphinxRecognizer
         out["peer: PocketSphinx (final at utterance end)"] = PocketSphinxRecognizer()
@@ -411,3 +413,38 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     save_bench(out_dir, "bench_asr", result, {"asr_front.png": ax.figure, **figures}, results_dir)
     result["out_dir"] = str(out_dir)
     return result
+
+
+def run_train_speed(profile: str = "small_mx", steps: int = 30, precisions=("32", "bf16-mixed"), repeats: int = 2,
+                    out_dir=None, results_dir=None, overrides: list[str] = (), init_from=None) -> dict:
+    """What BF16 buys the recogniser's training on this CPU: the same profile, data and weights timed for
+    ``steps`` training steps per precision (``torch.autocast("cpu", bfloat16)`` through Lightning's
+    ``bf16-mixed``), ``repeats`` rounds interleaved so a load change on the machine hits both alike; the first
+    step of each run is warm-up and not counted. Writes ``bench_asr_train.json``."""
+    from ..reports import save_bench
+    from .recipe import MODELS, train
+    init_from = init_from or MODELS / "asr_small" / "model.nemo"
+    runs: dict = {p: [] for p in precisions}
+    t0 = time.time()
+    for r in range(repeats):
+        for p in precisions:
+            res = train(profile, [*overrides, f"trainer.precision={p}"], out_dir=Path("/tmp") / "workbench_speed",
+                        work_dir=Path("/tmp") / f"workbench_speed_{r}_{p}", init_from=init_from, measure_steps=steps)
+            runs[p].append(res)
+    out = {"profile": profile, "overrides": list(overrides), "model": repo_path(init_from), "steps_per_run": steps,
+           "repeats": repeats, "precisions": {}}
+    for p, rs in runs.items():
+        wall = [s["wall_s"] for r in rs for s in r["steps"]]
+        cpu = [s["cpu_s"] for r in rs for s in r["steps"]]
+        out["precisions"][p] = {"median_step_s": float(np.median(wall)), "mean_step_s": float(np.mean(wall)),
+                                "steps_per_hour": 3600 / float(np.mean(wall)), "cpu_s_per_step": float(np.mean(cpu)),
+                                "n_steps": len(wall), "batch_size": rs[0]["batch_size"], "threads": rs[0]["threads"]}
+    base = out["precisions"].get("32")
+    for p, v in out["precisions"].items():
+        v["speedup_vs_fp32"] = base["mean_step_s"] / v["mean_step_s"] if base else None
+    out["n_params"] = runs[precisions[0]][0]["n_params"]
+    out["wall_s"] = round(time.time() - t0, 1)
+    out["command"] = f"python -m workbench bench asr-train --n {steps}"
+    save_bench(Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d")), "bench_asr_train", out,
+               None, results_dir)
+    return out

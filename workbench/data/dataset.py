@@ -254,14 +254,22 @@ def open_dataset(source: str | os.PathLike, split: str | None = None) -> Dataset
 
     ``source``: a workbench corpus folder (with ``split``: train/dev/test/test_unseen_engine/test_unseen_text),
     a NeMo manifest (.json, .jsonl), a lhotse CutSet (.jsonl.gz / .jsonl), real speech from Debian packages
-    (``"asterisk:en"``, ``"pocketsphinx:librivox"``, ``"pocketsphinx:cards"``), or a public corpus through lhotse
+    (``"asterisk:en"``, ``"pocketsphinx:librivox"``, ``"pocketsphinx:cards"``; Asterisk's fixed halves with
+    ``split="heldout"``, ``"adapt_train"`` or ``"adapt_dev"``), or a public corpus through lhotse
     (``"librispeech:dev-clean"`` / ``"slurp:devel"``).
     """
     s = str(source)
     from .real import REAL, real_entries
     if ":" in s and s.split(":", 1)[0] in REAL:
         name, part = s.split(":", 1)
-        return Dataset(real_entries(name, part), s)
+        entries = real_entries(name, part)
+        if split:
+            have = sorted({e["split"] for e in entries})
+            entries = [e for e in entries if e["split"] == split]
+            if not entries:
+                raise DatasetError(f"{s} has no part {split!r}; its parts are {have}")
+            return Dataset(entries, f"{s}:{split}")
+        return Dataset(entries, s)
     if ":" in s and s.split(":", 1)[0] in PUBLIC:
         name, part = s.split(":", 1)
         return open_public(name, part or None)

@@ -8,12 +8,18 @@
 Out of domain for the workbench's models, on purpose: the distance from synthetic to real speech shows.
 Opened through ``open_dataset("asterisk:en")``; the audio is resampled to 16 kHz once into
 ``data/cache/real/`` beside a NeMo manifest.
+
+Asterisk's one speaker is cut into fixed halves by a hash of the prompt's name (``asterisk_half``): the
+``heldout`` half is only ever scored; the other half may adapt a model to a human voice (``adapt_train``) and
+choose among runs (``adapt_dev``). ``open_dataset("asterisk:en", "heldout")`` opens one part. PocketSphinx's
+clips are never trained on.
 """
 from __future__ import annotations
 
 import gzip
 import os
 import re
+import zlib
 from pathlib import Path
 
 from ..audio import MODEL_SAMPLE_RATE, load_audio, save_wav
@@ -27,6 +33,16 @@ POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 REAL = {"asterisk": {"en": ("asterisk-core-sounds-en-wav asterisk-core-sounds-en", "CC-BY-SA-3.0")},
         "pocketsphinx": {"librivox": ("pocketsphinx-testdata", "BSD-2-Clause"),
                          "cards": ("pocketsphinx-testdata", "BSD-2-Clause")}}
+
+
+ASTERISK_PARTS = ("adapt_train", "adapt_dev", "heldout")
+
+
+def asterisk_half(uid: str) -> str:
+    """The fixed part of an Asterisk prompt: ``heldout`` (half), ``adapt_dev`` (a tenth) or ``adapt_train`` (the
+    rest), by CRC-32 of its name, so every machine and every session cuts the same way."""
+    h = zlib.crc32(uid.encode()) % 20
+    return "heldout" if h < 10 else "adapt_dev" if h < 12 else "adapt_train"
 
 
 class RealSpeechUnavailableError(RuntimeError):
@@ -76,7 +92,8 @@ def real_entries(name: str, part: str, cache: Path = CACHE) -> list[dict]:
     manifest = folder / "manifest.json"
     if manifest.is_file():
         entries = read_manifest(manifest)
-        if len(entries) == len(items):
+        if len(entries) == len(items) and all(e.get("split") == (asterisk_half(u) if name == "asterisk" else "test")
+                                              for e, (u, _, _) in zip(entries, items)):
             return entries
     entries = []
     for uid, wav, text in items:
@@ -85,7 +102,38 @@ def real_entries(name: str, part: str, cache: Path = CACHE) -> list[dict]:
         (folder / "wav").mkdir(parents=True, exist_ok=True)
         save_wav(folder / rel, audio)
         entries.append({"audio_filepath": rel, "id": f"{name}-{uid}", "duration": round(len(audio) / MODEL_SAMPLE_RATE, 4),
-                        "text": text, "speaker": f"{name}:{part}", "engine": "human", "split": "test",
+                        "text": text, "speaker": f"{name}:{part}", "engine": "human",
+                        "split": asterisk_half(uid) if name == "asterisk" else "test",
                         "licence": REAL[name][part][1]})
     write_manifest(entries, manifest)
     return read_manifest(manifest)
+
+
+def with_speech_bounds(entries: list[dict]) -> list[dict]:
+    """The entries with ``speech_start``/``speech_end`` (seconds) from silero-vad, as the corpus's own entries
+    carry them (the <EOU> labels of training need them). Computed once per file and kept beside its audio."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from ..audio import load_silero_vad
+    from ..files import write_text_atomic
+    out, vad, cache = [], None, {}
+    for e in entries:
+        side = Path(e["audio_filepath"]).with_suffix(".bounds.json")
+        if side not in cache:
+            if side.is_file():
+                cache[side] = json.loads(side.read_text())
+            else:
+                if vad is None:
+                    vad = load_silero_vad()
+                from silero_vad import get_speech_timestamps
+                x = torch.from_numpy(np.asarray(load_audio(e["audio_filepath"]), np.float32))
+                ts = get_speech_timestamps(x, vad, sampling_rate=MODEL_SAMPLE_RATE, return_seconds=True)
+                bounds = [ts[0]["start"], ts[-1]["end"]] if ts else [0.0, float(e["duration"])]
+                cache[side] = [round(float(b), 3) for b in bounds]
+                write_text_atomic(side, json.dumps(cache[side]))
+        start, end = cache[side]
+        out.append({**e, "speech_start": start, "speech_end": min(end, float(e["duration"]))})
+    return out

@@ -525,7 +525,45 @@ def s2s(r: dict) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"s2s": ("bench_s2s.json", s2s), "tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+def asr_ledger(data: dict) -> str:
+    """Every run of the shipped recogniser's ledger (``data/models/asr_small/ledger.json``) and the curve."""
+    from ..asr.ledger import curve
+    runs = data["runs"]
+    if not runs:
+        return "(the ledger is empty: `python -m workbench train-asr ...` appends to it)"
+    on_line = {p["run"] for pts in curve(data).values() for p in pts}
+    splits = list(dict.fromkeys(k for r in runs for k in r["dev_wer"]))
+    rows = ["| run | from | steps (cum.) | CPU-h (cum.) | " + " | ".join(splits) + " | shipped | what changed |",
+            "|---|---|---|---|" + "---|" * len(splits) + "---|---|"]
+    for r in runs:
+        cells = [f"{100 * r['dev_wer'][s]['wer']:.1f} [{100 * r['dev_wer'][s]['ci95'][0]:.1f}, "
+                 f"{100 * r['dev_wer'][s]['ci95'][1]:.1f}]" if s in r["dev_wer"] else "n/a" for s in splits]
+        rows.append(f"| {r['id']}{'' if r['id'] in on_line else ' (off the line)'} | {r.get('parent') or '-'} | "
+                    f"{r['steps']:,} ({r['cumulative_steps']:,}) | {r['cpu_hours']:.2f} ({r['cumulative_cpu_hours']:.2f}) | "
+                    + " | ".join(cells) + f" | {'yes' if r.get('shipped') else 'no'} | {r['changed']} |")
+    return "\n".join(rows + ["", "Dev WER in % [95 % interval], greedy, offline at the largest lookahead (equal to "
+                              "streaming), Whisper's normaliser; CPU-hours are user + system time of the training "
+                              "process and its loader workers. The curve: `docs/figures/asr_ledger.png`.",
+                              "", "![dev WER against cumulative CPU-hours](docs/figures/asr_ledger.png)"])
+
+
+LEDGER = ROOT / "data" / "models" / "asr_small" / "ledger.json"
+
+
+def draw_ledger(ledger: Path = LEDGER, out: Path = ROOT / "docs" / "figures" / "asr_ledger.png") -> Path | None:
+    """The ledger's curve as a PNG beside the docs (drawn by ``figures``, not checked byte for byte)."""
+    if not ledger.is_file():
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    from ..asr.ledger import plot_curve, read
+    ax = plot_curve(read(ledger))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ax.figure.savefig(out, dpi=110, bbox_inches="tight")
+    return out
+
+
+BLOCKS = {"asr_ledger": (LEDGER, asr_ledger), "s2s": ("bench_s2s.json", s2s), "tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
           "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 
@@ -550,4 +588,6 @@ def main(check: bool = False, readme: Path = README, results: Path = RESULTS) ->
             return 1
         return 0
     readme.write_text(new)
+    if readme == README:
+        draw_ledger()
     return 0

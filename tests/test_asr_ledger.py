@@ -1,0 +1,79 @@
+"""The ASR training ledger: runs chain by parent, compute adds up along the chain, bad entries are refused
+whole, the README's table and curve come from it; Asterisk's halves are fixed and disjoint."""
+import json
+
+import pytest
+
+from workbench.asr import ledger as L
+
+
+def _run(i, parent=None, steps=100, cpu=1.0, wer=0.5, **kw):
+    return {"id": i, "parent": parent, "steps": steps, "cpu_hours": cpu, "changed": f"run {i}",
+            "dev_wer": {"dev": {"wer": wer, "ci95": [wer - 0.05, wer + 0.05], "n": 200}}, **kw}
+
+
+def test_compute_adds_up_along_the_parent_chain(tmp_path):
+    p = tmp_path / "ledger.json"
+    L.append(p, _run("r001", steps=1000, cpu=2.0, model_sha1="aaa"))
+    L.append(p, _run("r002", parent="r001", steps=500, cpu=1.5, wer=0.4, model_sha1="bbb", shipped=True))
+    L.append(p, _run("r003", parent="r001", steps=200, cpu=0.5, wer=0.45))     # a branch off r001
+    runs = L.read(p)["runs"]
+    assert [r["cumulative_steps"] for r in runs] == [1000, 1500, 1200]
+    assert [r["cumulative_cpu_hours"] for r in runs] == [2.0, 3.5, 2.5]
+    assert L.parent_of(runs, "bbb")["id"] == "r002" and L.parent_of(runs, "zzz") is None
+    assert [r["id"] for r in L.lineage(runs, "r002")] == ["r001", "r002"]
+    c = L.curve(L.read(p))                     # the shipped lineage, not the last run
+    assert [(pt["run"], pt["cpu_hours"], pt["wer"]) for pt in c["dev"]] == [("r001", 2.0, 0.5), ("r002", 3.5, 0.4)]
+    assert L.next_id(p) == "r004"
+
+
+def test_bad_entries_are_refused_and_the_file_is_left_whole(tmp_path):
+    p = tmp_path / "ledger.json"
+    L.append(p, _run("r001"))
+    before = p.read_text()
+    with pytest.raises(L.LedgerError, match="missing cpu_hours"):
+        L.append(p, {k: v for k, v in _run("r002").items() if k != "cpu_hours"})
+    with pytest.raises(L.LedgerError, match="already in the ledger"):
+        L.append(p, _run("r001"))
+    with pytest.raises(L.LedgerError, match="parent run 'r009'"):
+        L.append(p, _run("r002", parent="r009"))
+    assert p.read_text() == before
+    p.write_text("{not json")
+    with pytest.raises(L.LedgerError, match="not valid JSON"):
+        L.read(p)
+
+
+def test_the_readme_block_and_the_curve_come_from_the_ledger(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from workbench.reports.figures import asr_ledger, draw_ledger
+    p = tmp_path / "ledger.json"
+    L.append(p, _run("r001", steps=1000, cpu=2.0, model_sha1="aaa"))
+    L.append(p, _run("r002", parent="r001", steps=500, cpu=1.5, wer=0.4, shipped=True))
+    text = asr_ledger(L.read(p))
+    assert "| r002 | r001 | 500 (1,500) | 1.50 (3.50) | 40.0 [35.0, 45.0] | yes | run r002 |" in text
+    png = draw_ledger(p, tmp_path / "curve.png")
+    assert png.stat().st_size > 5000
+
+
+def test_asterisk_halves_are_fixed_and_disjoint():
+    from workbench.data import open_dataset
+    from workbench.data.real import asterisk_half
+    parts = {s: open_dataset("asterisk:en", s) for s in ("adapt_train", "adapt_dev", "heldout")}
+    ids = {s: {e["id"] for e in d.entries} for s, d in parts.items()}
+    assert not (ids["heldout"] & ids["adapt_train"]) and not (ids["heldout"] & ids["adapt_dev"])
+    assert sum(len(v) for v in ids.values()) == len(open_dataset("asterisk:en"))
+    assert 0.4 < len(ids["heldout"]) / sum(len(v) for v in ids.values()) < 0.6
+    assert asterisk_half("digits_1") == asterisk_half("digits_1")   # by name, on every machine
+    from workbench.data import DatasetError
+    with pytest.raises(DatasetError, match="no part 'train'"):
+        open_dataset("asterisk:en", "train")
+
+
+def test_adaptation_refuses_the_held_out_half():
+    from omegaconf import OmegaConf
+    from workbench.asr.recipe import _adapt_entries
+    with pytest.raises(ValueError, match="never trained on"):
+        _adapt_entries(OmegaConf.create({"source": "asterisk:en", "part": "heldout"}))
+    ents = _adapt_entries(OmegaConf.create({"source": "asterisk:en", "part": "adapt_train", "repeat": 2}))
+    assert len(ents) % 2 == 0 and all(0 <= e["speech_start"] < e["speech_end"] <= e["duration"] for e in ents)

@@ -1,0 +1,187 @@
+"""The training ledger of the shipped recogniser: every run, what it cost and what it bought.
+
+Why: on two cores no single run is enough, so compute must compound. Each run starts from an earlier one
+(``parent``), records its own steps and CPU-hours and the dev WER per split of what it exported, and says what
+changed. Cumulative compute follows the parent chain, so the curve of dev WER against cumulative CPU-hours shows
+whether the next hour should go to more steps, other data or a bigger model.
+
+``ledger.json`` lives beside the shipped model (``data/models/asr_small/ledger.json``) and is committed with it.
+Runs whose export was not shipped are kept too (``shipped: false``): a curve needs its failures.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from ..files import write_text_atomic
+
+LEDGER_NAME = "ledger.json"
+REQUIRED = ("id", "steps", "cpu_hours", "dev_wer", "changed")
+
+
+class LedgerError(ValueError):
+    """A ledger file or entry that cannot be read or appended (the message says what is wrong)."""
+
+
+def sha1_of(path: str | os.PathLike) -> str:
+    """SHA-1 of a model file: how runs name the model they started from and the one they exported."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (the data loader's workers):
+    CPU-hours, not wall hours, so a run that shared the cores is not charged for the other job."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def read(path: str | os.PathLike) -> dict:
+    """The ledger at ``path`` ({"model", "runs": [...]}); an absent file is an empty ledger."""
+    path = Path(path)
+    if not path.exists():
+        return {"model": path.parent.name, "runs": []}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise LedgerError(f"{path}: not valid JSON ({e}); restore it from git before training again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise LedgerError(f"{path}: a ledger is an object with a 'runs' list")
+    return data
+
+
+def find(runs: list[dict], run_id: str | None) -> dict | None:
+    return next((r for r in runs if r["id"] == run_id), None) if run_id else None
+
+
+def parent_of(runs: list[dict], model_sha1: str | None) -> dict | None:
+    """The latest run that exported the model with this SHA-1 (where a new run's weights came from)."""
+    hits = [r for r in runs if model_sha1 and r.get("model_sha1") == model_sha1]
+    return hits[-1] if hits else None
+
+
+def lineage(runs: list[dict], run_id: str | None) -> list[dict]:
+    """The runs from the first ancestor to ``run_id``, in order (a run's weights came from the one before)."""
+    chain, seen = [], set()
+    r = find(runs, run_id)
+    while r is not None and r["id"] not in seen:
+        chain.append(r)
+        seen.add(r["id"])
+        r = find(runs, r.get("parent"))
+    return chain[::-1]
+
+
+def append(path: str | os.PathLike, run: dict) -> dict:
+    """Add ``run`` to the ledger (written whole). Fills ``cumulative_steps`` and ``cumulative_cpu_hours`` from
+    its parent; returns the stored entry."""
+    missing = [k for k in REQUIRED if k not in run]
+    if missing:
+        raise LedgerError(f"a ledger run needs {', '.join(REQUIRED)}; missing {', '.join(missing)}")
+    if not isinstance(run["dev_wer"], dict):
+        raise LedgerError("dev_wer must map each dev split to {'wer', 'ci95', 'n'}")
+    path = Path(path)
+    data = read(path)
+    if find(data["runs"], run["id"]):
+        raise LedgerError(f"{path}: run id {run['id']!r} is already in the ledger")
+    parent = find(data["runs"], run.get("parent"))
+    if run.get("parent") and parent is None:
+        raise LedgerError(f"{path}: parent run {run['parent']!r} is not in the ledger")
+    entry = dict(run)
+    entry["cumulative_steps"] = int(run["steps"]) + (parent["cumulative_steps"] if parent else 0)
+    entry["cumulative_cpu_hours"] = round(float(run["cpu_hours"]) + (parent["cumulative_cpu_hours"] if parent else 0), 3)
+    entry.setdefault("date", time.strftime("%Y-%m-%d %H:%M"))
+    data["runs"].append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+    return entry
+
+
+def next_id(path: str | os.PathLike) -> str:
+    runs = read(path)["runs"]
+    return f"r{len(runs) + 1:03d}"
+
+
+def curve(data: dict, run_id: str | None = None) -> dict[str, list[dict]]:
+    """Dev WER against cumulative CPU-hours per split, along the lineage of ``run_id`` (default: the last
+    shipped run, else the last run): {split: [{"cpu_hours", "wer", "ci95", "run"}...]}."""
+    runs = data["runs"]
+    if run_id is None:
+        shipped = [r for r in runs if r.get("shipped")]
+        run_id = (shipped or runs or [{"id": None}])[-1]["id"]
+    out: dict[str, list[dict]] = {}
+    for r in lineage(runs, run_id):
+        for split, w in r["dev_wer"].items():
+            out.setdefault(split, []).append({"cpu_hours": r["cumulative_cpu_hours"], "wer": w["wer"],
+                                              "ci95": w.get("ci95"), "run": r["id"]})
+    return out
+
+
+def plot_curve(data: dict, ax=None, title: str | None = None):
+    """One line per dev split: WER (95 % interval) against cumulative CPU-hours, every run of the ledger whose
+    lineage ends in the shipped model; runs off that lineage as grey crosses."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    main = curve(data)
+    on_line = {p["run"] for pts in main.values() for p in pts}
+    for split, pts in main.items():
+        xs, ys = [p["cpu_hours"] for p in pts], [100 * p["wer"] for p in pts]
+        err = [[100 * (p["wer"] - p["ci95"][0]) if p["ci95"] else 0 for p in pts],
+               [100 * (p["ci95"][1] - p["wer"]) if p["ci95"] else 0 for p in pts]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=split)
+    for r in data["runs"]:
+        if r["id"] not in on_line:
+            for w in r["dev_wer"].values():
+                ax.plot([r["cumulative_cpu_hours"]], [100 * w["wer"]], "x", color="0.5")
+    ax.set_xlabel("cumulative CPU-hours of training (2-core CPU)")
+    ax.set_ylabel("dev WER (%)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title or f"{data.get('model', 'ASR')}: dev WER against training compute")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+DEV_SETS = ("dev", "dev clean", "dev noisy", "dev truncated", "asterisk adapt_dev")
+
+
+def dev_sets(corpus, n: int = 200, real: bool = True) -> dict[str, list[dict]]:
+    """The ledger's dev splits: the corpus's dev speakers (first ``n``; clean, noisy and truncated subsets of
+    them) and, with ``real``, the adaptation half's dev part of the one real speaker. Never a test split."""
+    from ..data import open_dataset
+    dev = open_dataset(corpus, "dev").entries[:n]
+    out = {"dev": dev,
+           "dev clean": [e for e in dev if not e.get("noise") and not e.get("truncated")],
+           "dev noisy": [e for e in dev if e.get("noise")],
+           "dev truncated": [e for e in dev if e.get("truncated")]}
+    if real:
+        out["asterisk adapt_dev"] = open_dataset("asterisk:en", "adapt_dev").entries
+    return out
+
+
+def dev_wer(model, sets: dict[str, list[dict]], batch_size: int = 32, seed: int = 0) -> dict:
+    """Greedy offline WER (normalised, 95 % interval) of ``model`` at its default context on each dev split.
+    Offline decoding equals cache-aware streaming (tested), and is ~10x cheaper to run after every run."""
+    import torch
+
+    from .scoring import wer_ci
+    from .tokenizer import strip_special
+    model.eval()
+    out, cache = {}, {}
+    for name, entries in sets.items():
+        todo = [e["audio_filepath"] for e in entries if e["audio_filepath"] not in cache]
+        if todo:
+            with torch.inference_mode():
+                hyps = model.transcribe(todo, batch_size=batch_size, verbose=False)
+            hyps = hyps[0] if isinstance(hyps, tuple) else hyps
+            cache.update({p: strip_special(h.text if hasattr(h, "text") else h) for p, h in zip(todo, hyps)})
+        if entries:
+            w = wer_ci([e["text"] for e in entries], [cache[e["audio_filepath"]] for e in entries], seed)
+            out[name] = {"wer": round(w["value"], 4), "ci95": [round(c, 4) for c in w["ci95"]], "n": w["n"]}
+    return out
