@@ -285,3 +285,32 @@ def test_training_compounds_resume_and_ledger(smoke_corpus, tmp_path):
     assert {"dev", "dev clean", "asterisk adapt_dev"} <= set(runs[0]["dev_wer"])
     assert json.loads((tmp_path / "w" / "run.json").read_text())["charged"]["step"] == 4
     assert (first / "model.nemo").is_file()
+
+
+def test_teacher_windows_place_each_utterance_on_the_teacher_hop():
+    from workbench.asr.distill import HOP, WINDOW, pack
+    placed = pack([16000 * 5, 16000 * 12, 16000 * 14, 16000 * 40, 100], max_windows=2)
+    assert [(i, w) for i, w, _ in placed] == [(0, 0), (1, 0), (2, 1), (4, 1)]   # 40 s: no teacher; 2 windows at most
+    assert all(off % HOP == 0 for _, _, off in placed)
+    for (i, w, off), (j, w2, off2) in zip(placed, placed[1:]):
+        if w == w2:
+            assert off2 >= off + [16000 * 5, 16000 * 12, 16000 * 14, 16000 * 40, 100][i]   # no overlap
+    assert all(off + n <= WINDOW for (i, _, off), n in ((p, [16000 * 5, 16000 * 12, 16000 * 14, 16000 * 40, 100][p[0]])
+                                                        for p in placed))
+
+
+@pytest.mark.slow
+def test_whisper_distillation_trains_the_head_and_leaves_a_plain_model(smoke_corpus, tmp_path):
+    """The teacher's loss reaches the optimiser (the head and encoder move), and the export has no trace of it."""
+    import json
+    from workbench.asr.recipe import SMOKE_OVERRIDES as args, train
+    from workbench.asr.streaming import load_model
+    out = train("small", args + ["distill.teacher=base", "distill.weight=1.0", "distill.max_windows=1", "trainer.max_steps=3",
+                                 "trainer.log_every_n_steps=1"],
+                out_dir=tmp_path / "m", work_dir=tmp_path / "w")
+    model = load_model(out / "model.nemo", "cpu")
+    assert not any(k.startswith("distill_head") for k in model.state_dict())
+    logs = (tmp_path / "w" / "logs").rglob("metrics.csv")
+    header = next(iter(logs)).read_text().splitlines()[0]
+    assert "adapter_loss/distill_head" in header          # NeMo added and logged the teacher's loss
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 3

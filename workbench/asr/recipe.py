@@ -323,6 +323,13 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         splits["train"] = [e for e in splits["train"] if is_clean(e)]
     elif cfg.get("train_filter") not in (None, "all"):
         raise ValueError(f"train_filter must be 'all' or 'clean', not {cfg.train_filter!r}")
+    if cfg.get("channel") and float(cfg.channel.fraction) > 0:
+        from ..data.channel import KINDS, channel_variants
+        variants = channel_variants(splits["train"], float(cfg.channel.fraction), CACHE / "channel" / corpus.name,
+                                    tuple(cfg.channel.get("kinds") or KINDS), seed=int(cfg.get("seed", 0)))
+        print(f"[train-asr] + {len(variants)} channel variants of training utterances "
+              f"({', '.join(sorted(set(v['channel'] for v in variants)))})", flush=True)
+        splits["train"] = splits["train"] + variants
     if cfg.get("adapt"):
         extra = _adapt_entries(cfg.adapt)
         print(f"[train-asr] + {len(extra)} utterances of real speech ({cfg.adapt.source} {cfg.adapt.part}, "
@@ -378,7 +385,15 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         del start
     if stage == "hybrid" and cfg.rnnt_loss == "torchaudio":
         use_torchaudio_rnnt_loss(model)
-    n_params = sum(p.numel() for p in model.parameters())
+    distiller = None
+    if cfg.get("distill"):           # a Whisper teacher's encoder frames as an auxiliary target (asr/distill.py)
+        from .distill import WhisperDistiller
+        d = cfg.distill
+        distiller = WhisperDistiller(str(d.get("teacher", "base")), float(d.get("weight", 1.0)),
+                                     int(d.get("max_windows", 1)), int(cfg.threads)).attach(model)
+        print(f"[train-asr] distilling Whisper {d.get('teacher', 'base')}'s encoder (weight {d.get('weight', 1.0)}, "
+              f"{d.get('max_windows', 1)} window(s) of 30 s per step)", flush=True)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("distill_head."))
     print(f"[train-asr] {name}: {n_params / 1e6:.2f} M parameters, corpus {corpus.name}, "
           f"{len(splits['train'])} training utterances, work dir {work}", flush=True)
     last = work / "checkpoints" / "last.ckpt"
@@ -394,6 +409,8 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     if best and Path(best).exists():
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict(state)
+    if distiller is not None:
+        distiller.detach(model)      # the export is the plain NeMo model
     result = export(model, cfg, out, splits["test"], train_s=train_s, best_ckpt=best, n_params=n_params,
                     steps=trainer.global_step, ranks=audit.summary)
     if ledger:

@@ -536,8 +536,9 @@ def asr_ledger(data: dict) -> str:
     rows = ["| run | from | steps (cum.) | CPU-h (cum.) | " + " | ".join(splits) + " | shipped | what changed |",
             "|---|---|---|---|" + "---|" * len(splits) + "---|---|"]
     for r in runs:
-        cells = [f"{100 * r['dev_wer'][s]['wer']:.1f} [{100 * r['dev_wer'][s]['ci95'][0]:.1f}, "
-                 f"{100 * r['dev_wer'][s]['ci95'][1]:.1f}]" if s in r["dev_wer"] else "n/a" for s in splits]
+        cells = [("n/a" if s not in r["dev_wer"] else f"{100 * r['dev_wer'][s]['wer']:.1f}"
+                  + (f" [{100 * r['dev_wer'][s]['ci95'][0]:.1f}, {100 * r['dev_wer'][s]['ci95'][1]:.1f}]"
+                     if r["dev_wer"][s].get("ci95") else "")) for s in splits]
         rows.append(f"| {r['id']}{'' if r['id'] in on_line else ' (off the line)'} | {r.get('parent') or '-'} | "
                     f"{r['steps']:,} ({r['cumulative_steps']:,}) | {r['cpu_hours']:.2f} ({r['cumulative_cpu_hours']:.2f}) | "
                     + " | ".join(cells) + f" | {'yes' if r.get('shipped') else 'no'} | {r['changed']} |")
