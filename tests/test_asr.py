@@ -301,7 +301,7 @@ def test_teacher_windows_place_each_utterance_on_the_teacher_hop():
 
 @pytest.mark.slow
 def test_whisper_distillation_trains_the_head_and_leaves_a_plain_model(smoke_corpus, tmp_path):
-    """The teacher's loss reaches the optimiser (the head and encoder move), and the export has no trace of it."""
+    """The teacher's loss is added to NeMo's own and logged by it, and the export has no trace of the teacher."""
     import json
     from workbench.asr.recipe import SMOKE_OVERRIDES as args, train
     from workbench.asr.streaming import load_model

@@ -225,3 +225,16 @@ def test_espnet_recipe_trains_and_ships(smoke_corpus, tmp_path, monkeypatch):
     c = torch.load(s3 / "model.pth")
     assert [k for k in weights if not torch.allclose(b[k], c[k], atol=1e-6)] == []
     assert json.loads((s3 / "metrics.json").read_text())["tokenizer_from"] == str(s2 / "bpe.model")
+
+
+def test_loops_are_cut_and_no_final_outruns_its_audio(esp, test_audio):
+    from workbench.asr.espnet_backend import guard_repetitions
+    assert guard_repetitions([5, 7, 7, 7, 7, 7, 9]) == [5, 7, 7, 9]
+    assert guard_repetitions([1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 4]) == [1, 2, 3, 1, 2, 3, 4]
+    assert guard_repetitions([4, 4, 6, 6, 8]) == [4, 4, 6, 6, 8]        # twice is speech, not a loop
+    # an untrained model (random weights) writes whatever it likes: the final stays within its audio's budget
+    audio = test_audio[0]
+    final = _run(esp, audio, 4800)[-1]
+    for h in final.nbest:
+        assert len(h.tokens) <= max(1, int(esp.max_tokens_per_s * len(audio) / 16000))
+        assert guard_repetitions(h.tokens) == h.tokens

@@ -154,14 +154,38 @@ class EspnetStream:
     finished: bool = False
 
 
+def guard_repetitions(ids: list[int], max_repeats: int = 2, max_n: int = 4) -> list[int]:
+    """``ids`` with every run of an n-gram (n <= ``max_n``) repeated back to back more than ``max_repeats``
+    times cut to ``max_repeats`` copies. An attention decoder that has lost the audio loops ("onil onil onil
+    ..."); people rarely say the same words three times running, and a loop costs one error per repeat."""
+    out = list(ids)
+    changed = True
+    while changed:
+        changed = False
+        for n in range(1, max_n + 1):
+            i = 0
+            while i + n * (max_repeats + 1) <= len(out):
+                gram = out[i:i + n]
+                k = 1
+                while out[i + k * n:i + (k + 1) * n] == gram:
+                    k += 1
+                if k > max_repeats:
+                    del out[i + max_repeats * n:i + k * n]
+                    changed = True
+                i += 1
+    return out
+
+
 class EspnetStreamingRecognizer:
     """Contextual-block streaming ASR from an espnet2 ``config.yaml`` + ``model.pth``."""
 
     def __init__(self, asr_train_config: str | os.PathLike, asr_model_file: str | os.PathLike,
                  beam_size: int = 4, nbest: int = 3, ctc_weight: float = 0.3, device: str | None = None,
-                 root: str | os.PathLike | None = None, reranker=None):
+                 root: str | os.PathLike | None = None, reranker=None, max_tokens_per_s: float = 12.0):
         """``reranker`` (``Final -> Final``, as for the NeMo recogniser): the final n-best is reordered by it,
-        the milliseconds it took appended to ``rerank_ms``."""
+        the milliseconds it took appended to ``rerank_ms``. Every final hypothesis is guarded against loops
+        (``guard_repetitions``) and cut to ``max_tokens_per_s`` tokens per second of audio (a person says
+        about six of these pieces a second)."""
         import yaml
         from espnet2.bin.asr_inference_streaming import Speech2TextStreaming
         for p in (asr_train_config, asr_model_file):
@@ -187,6 +211,7 @@ class EspnetStreamingRecognizer:
         if reranker is not None and nbest < 2:
             raise ValueError("a reranker needs an n-best list to reorder: pass nbest >= 2")
         self.reranker, self.rerank_ms = reranker, []
+        self.max_tokens_per_s = max_tokens_per_s
 
     @property
     def latency_ms(self) -> float:
@@ -263,8 +288,9 @@ class EspnetStreamingRecognizer:
         if enc is not None and len(enc):
             st.encoder_out.append(enc.cpu())
         out, seen = [], set()
+        cap = max(1, int(self.max_tokens_per_s * st.n_samples / MODEL_SAMPLE_RATE))
         for h in nbest[: self.s2t.nbest]:
-            ids = [int(t) for t in h.yseq[1:-1].tolist() if int(t) != 0]
+            ids = guard_repetitions([int(t) for t in h.yseq[1:-1].tolist() if int(t) != 0])[:cap]
             if tuple(ids) in seen:            # one entry per token sequence, as the NeMo n-best
                 continue
             seen.add(tuple(ids))

@@ -107,15 +107,18 @@ def next_id(path: str | os.PathLike) -> str:
     return f"r{len(runs) + 1:03d}"
 
 
-def curve(data: dict, run_id: str | None = None) -> dict[str, list[dict]]:
-    """Dev WER against cumulative CPU-hours per split, along the lineage of ``run_id`` (default: the last
-    shipped run, else the last run): {split: [{"cpu_hours", "wer", "ci95", "run"}...]}."""
+def main_line(data: dict) -> list[dict]:
+    """The lineage of the last shipped run (else of the last run): the runs the shipped weights went through."""
     runs = data["runs"]
-    if run_id is None:
-        shipped = [r for r in runs if r.get("shipped")]
-        run_id = (shipped or runs or [{"id": None}])[-1]["id"]
+    shipped = [r for r in runs if r.get("shipped")]
+    return lineage(runs, (shipped or runs or [{"id": None}])[-1]["id"])
+
+
+def curve(data: dict, run_id: str | None = None) -> dict[str, list[dict]]:
+    """Dev WER against cumulative CPU-hours per split, along the lineage of ``run_id`` (default: the main
+    line, ``main_line``): {split: [{"cpu_hours", "wer", "ci95", "run"}...]}."""
     out: dict[str, list[dict]] = {}
-    for r in lineage(runs, run_id):
+    for r in (lineage(data["runs"], run_id) if run_id else main_line(data)):
         for split, w in r["dev_wer"].items():
             out.setdefault(split, []).append({"cpu_hours": r["cumulative_cpu_hours"], "wer": w["wer"],
                                               "ci95": w.get("ci95"), "run": r["id"]})
@@ -129,12 +132,13 @@ def plot_curve(data: dict, ax=None, title: str | None = None):
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.5))
     main = curve(data)
-    on_line = {p["run"] for pts in main.values() for p in pts}
+    on_line = {r["id"] for r in main_line(data)}
     for split, pts in main.items():
         xs, ys = [p["cpu_hours"] for p in pts], [100 * p["wer"] for p in pts]
         err = [[100 * (p["wer"] - p["ci95"][0]) if p["ci95"] else 0 for p in pts],
                [100 * (p["ci95"][1] - p["wer"]) if p["ci95"] else 0 for p in pts]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=split)
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=split,
+                    **({"ls": "--", "color": "0.6"} if "logged" in split else {}))   # history, not comparable
     for r in data["runs"]:
         if r["id"] not in on_line:
             for w in r["dev_wer"].values():

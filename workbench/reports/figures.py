@@ -527,11 +527,11 @@ def s2s(r: dict) -> str:
 
 def asr_ledger(data: dict) -> str:
     """Every run of the shipped recogniser's ledger (``data/models/asr_small/ledger.json``) and the curve."""
-    from ..asr.ledger import curve
+    from ..asr.ledger import main_line
     runs = data["runs"]
     if not runs:
         return "(the ledger is empty: `python -m workbench train-asr ...` appends to it)"
-    on_line = {p["run"] for pts in curve(data).values() for p in pts}
+    on_line = {r["id"] for r in main_line(data)}
     splits = list(dict.fromkeys(k for r in runs for k in r["dev_wer"]))
     rows = ["| run | from | steps (cum.) | CPU-h (cum.) | " + " | ".join(splits) + " | shipped | what changed |",
             "|---|---|---|---|" + "---|" * len(splits) + "---|---|"]
@@ -546,6 +546,19 @@ def asr_ledger(data: dict) -> str:
                               "streaming), Whisper's normaliser; CPU-hours are user + system time of the training "
                               "process and its loader workers. The curve: `docs/figures/asr_ledger.png`.",
                               "", "![dev WER against cumulative CPU-hours](docs/figures/asr_ledger.png)"])
+
+
+def asr_train(r: dict) -> str:
+    """What bf16 buys the recogniser's training on this CPU (``bench asr-train``)."""
+    rows = ["| precision | s per step (mean) | steps per hour | CPU-s per step | speed-up over fp32 |", "|---|---|---|---|---|"]
+    for p, v in r["precisions"].items():
+        rows.append(f"| {'fp32' if p == '32' else p} | {v['mean_step_s']:.2f} | {v['steps_per_hour']:,.0f} | "
+                    f"{v['cpu_s_per_step']:.2f} | {v['speedup_vs_fp32']:.2f}x |")
+    n = next(iter(r["precisions"].values()))
+    return "\n".join(rows + ["", f"Profile `{r['profile']}`, {r['n_params'] / 1e6:.2f} M parameters, batch {n['batch_size']}, "
+                              f"{r['repeats']} interleaved rounds of {r['steps_per_run']} steps per precision "
+                              f"({n['n_steps']} timed steps each, the first of every run not counted).",
+                              _prov(r, r["command"])])
 
 
 LEDGER = ROOT / "data" / "models" / "asr_small" / "ledger.json"
@@ -564,7 +577,7 @@ def draw_ledger(ledger: Path = LEDGER, out: Path = ROOT / "docs" / "figures" / "
     return out
 
 
-BLOCKS = {"asr_ledger": (LEDGER, asr_ledger), "s2s": ("bench_s2s.json", s2s), "tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
+BLOCKS = {"asr_ledger": (LEDGER, asr_ledger), "asr_train": ("bench_asr_train.json", asr_train), "s2s": ("bench_s2s.json", s2s), "tagger": ("bench_tagger.json", tagger), "tts": ("bench_tts.json", tts), "codec": ("bench_codec.json", codec), "looktotalk": ("bench_looktotalk.json", looktotalk), "batching": ("bench_batching.json", batching), "endpoint": ("bench_endpoint.json", endpoint),
           "asr": ("bench_asr.json", asr), "asr_splits": ("bench_asr_splits.json", asr_splits),
           "rescoring": ("bench_rescoring.json", rescoring), "repair": ("bench_repair.json", repair)}
 
