@@ -241,13 +241,16 @@ def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
 
     ``--resume`` continues the work folder's checkpoint (optimiser, schedule, step, data position): an
     interrupted run keeps its id and is charged for all of its compute; a run that was already recorded goes on
-    as a new run whose parent is that one. With no checkpoint (the cache is gone), it continues from the
-    shipped model with a fresh optimiser, and says so."""
+    as a new run whose parent is that one (on the finished run's schedule: a new schedule is ``--init-from`` its
+    export). With no checkpoint (the cache is gone), it continues from the shipped model with a fresh
+    optimiser, and says so."""
     last = work / "checkpoints" / "last.ckpt"
     stamp = work / "run.json"
     from ..files import write_text_atomic
-    if resume and last.exists() and stamp.exists():
-        meta = json.loads(stamp.read_text())
+    if resume and last.exists():
+        meta = json.loads(stamp.read_text()) if stamp.exists() else \
+            {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}", "parent": None,
+             "how": "a checkpoint from before the ledger", "charged": None}
         if meta.get("charged"):              # recorded already: what follows is a new run on top of it
             meta = {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}",
                     "parent": meta["id"], "how": f"resumed {repo_rel(last)} after run {meta['id']}",
