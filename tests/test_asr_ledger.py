@@ -77,3 +77,20 @@ def test_adaptation_refuses_the_held_out_half():
         _adapt_entries(OmegaConf.create({"source": "asterisk:en", "part": "heldout"}))
     ents = _adapt_entries(OmegaConf.create({"source": "asterisk:en", "part": "adapt_train", "repeat": 2}))
     assert len(ents) % 2 == 0 and all(0 <= e["speech_start"] < e["speech_end"] <= e["duration"] for e in ents)
+
+
+def test_split_targets_read_the_issue_bars_off_the_table():
+    from workbench.asr.bench import split_targets
+    row = lambda w, e=None, n=None: {"wer": w, "errors": e, "words": n}   # noqa: E731
+    table = {"ours: NeMo streaming [70, 13] greedy": {"test": row(0.30), "clean test": row(0.07),
+                                                      "real: asterisk:en heldout": row(0.35),
+                                                      "real: pocketsphinx:librivox": row(0.9, 90, 100),
+                                                      "real: pocketsphinx:cards": row(0.1, 2, 20)},
+             "peer: Whisper tiny.en (not streaming)": {"test": row(0.33), "clean test": row(0.05)},
+             "ours: ESPnet streaming (beam 4)": {"clean test": row(0.11)}}
+    t = split_targets(table)
+    assert t["test: at or below Whisper tiny.en"]["met"] and not t["clean test: at or below Whisper tiny.en"]["met"]
+    assert t["clean test <= 8%"]["met"] and not t["real: asterisk:en heldout <= 30%"]["met"]
+    assert t["librivox + cards (pooled) <= 60%"]["ours"] == pytest.approx(92 / 120)
+    assert not t["ESPnet clean test <= 1.5x ours"]["met"]          # 11 % > 1.5 x 7 %
+    assert "unseen text: at or below Whisper tiny.en" not in t      # absent sets are not claimed

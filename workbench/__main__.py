@@ -222,7 +222,8 @@ def _bench(args) -> int:
     if args.what == "asr" and args.splits_only:
         from .asr.bench import run_splits
         res = run_splits(args.model, n_splits=args.n_splits or 100, peers=not args.no_peers, out_dir=args.out,
-                         results_dir=args.results, corpus_size=args.corpus_size, device=args.device)
+                         results_dir=args.results, corpus_size=args.corpus_size, device=args.device,
+                         systems=args.systems.split(",") if args.systems else None)
         print(json.dumps({sys: {s: f"{100 * v['wer']:.1f} % [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] n={v['n']}"
                                 for s, v in row.items()} for sys, row in res["splits"]["table"].items()}, indent=1))
         print(json.dumps({"rtf": res["splits"]["rtf"], "wall_s": res["wall_s"], "out_dir": res["out_dir"]}, indent=1))
@@ -539,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-peers", action="store_true", help="asr: the per-split table without Whisper and PocketSphinx")
     b.add_argument("--splits-only", action="store_true",
                    help="asr: only the per-split table (a model against the peers) -> bench_asr_splits.json")
+    b.add_argument("--systems", default=None,
+                   help="asr --splits-only: which systems, comma-separated (nemo,espnet,whisper-tiny,whisper-base,"
+                        "pocketsphinx; default all)")
     b.add_argument("--corpus-size", default="default")
     b.add_argument("--thresholds", default=None, help="comma-separated cascade thresholds")
     b.add_argument("--device", default=None, help="cpu | cuda (default: a GPU when present)")

@@ -193,6 +193,9 @@ def asr_splits(r: dict) -> str:
              "RTF: one stream in 30 ms frames through each system's `Recognizer`, the same utterances. Whisper is "
              "not streaming (it hears the whole utterance first); PocketSphinx decodes as audio arrives but its "
              "text is final only at the end; ours stream with the lookahead shown.",
+             *(["", "| target (streaming-ASR issue) | ours | bound | met? |", "|---|---|---|---|"]
+               + [f"| {k} | {100 * v['ours']:.1f} % | {100 * v['target']:.1f} % | {'yes' if v['met'] else '**no**'} |"
+                  for k, v in sp.get("targets", {}).items()] + [""] if sp.get("targets") else []),
              f"Model: `{Path(r['model']).relative_to(ROOT) if Path(r['model']).is_relative_to(ROOT) else r['model']}`.",
              _prov(r, r.get("command") or f"python -m workbench bench asr --splits-only --n-splits {sp['n_per_set']}")]
     return "\n".join(lines)
