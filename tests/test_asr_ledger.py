@@ -94,3 +94,40 @@ def test_split_targets_read_the_issue_bars_off_the_table():
     assert t["librivox + cards (pooled) <= 60%"]["ours"] == pytest.approx(92 / 120)
     assert not t["ESPnet clean test <= 1.5x ours"]["met"]          # 11 % > 1.5 x 7 %
     assert "unseen text: at or below Whisper tiny.en" not in t      # absent sets are not claimed
+
+
+def test_ship_only_what_beats_the_shipped_run_on_dev(tmp_path):
+    from workbench.asr.recipe import ShipRefusedError, ship
+    target = tmp_path / "asr_small"
+    target.mkdir()
+    exports = {}
+    for name in ("a", "b"):
+        d = exports[name] = tmp_path / name
+        d.mkdir()
+        (d / "model.nemo").write_bytes(name.encode() * 100)
+        (d / "config.yaml").write_text("x: 1\n")
+        (d / "metrics.json").write_text("{}")
+    (target / "model.nemo").write_bytes(b"old")
+    led = target / "ledger.json"
+    L.append(led, _run("r001", wer=0.40, model_sha1=L.sha1_of(target / "model.nemo"), shipped=True))
+    L.append(led, _run("r002", parent="r001", wer=0.45, model_sha1=L.sha1_of(exports["a"] / "model.nemo")))
+    L.append(led, _run("r003", parent="r001", wer=0.35, model_sha1=L.sha1_of(exports["b"] / "model.nemo")))
+    with pytest.raises(ShipRefusedError, match="worse than the shipped run r001 on dev"):
+        ship(exports["a"], target=target)
+    assert (target / "model.nemo").read_bytes() == b"old"          # nothing moved
+    ship(exports["b"], target=target)
+    assert (target / "model.nemo").read_bytes() == b"b" * 100
+    runs = L.read(led)["runs"]
+    assert runs[2]["shipped"] and L.main_line(L.read(led))[-1]["id"] == "r003"
+    with pytest.raises(ShipRefusedError, match="not in the ledger"):
+        (exports["a"] / "model.nemo").write_bytes(b"unknown")
+        ship(exports["a"], target=target)
+
+
+def test_prompts_are_trained_on_in_their_spoken_form():
+    from workbench.data.real import spoken_form
+    assert spoken_form("To look into your messages press 1 now.  You may quit.") == \
+        "to look into your messages press one now you may quit"
+    assert spoken_form('IAX (note: does not say "2")') == "iax"
+    assert spoken_form("the 3rd call-forward & 25%") == "the third call forward and twenty five percent"
+    assert spoken_form("[beep]") == ""

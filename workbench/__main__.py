@@ -84,6 +84,16 @@ def _train_asr(args) -> int:
     return 0
 
 
+def _ship_asr(args) -> int:
+    from .asr.recipe import ShipRefusedError, ship
+    try:
+        ship(args.export, force=args.force)
+    except ShipRefusedError as e:
+        print(f"ship-asr: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _train_arbitrator(args) -> int:
     from .endpoint.bench import train
     out = train(args.model, corpus_size=args.corpus_size, n_train=args.n_train, n_dev=args.n_dev,
@@ -403,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of training one, so --init-from an export loads every weight")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
+    sa = sub.add_parser("ship-asr", help="make a train-asr export the shipped model when the ledger shows it beats the "
+                                         "shipped one on every dev split")
+    sa.add_argument("export", type=Path, help="the export folder (model.nemo, config.yaml, metrics.json)")
+    sa.add_argument("--force", action="store_true", help="ship even where it is worse on a dev split (said so)")
+    sa.set_defaults(func=_ship_asr)
     a = sub.add_parser("train-arbitrator", help="train the two-pass end-pointer's arbitrator on the default ASR model's streaming outputs")
     a.add_argument("--model", type=Path, default=None, help="ASR .nemo (default: the shipped model)")
     a.add_argument("--corpus-size", default="default")

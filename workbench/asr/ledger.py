@@ -102,6 +102,18 @@ def append(path: str | os.PathLike, run: dict) -> dict:
     return entry
 
 
+def mark_shipped(path: str | os.PathLike, run_id: str, export: str) -> dict:
+    """Record that ``run_id``'s export is now the shipped model (its folder ``export``): written whole."""
+    path = Path(path)
+    data = read(path)
+    run = find(data["runs"], run_id)
+    if run is None:
+        raise LedgerError(f"{path}: no run {run_id!r} to mark shipped")
+    run["shipped"], run["shipped_as"] = True, export
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+    return run
+
+
 def next_id(path: str | os.PathLike) -> str:
     runs = read(path)["runs"]
     return f"r{len(runs) + 1:03d}"

@@ -226,13 +226,14 @@ class StepTimer:
 
 def _adapt_entries(spec) -> list[dict]:
     """Real speech mixed into training (profile key ``adapt``: source, part, repeat): only a part that is not
-    scored on test (Asterisk's ``adapt_train``), with its speech bounds for the <EOU> labels."""
-    from ..data.real import with_speech_bounds
+    scored on test (Asterisk's ``adapt_train``), with its speech bounds for the <EOU> labels and its text in the
+    corpus's spoken form (stage 7 trained on the written form: digits and punctuation were <unk> pieces)."""
+    from ..data.real import spoken_form, with_speech_bounds
     if spec.part not in ("adapt_train",):
         raise ValueError(f"adapt.part must be 'adapt_train' (the held-out half and adapt_dev are never trained on), "
                          f"not {spec.part!r}")
-    entries = with_speech_bounds(open_dataset(spec.source, spec.part).entries)
-    return [dict(e) for _ in range(int(spec.get("repeat", 1))) for e in entries]
+    entries = [{**e, "text": spoken_form(e["text"])} for e in with_speech_bounds(open_dataset(spec.source, spec.part).entries)]
+    return [dict(e) for _ in range(int(spec.get("repeat", 1))) for e in entries if e["text"]]
 
 
 def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
@@ -474,6 +475,40 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
     print(f"[train-asr] exported {out}: " + ", ".join(f"{k} WER {v['wer']:.3f} (clean {v['wer_clean']})"
                                                        for k, v in metrics[f"greedy_{head}_wer"].items()))
     return out
+
+
+class ShipRefusedError(RuntimeError):
+    """An export that may not replace the shipped model (the message says which dev split it loses on)."""
+
+
+def ship(export_dir: str | os.PathLike, force: bool = False, target: str | os.PathLike | None = None) -> Path:
+    """Make a run's export the shipped model (``data/models/asr_small``) when the ledger shows it beats the
+    shipped run on every dev split both were scored on (``force``: regardless, and said so). The ledger stays
+    with the model folder; the old model is kept until the new one is in place."""
+    export_dir = Path(export_dir)
+    target = Path(target or MODELS / "asr_small")
+    ledger = target / ledgers.LEDGER_NAME
+    data = ledgers.read(ledger)
+    sha = ledgers.sha1_of(export_dir / "model.nemo")
+    run = ledgers.parent_of(data["runs"], sha)
+    if run is None:
+        raise ShipRefusedError(f"{export_dir}/model.nemo is not in the ledger {ledger}: train it with train-asr first")
+    current = ledgers.main_line(data)[-1] if data["runs"] else None
+    worse = [s for s, w in run["dev_wer"].items() if current and s in current["dev_wer"]
+             and current["dev_wer"][s].get("ci95") and w["wer"] > current["dev_wer"][s]["wer"]]
+    if worse and not force:
+        raise ShipRefusedError(f"run {run['id']} is worse than the shipped run {current['id']} on {', '.join(worse)}")
+    tmp = target.with_name(f".{target.name}.ship")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("model.nemo", "config.yaml", "metrics.json"):
+        shutil.copy2(export_dir / name, tmp / name)
+    shutil.copy2(ledger, tmp / ledgers.LEDGER_NAME)
+    from ..files import replace_dir
+    replace_dir(tmp, target)
+    ledgers.mark_shipped(target / ledgers.LEDGER_NAME, run["id"], repo_rel(target))
+    print(f"[ship-asr] run {run['id']} is the shipped model now" + (f" (forced; worse on {', '.join(worse)})" if worse else ""))
+    return target
 
 
 SMOKE_OVERRIDES = ["corpus.size=smoke", "tokenizer.vocab_size=128", "trainer.max_steps=2", "trainer.max_time=null",

@@ -137,3 +137,17 @@ def with_speech_bounds(entries: list[dict]) -> list[dict]:
         start, end = cache[side]
         out.append({**e, "speech_start": start, "speech_end": min(end, float(e["duration"]))})
     return out
+
+
+def spoken_form(text: str) -> str:
+    """A prompt's transcript as the corpus writes its texts (lower case, words only, numbers spelled out), so
+    training targets use the tokenizer's pieces: "Press 1 now." -> "press one now"; notes in brackets or
+    parentheses ("(note: does not say ...)") are not speech and go. Scoring never needs it (the WER normaliser
+    treats both forms alike)."""
+    from num2words import num2words
+    t = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", text)
+    t = t.replace("&", " and ").replace("%", " percent ")
+    t = re.sub(r"(\d+)(st|nd|rd|th)\b", lambda m: num2words(int(m.group(1)), to="ordinal"), t)
+    t = re.sub(r"\d+", lambda m: " " + num2words(int(m.group(0))) + " ", t)
+    t = re.sub(r"[^a-z' ]+", " ", t.lower().replace("-", " "))
+    return re.sub(r"\s+", " ", t).strip()
