@@ -120,22 +120,27 @@ def _cuda() -> bool:
 
 class WhisperRecognizer(_Buffered):
     """Whisper (faster-whisper) as a ``Recognizer``: buffers the stream, decodes it whole on ``finalize``.
-    Decoding is at temperature 0 only: faster-whisper's fallback to sampling at higher temperatures would
-    make the peer's WER change from run to run on hard audio."""
+
+    Decoding is Whisper's own: temperature 0 first, and faster-whisper's fallback to sampling at higher
+    temperatures when a decode looks like a loop (compression ratio) or is unlikely. Temperature 0 alone lets it
+    loop: on 1 of 110 clean test utterances tiny.en wrote 16x the words, and its clean WER read 35.9 % instead
+    of 23.7 %. The sampling is seeded before every utterance (``ctranslate2.set_random_seed``), so a rerun on the
+    same audio writes the same text."""
 
     name = "Whisper tiny.en (faster-whisper, int8)"
 
-    def __init__(self, model=None, beam_size: int = 5, which: str | None = None):
+    def __init__(self, model=None, beam_size: int = 5, which: str | None = None, seed: int = 0):
         self.model = model or load_whisper(which)
-        self.beam_size = beam_size
+        self.beam_size, self.seed = beam_size, seed
         if which == "base":
             self.name = "Whisper base (faster-whisper, int8)"
 
     def finalize(self, st) -> list:
         audio = np.concatenate(st["audio"]) if st["audio"] else np.zeros(0, np.float32)
+        import ctranslate2
+        ctranslate2.set_random_seed(self.seed)
         segments, _ = self.model.transcribe(audio, language="en", beam_size=self.beam_size, vad_filter=False,
-                                            condition_on_previous_text=False, without_timestamps=True,
-                                            temperature=0.0)
+                                            condition_on_previous_text=False, without_timestamps=True)
         segs = list(segments)
         text = " ".join(s.text.strip() for s in segs).strip()
         score = float(sum(s.avg_logprob for s in segs)) if segs else 0.0
