@@ -19,7 +19,7 @@ from pathlib import Path
 from ..files import write_text_atomic
 
 LEDGER_NAME = "ledger.json"
-REQUIRED = ("id", "steps", "cpu_hours", "dev_wer", "changed")
+REQUIRED = ("id", "steps", "cpu_hours", "changed")     # and dev_wer (recognisers) or dev_metrics (other models)
 
 
 class LedgerError(ValueError):
@@ -83,8 +83,8 @@ def append(path: str | os.PathLike, run: dict) -> dict:
     missing = [k for k in REQUIRED if k not in run]
     if missing:
         raise LedgerError(f"a ledger run needs {', '.join(REQUIRED)}; missing {', '.join(missing)}")
-    if not isinstance(run["dev_wer"], dict):
-        raise LedgerError("dev_wer must map each dev split to {'wer', 'ci95', 'n'}")
+    if not isinstance(run.get("dev_wer", run.get("dev_metrics")), dict):
+        raise LedgerError("a ledger run needs dev_wer ({split: {'wer', 'ci95', 'n'}}) or dev_metrics ({name: value})")
     path = Path(path)
     data = read(path)
     if find(data["runs"], run["id"]):
@@ -131,7 +131,7 @@ def curve(data: dict, run_id: str | None = None) -> dict[str, list[dict]]:
     line, ``main_line``): {split: [{"cpu_hours", "wer", "ci95", "run"}...]}."""
     out: dict[str, list[dict]] = {}
     for r in (lineage(data["runs"], run_id) if run_id else main_line(data)):
-        for split, w in r["dev_wer"].items():
+        for split, w in r.get("dev_wer", {}).items():
             out.setdefault(split, []).append({"cpu_hours": r["cumulative_cpu_hours"], "wer": w["wer"],
                                               "ci95": w.get("ci95"), "run": r["id"]})
     return out

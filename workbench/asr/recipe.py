@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..data import ensure_corpus, is_clean, open_dataset
+from ..reports import repo_path
 from ..scale import finish_ranks, shard_audit
 from . import ledger as ledgers
 from .tokenizer import install_tokenizer, strip_special, train_tokenizer
@@ -254,10 +255,10 @@ def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
              "how": "a checkpoint from before the ledger", "charged": None}
         if meta.get("charged"):              # recorded already: what follows is a new run on top of it
             meta = {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}",
-                    "parent": meta["id"], "how": f"resumed {repo_rel(last)} after run {meta['id']}",
+                    "parent": meta["id"], "how": f"resumed {repo_path(last)} after run {meta['id']}",
                     "charged": meta["charged"]}
         else:
-            meta = {**meta, "how": meta.get("how", "") + f"; resumed {repo_rel(last)} after an interruption"}
+            meta = {**meta, "how": meta.get("how", "") + f"; resumed {repo_path(last)} after an interruption"}
         write_text_atomic(stamp, json.dumps(meta))
         return {**meta, "ckpt": last, "init_from": None}
     if resume and not init_from:
@@ -271,15 +272,9 @@ def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
     parent = ledgers.parent_of(runs, ledgers.sha1_of(init_from)) if init_from else None
     meta = {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}",
             "parent": parent and parent["id"],
-            "how": f"init from {repo_rel(init_from)}" if init_from else "from scratch", "charged": None}
+            "how": f"init from {repo_path(init_from)}" if init_from else "from scratch", "charged": None}
     write_text_atomic(stamp, json.dumps(meta))
     return {**meta, "ckpt": None, "init_from": init_from}
-
-
-def repo_rel(path) -> str:
-    p = Path(path).resolve()
-    root = DATA.parent
-    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 
 def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.PathLike | None = None,
@@ -444,7 +439,7 @@ def record_run(ledger_path, model, cfg, export_dir: Path, corpus, n_dev: int = 2
     entry = ledgers.append(ledger_path, {**run, "cpu_hours": round(run["cpu_hours"], 3),
                                          "wall_hours": round(run["wall_hours"], 3), "dev_wer": dev,
                                          "threads": int(cfg.threads), "precision": str(cfg.trainer.precision),
-                                         "corpus": corpus.name, "export": repo_rel(export_dir), "model_sha1": sha,
+                                         "corpus": corpus.name, "export": repo_path(export_dir), "model_sha1": sha,
                                          "shipped": Path(export_dir).resolve() == (MODELS / "asr_small").resolve()})
     print(f"[train-asr] ledger {ledger_path}: run {entry['id']} (parent {entry.get('parent')}), {entry['steps']} steps, "
           f"{entry['cpu_hours']:.2f} CPU-h (cumulative {entry['cumulative_cpu_hours']:.2f}); dev WER "
@@ -506,7 +501,7 @@ def ship(export_dir: str | os.PathLike, force: bool = False, target: str | os.Pa
     shutil.copy2(ledger, tmp / ledgers.LEDGER_NAME)
     from ..files import replace_dir
     replace_dir(tmp, target)
-    ledgers.mark_shipped(target / ledgers.LEDGER_NAME, run["id"], repo_rel(target))
+    ledgers.mark_shipped(target / ledgers.LEDGER_NAME, run["id"], repo_path(target))
     print(f"[ship-asr] run {run['id']} is the shipped model now" + (f" (forced; worse on {', '.join(worse)})" if worse else ""))
     return target
 

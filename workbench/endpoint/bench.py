@@ -66,8 +66,9 @@ def split_signals(rec, corpus_size: str | Path, split: str, n: int, prefer_event
 
 def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_dev: int = 300,
           context=(70, 1), epochs: int = 30, out=None, device=None) -> Path:
+    from ..asr import ledger as ledgers
     from .arbitrator import save, train_arbitrator
-    t0 = time.time()
+    t0, cpu0 = time.time(), ledgers.cpu_seconds()
     rec, path, shipped = recognizer(model_path, context, device)
     tr = split_signals(rec, corpus_size, "train", n_train, prefer_events=True)
     dv = split_signals(rec, corpus_size, "dev", n_dev, prefer_events=True)
@@ -84,6 +85,13 @@ def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_
                                "params": sum(p.numel() for p in model.parameters()),
                                "wall_s": round(time.time() - t0, 1)})
     print(f"[arbitrator] {json.dumps(metrics)}", flush=True)
+    led = out / ledgers.LEDGER_NAME      # the arbitrator's own history: one run per retraining
+    ledgers.append(led, {"id": ledgers.next_id(led), "steps": epochs, "step_unit": "epoch",
+                         "cpu_hours": round((ledgers.cpu_seconds() - cpu0) / 3600, 3),
+                         "wall_hours": round((time.time() - t0) / 3600, 3),
+                         "dev_metrics": {k: metrics[k] for k in ("dev_auc", "dev_balanced_accuracy") if k in metrics},
+                         "changed": f"retrained on the recogniser {file_sha1(path)} ({n_train} train / {n_dev} dev "
+                                    f"utterances)", "asr_model_sha1": file_sha1(path)})
     return out
 
 

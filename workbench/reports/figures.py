@@ -535,7 +535,7 @@ def asr_ledger(data: dict) -> str:
     if not runs:
         return "(the ledger is empty: `python -m workbench train-asr ...` appends to it)"
     on_line = {r["id"] for r in main_line(data)}
-    splits = list(dict.fromkeys(k for r in runs for k in r["dev_wer"]))
+    splits = list(dict.fromkeys(k for r in runs for k in r.get("dev_wer", {})))
     rows = ["| run | from | steps (cum.) | CPU-h (cum.) | " + " | ".join(splits) + " | shipped | what changed |",
             "|---|---|---|---|" + "---|" * len(splits) + "---|---|"]
     for r in runs:
