@@ -38,7 +38,13 @@ def load_profile(profile: str, overrides: list[str] = ()):
     cfg = OmegaConf.load(path)
     if "defaults_from" in cfg:
         base = load_profile(str(path.parent / cfg.pop("defaults_from")))
+        replace = list(cfg.pop("replace", None) or [])     # subtrees that replace the base's instead of merging
+        own = cfg
         cfg = OmegaConf.merge(base, cfg)
+        for key in replace:
+            if OmegaConf.select(own, key) is None:
+                raise KeyError(f"profile {path.name}: replace names {key!r}, which the profile does not set")
+            OmegaConf.update(cfg, key, OmegaConf.select(own, key), merge=False)
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
 
 
@@ -88,7 +94,7 @@ def use_torchaudio_rnnt_loss(model) -> None:
 
 
 def model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
-    from . import features  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor)
+    from . import features, whisper_encoder  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor; the Whisper encoder too)
     from omegaconf import OmegaConf
     m = OmegaConf.to_container(cfg.model, resolve=True)
     m["train_ds"]["manifest_filepath"] = str(manifests["train"])
@@ -103,7 +109,7 @@ def ctc_model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
     """EncDecCTCModelBPE config with the profile's preprocessor, augmentation, encoder and optimiser: the
     encoder pre-training stage. NeMo's plain manifest dataset; the tokenizer is the hybrid's own (its
     <EOU>/<EOB> pieces stay unused here), so the CTC head carries over to the hybrid model unchanged."""
-    from . import features  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor)
+    from . import features, whisper_encoder  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor; the Whisper encoder too)
     from omegaconf import OmegaConf
     m = OmegaConf.to_container(cfg.model, resolve=True)
 
@@ -296,7 +302,7 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     from nemo.collections.asr.models.asr_eou_models import EncDecHybridRNNTCTCBPEEOUModel
     from omegaconf import OmegaConf
 
-    from . import features  # noqa: F401  (registers the global-MVN preprocessor with NeMo)
+    from . import features, whisper_encoder  # noqa: F401  (registers the global-MVN preprocessor with NeMo; the Whisper encoder too)
     cfg = load_profile(profile, overrides)
     name = f"asr_{Path(profile).stem}"
     out = Path(out_dir or MODELS / name)
@@ -340,6 +346,10 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     if init_from:
         from nemo.collections.asr.models import ASRModel
         start = ASRModel.restore_from(str(init_from), map_location="cpu")
+        if start.cfg.encoder.get("_target_") != cfg.model.encoder.get("_target_"):
+            raise ValueError(f"--init-from {init_from}: its encoder is {start.cfg.encoder.get('_target_')}, profile "
+                             f"{profile!r} builds {cfg.model.encoder.get('_target_')}; a new design starts without "
+                             "--init-from (and --resume needs its own checkpoint)")
         install_tokenizer(start.tokenizer.tokenizer.serialized_model_proto(), tok)
     elif not (resume and (tok / "tokenizer.model").exists()):
         train_tokenizer([e["text"] for e in splits["train"]], tok, int(cfg.tokenizer.vocab_size))
@@ -453,6 +463,10 @@ def export(model, cfg, out: Path, test_entries: list[dict], **info) -> Path:
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    if hasattr(model.encoder, "self_contained_cfg"):   # the .nemo carries its weights: restoring needs no package
+        from omegaconf import open_dict
+        with open_dict(model.cfg):
+            model.cfg.encoder.update(model.encoder.self_contained_cfg())
     model.save_to(str(tmp / "model.nemo"))
     OmegaConf.save(cfg, tmp / "config.yaml")
     if (out / ledgers.LEDGER_NAME).is_file():      # the ledger stays with the model folder it describes

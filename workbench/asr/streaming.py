@@ -56,7 +56,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
     ``from_pretrained``. Offline, a name fails within seconds with a clear message, never a hang."""
     from nemo.collections.asr.models import ASRModel
     from ..logs import quiet_if_interactive
-    from . import features  # noqa: F401  (our models' preprocessor: NeMo must be allowed to build it)
+    from . import features, whisper_encoder  # noqa: F401  (our models' preprocessor: NeMo must be allowed to build it; the Whisper encoder too)
     quiet_if_interactive()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     p = Path(name_or_path)
@@ -183,7 +183,8 @@ class StreamingRecognizer:
         self.frame_s = self.hop / MODEL_SAMPLE_RATE * enc.subsampling_factor   # one encoder frame, seconds
         self.eou_id = getattr(model, "eou_token", None)
         self.eob_id = getattr(model, "eob_token", None)
-        self.sampling_frames = enc.pre_encode.get_sampling_frames() if hasattr(enc.pre_encode, "get_sampling_frames") else None
+        pre_encode = getattr(enc, "pre_encode", None)      # the Whisper encoder has its own front end
+        self.sampling_frames = pre_encode.get_sampling_frames() if hasattr(pre_encode, "get_sampling_frames") else None
         self.device = next(model.parameters()).device
 
     # -- sizes (NeMo gives [first, later] lists for chunked_limited) ---------------------------------
