@@ -138,6 +138,14 @@ def test_tuning_on_dev_picks_the_fewest_cut_offs_within_the_budget_and_the_stub_
         check_05_endpoint_tuning(700.0, tuner, 700)
     with pytest.raises(ExerciseError, match="should be a number"):
         check_05_endpoint_tuning(..., tuner, 700)
+    # a budget no setting meets (the default corpus with a weak recogniser): the answer is None, said so
+    assert solutions.pause_within_budget(tuner, 400) is None
+    out = check_05_endpoint_tuning(None, tuner, 400)
+    assert out["pause_ms"] is None and "lowest EP90 is 450 ms, at 300.0 ms" in out["why"]
+    with pytest.raises(ExerciseError, match="the answer is None"):
+        check_05_endpoint_tuning(300.0, tuner, 400)
+    with pytest.raises(ExerciseError, match="should be a number"):
+        check_05_endpoint_tuning(None, tuner, 700)
 
 
 def test_the_students_stubs_are_refused_with_an_exercise_error_not_a_crash(smoke_corpus):

@@ -144,13 +144,20 @@ def check_04_endpointing(first_pass, signals: list, pause_ms: float, theta: floa
 
 
 def check_05_endpoint_tuning(pause_ms: float, tuner, target_ep90_ms: float) -> dict:
-    """Tuning on dev: the pause setting with the fewest cut-offs whose EP90 stays within the budget."""
-    _need(isinstance(pause_ms, (int, float, np.integer, np.floating)),
-          "my_pause_ms should be a number: one of the settings of tuner.curves['pause']")
+    """Tuning on dev: the pause setting with the fewest cut-offs whose EP90 stays within the budget, or None
+    when no setting keeps EP90 within it on these utterances (an answer that does not exist is said so)."""
     curve = tuner.curves.get("pause")
     _need(bool(curve), "the tuner has no pause curve: run tuner.rescore(...) first")
     ok = [r for r in curve if np.isfinite(r["EP90_ms"]) and r["EP90_ms"] <= target_ep90_ms]
-    _need(bool(ok), f"no pause setting keeps EP90 within {target_ep90_ms} ms on these utterances: raise the budget")
+    if not ok:
+        low = min((r for r in curve if np.isfinite(r["EP90_ms"])), key=lambda r: r["EP90_ms"], default=None)
+        where = f"; the lowest EP90 is {low['EP90_ms']:.0f} ms, at {low['setting']} ms" if low else ""
+        _need(pause_ms is None, f"no pause setting keeps EP90 within {target_ep90_ms} ms on these utterances{where}: "
+                                "the answer is None (or raise the budget)")
+        return {"pause_ms": None, "EP90_ms": low["EP90_ms"] if low else None, "cutoff_rate": None,
+                "why": f"no pause setting keeps EP90 within {target_ep90_ms} ms here{where}"}
+    _need(isinstance(pause_ms, (int, float, np.integer, np.floating)),
+          "my_pause_ms should be a number: one of the settings of tuner.curves['pause'] (a setting meets the budget)")
     row = next((r for r in curve if abs(float(r["setting"]) - float(pause_ms)) < 1e-6), None)
     _need(row is not None, f"{pause_ms} ms is not a setting of the tuner's pause curve: "
                            f"{[r['setting'] for r in curve]}")

@@ -65,8 +65,11 @@ def pause_or_eou():
 
 
 def pause_within_budget(tuner, target_ep90_ms: float) -> float:
-    """05: on dev, the pause setting with the fewest cut-offs whose EP90 stays within the budget."""
+    """05: on dev, the pause setting with the fewest cut-offs whose EP90 stays within the budget; None when no
+    setting keeps EP90 within it on these utterances (then that is the answer)."""
     ok = [r for r in tuner.curves["pause"] if np.isfinite(r["EP90_ms"]) and r["EP90_ms"] <= target_ep90_ms]
+    if not ok:
+        return None
     return float(min(ok, key=lambda r: (r["cutoff_rate"], r["EP90_ms"]))["setting"])
 
 
