@@ -25,6 +25,10 @@ def test_compute_adds_up_along_the_parent_chain(tmp_path):
     c = L.curve(L.read(p))                     # the shipped lineage, not the last run
     assert [(pt["run"], pt["cpu_hours"], pt["wer"]) for pt in c["dev"]] == [("r001", 2.0, 0.5), ("r002", 3.5, 0.4)]
     assert L.next_id(p) == "r004"
+    L.append(p, _run("r004", steps=300, cpu=0.7, wer=0.2, profile="whisper_tiny"))   # a new design: no parent
+    lines = L.lines(L.read(p))
+    assert [[r["id"] for r in line] for line in lines] == [["r001", "r002"], ["r001", "r003"], ["r004"]]
+    assert lines[2][0]["cumulative_cpu_hours"] == 0.7          # its compute starts at its own zero
 
 
 def test_bad_entries_are_refused_and_the_file_is_left_whole(tmp_path):

@@ -9,7 +9,7 @@ import sys
 # ``ASRModel.restore_from`` to open them, whether NeMo is imported before or after us, and without
 # importing NeMo here (it takes seconds).
 _NEMO_COMMON = "nemo.core.classes.common"
-NEMO_TARGETS = ("workbench.asr.features.GlobalMVNMelSpectrogram",)
+NEMO_TARGETS = ("workbench.asr.features.GlobalMVNMelSpectrogram", "workbench.asr.whisper_encoder.WhisperStreamingEncoder")
 
 
 def _allow_targets(module) -> None:

@@ -137,30 +137,49 @@ def curve(data: dict, run_id: str | None = None) -> dict[str, list[dict]]:
     return out
 
 
+def lines(data: dict) -> list[list[dict]]:
+    """Every line of the ledger: the lineage of each run no later run started from (a design started from
+    scratch or from pretrained weights is its own line), the shipped model's line first."""
+    runs = data["runs"]
+    parents = {r.get("parent") for r in runs}
+    leaves = [r for r in runs if r["id"] not in parents]
+    main = main_line(data)
+    out = [main] if main else []
+    out += [lineage(runs, r["id"]) for r in leaves if not main or r["id"] != main[-1]["id"]]
+    return out
+
+
 def plot_curve(data: dict, ax=None, title: str | None = None):
-    """One line per dev split: WER (95 % interval) against cumulative CPU-hours, every run of the ledger whose
-    lineage ends in the shipped model; runs off that lineage as grey crosses."""
+    """Dev WER (95 % interval) against cumulative CPU-hours: one colour per dev split, one line style per line
+    of the ledger (solid: the shipped model's line; dashed, square markers: other designs or branches)."""
     import matplotlib.pyplot as plt
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4.5))
-    main = curve(data)
-    on_line = {r["id"] for r in main_line(data)}
-    for split, pts in main.items():
-        xs, ys = [p["cpu_hours"] for p in pts], [100 * p["wer"] for p in pts]
-        err = [[100 * (p["wer"] - p["ci95"][0]) if p["ci95"] else 0 for p in pts],
-               [100 * (p["ci95"][1] - p["wer"]) if p["ci95"] else 0 for p in pts]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=split,
-                    **({"ls": "--", "color": "0.6"} if "logged" in split else {}))   # history, not comparable
-    for r in data["runs"]:
-        if r["id"] not in on_line:
-            for w in r["dev_wer"].values():
-                ax.plot([r["cumulative_cpu_hours"]], [100 * w["wer"]], "x", color="0.5")
+        _, ax = plt.subplots(figsize=(8.5, 4.8))
+    colours: dict[str, str] = {}
+    for i, line in enumerate(lines(data)):
+        pts: dict[str, list[dict]] = {}
+        for r in line:
+            for split, w in r.get("dev_wer", {}).items():
+                pts.setdefault(split, []).append({"x": r["cumulative_cpu_hours"], "wer": w["wer"], "ci95": w.get("ci95")})
+        name = f"{line[0]['id']}..{line[-1]['id']} ({line[-1].get('profile', '?')})"
+        for split, ps in pts.items():
+            xs, ys = [p["x"] for p in ps], [100 * p["wer"] for p in ps]
+            err = [[100 * (p["wer"] - p["ci95"][0]) if p["ci95"] else 0 for p in ps],
+                   [100 * (p["ci95"][1] - p["wer"]) if p["ci95"] else 0 for p in ps]]
+            logged = "logged" in split           # history, not comparable
+            style = {"ls": "--" if (i or logged) else "-", "marker": "s" if i else "o"}
+            if logged:
+                style["color"] = "0.6"
+            elif split in colours:
+                style["color"] = colours[split]
+            h = ax.errorbar(xs, ys, yerr=err, capsize=3, label=f"{split}: {name}", **style)
+            colours.setdefault(split, h[0].get_color())
     ax.set_xlabel("cumulative CPU-hours of training (2-core CPU)")
     ax.set_ylabel("dev WER (%)")
     ax.set_ylim(bottom=0)
     ax.set_title(title or f"{data.get('model', 'ASR')}: dev WER against training compute")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return ax
 
 
