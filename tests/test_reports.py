@@ -208,3 +208,21 @@ def test_a_dead_kernel_is_run_again_only_when_asked_and_a_raising_cell_never(tmp
     res = run_reports(["b_raises"], out_root=tmp_path / "o2", date="d", notebook_dir=nbs, retries=1)
     assert [r.name for r in res.failures] == ["b_raises"]
     assert "running it again" not in (tmp_path / "o2" / "d" / "report.log").read_text()
+
+
+def test_committed_evidence_is_refused_from_a_dirty_tree_unless_allowed(tmp_path):
+    import subprocess
+    from workbench.reports import DirtyTreeError, require_committed, uncommitted_changes
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q")
+    (tmp_path / "bench.py").write_text("x = 1\n")
+    run("add", "bench.py")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "one")
+    require_committed(False, root=tmp_path)                   # clean: nothing to say
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    require_committed(False, root=tmp_path)
+    (tmp_path / "bench.py").write_text("x = 2\n")
+    assert uncommitted_changes(tmp_path) == ["bench.py"]
+    with pytest.raises(DirtyTreeError, match=r"uncommitted changes \(bench.py\).*--allow-dirty"):
+        require_committed(False, "bench asr", root=tmp_path)
+    require_committed(True, root=tmp_path)                    # asked for: runs, and provenance says dirty

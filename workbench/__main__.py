@@ -221,6 +221,14 @@ def _train_reranker(args) -> int:
 
 def _bench(args) -> int:
     import json
+    from .reports import ROOT, DirtyTreeError, require_committed
+    if args.results is not None and args.results.resolve() == (ROOT / "benchmarks" / "results").resolve():
+        # the committed evidence comes from a committed tree (or says it does not)
+        try:
+            require_committed(args.allow_dirty, f"bench {args.what}")
+        except DirtyTreeError as e:
+            print(f"bench: {e}", file=sys.stderr)
+            return 2
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)      # recorded in the result's provenance
@@ -546,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=int, default=None, help="utterances of the split (default 200; rescoring: all)")
     b.add_argument("--n-dev", type=int, default=None,
                    help="asr/endpoint: dev utterances the settings are chosen on (default 200 / 300)")
+    b.add_argument("--allow-dirty", action="store_true",
+                   help="run from a tree with uncommitted changes (the JSON and its tables say so)")
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the committed JSON evidence goes (with commit, date, machine)")
     b.add_argument("--split", default="test")

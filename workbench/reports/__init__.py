@@ -59,6 +59,28 @@ def provenance() -> dict:
                         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
 
 
+class DirtyTreeError(RuntimeError):
+    """A benchmark asked to write committed evidence from a tree with uncommitted changes."""
+
+
+def uncommitted_changes(root=ROOT) -> list[str]:
+    """Tracked files changed since the last commit (``git status --porcelain``), empty when the tree is clean."""
+    import subprocess
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                         text=True, timeout=10)
+    return [l[3:] for l in out.stdout.splitlines() if l.strip()] if out.returncode == 0 else []
+
+
+def require_committed(allow_dirty: bool, what: str = "a benchmark", root=ROOT) -> None:
+    """Refuse to write ``benchmarks/results`` from uncommitted changes unless ``allow_dirty`` (then the JSON's
+    provenance says ``dirty`` and every generated table marks it)."""
+    changed = uncommitted_changes(root)
+    if changed and not allow_dirty:
+        raise DirtyTreeError(f"{what}: the tree has uncommitted changes ({', '.join(changed[:5])}"
+                             f"{' ...' if len(changed) > 5 else ''}); commit first, or pass --allow-dirty and the "
+                             "results are marked so")
+
+
 def repo_path(path) -> str:
     """``path`` relative to the repository when it lies inside it (results JSON carry no machine's paths)."""
     p = _Path(path).resolve()
