@@ -463,8 +463,13 @@ def run_train_speed(profile: str = "small_mx", steps: int = 30, precisions=("32"
     ``bf16-mixed``), ``repeats`` rounds interleaved so a load change on the machine hits both alike; the first
     step of each run is warm-up and not counted. Writes ``bench_asr_train.json``."""
     from ..reports import save_bench
-    from .recipe import MODELS, train
-    init_from = init_from or MODELS / "asr_small" / "model.nemo"
+    from .recipe import MODELS, load_profile, train
+    if init_from is None:      # the shipped weights when they are of the profile's design, else its own start
+        shipped = MODELS / "asr_small" / "model.nemo"
+        from omegaconf import OmegaConf
+        cfg = OmegaConf.load(shipped.parent / "config.yaml") if (shipped.parent / "config.yaml").is_file() else None
+        same = cfg is not None and cfg.model.encoder.get("_target_") == load_profile(profile).model.encoder.get("_target_")
+        init_from = shipped if same else None
     runs: dict = {p: [] for p in precisions}
     t0 = time.time()
     for r in range(repeats):
@@ -472,7 +477,8 @@ def run_train_speed(profile: str = "small_mx", steps: int = 30, precisions=("32"
             res = train(profile, [*overrides, f"trainer.precision={p}"], out_dir=Path("/tmp") / "workbench_speed",
                         work_dir=Path("/tmp") / f"workbench_speed_{r}_{p}", init_from=init_from, measure_steps=steps)
             runs[p].append(res)
-    out = {"profile": profile, "overrides": list(overrides), "model": repo_path(init_from), "steps_per_run": steps,
+    out = {"profile": profile, "overrides": list(overrides), "steps_per_run": steps,
+           "model": repo_path(init_from) if init_from else f"profile {profile}'s own start",
            "repeats": repeats, "precisions": {}}
     for p, rs in runs.items():
         wall = [s["wall_s"] for r in rs for s in r["steps"]]
@@ -485,7 +491,7 @@ def run_train_speed(profile: str = "small_mx", steps: int = 30, precisions=("32"
         v["speedup_vs_fp32"] = base["mean_step_s"] / v["mean_step_s"] if base else None
     out["n_params"] = runs[precisions[0]][0]["n_params"]
     out["wall_s"] = round(time.time() - t0, 1)
-    out["command"] = f"python -m workbench bench asr-train --n {steps}"
+    out["command"] = f"python -m workbench bench asr-train --n {steps}" + (f" --train-profile {profile}" if profile != "small_mx" else "")
     save_bench(Path(out_dir or Path("reports") / "bench" / time.strftime("%Y-%m-%d")), "bench_asr_train", out,
                None, results_dir)
     return out

@@ -277,12 +277,12 @@ class WhisperStreamingEncoder(NeuralModule):
         return (left // (right + 1)) * (right + 1) * self.stack if left >= 0 else 10 ** 9
 
     def get_initial_cache_state(self, batch_size: int = 1, dtype=torch.float32, device=None, max_dim: int = 0):
-        """(per-layer normalised inputs of the last ``cache_frames`` Whisper frames [L, B, C, d], the Whisper
+        """(per-layer keys and values of the last ``cache_frames`` Whisper frames [L, B, C, 2d], the Whisper
         frames each stream has passed [1, B, 1, 1] (positions and the first chunk's padding), valid cache
         lengths [B])."""
         device = device or next(self.parameters()).device
         d = self.whisper_config["d_model"]
-        return (torch.zeros(self.n_layers, batch_size, self.cache_frames, d, dtype=dtype, device=device),
+        return (torch.zeros(self.n_layers, batch_size, self.cache_frames, 2 * d, dtype=dtype, device=device),
                 torch.zeros(1, batch_size, 1, 1, dtype=dtype, device=device),
                 torch.zeros(batch_size, dtype=torch.int64, device=device))
 
@@ -319,13 +319,21 @@ class WhisperStreamingEncoder(NeuralModule):
         allowed = allowed[:, None, :] | ~valid_rows[:, :, None]
         mask = torch.zeros(allowed.shape, dtype=h.dtype, device=x.device).masked_fill(~allowed, float("-inf"))[:, None]
         new_cache = []
+        d = h.shape[-1]
         for i, layer in enumerate(w.layers):
+            # the layer's own modules, with the keys and values of earlier chunks from the cache: transformers'
+            # encoder layer has no cache, and recomputing the left context's projections every chunk would cost
+            # 70 frames of work per frame at the smallest lookahead
+            att = layer.self_attn
             normed = layer.self_attn_layer_norm(h)
-            kv = torch.cat([cache_last_channel[i], normed], dim=1)
-            a, _ = layer.self_attn(hidden_states=normed, key_value_states=kv, attention_mask=mask)
-            h = h + a
+            kv_new = torch.cat([att.k_proj(normed), att.v_proj(normed)], dim=-1)           # [B, c, 2d]
+            k, v = torch.cat([cache_last_channel[i], kv_new], dim=1).split(d, dim=-1)
+            heads = lambda t: t.reshape(b, t.shape[1], att.num_heads, att.head_dim).transpose(1, 2)
+            q = heads(att.q_proj(normed) * att.scaling)
+            o = nn.functional.scaled_dot_product_attention(q, heads(k), heads(v), attn_mask=mask, scale=1.0)
+            h = h + att.out_proj(o.transpose(1, 2).reshape(b, c, d))
             h = h + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(h))))
-            new_cache.append(_shift_in(cache_last_channel[i], normed, tw))
+            new_cache.append(_shift_in(cache_last_channel[i], kv_new, tw))
         h = w.layer_norm(h).masked_fill(~valid_rows[..., None], 0.0)
         n_out = -(-c // self.stack)
         h = nn.functional.pad(h, (0, 0, 0, n_out * self.stack - c))
