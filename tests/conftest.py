@@ -14,6 +14,16 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Every wall-clock bound in the suite is a safety net around an event (a process's exit, a selector, a kernel's
+# reply), never the thing measured: on a machine several times slower (two shared cores) each bound stretches by
+# this factor, while a passing test still returns at its event. WORKBENCH_TEST_PATIENCE=1 gives the bare bounds.
+PATIENCE = float(os.environ.get("WORKBENCH_TEST_PATIENCE", "5"))
+
+
+def patience(seconds: float) -> float:
+    """``seconds`` stretched for a slow machine (see PATIENCE)."""
+    return seconds * PATIENCE
+
 
 @pytest.fixture(scope="session")
 def corpus_root() -> Path:

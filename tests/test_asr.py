@@ -3,6 +3,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import patience
 import torch
 
 from workbench.events import EndOfUtterance, Final, Partial
@@ -150,7 +151,7 @@ def test_import_workbench_lets_plain_nemo_open_the_shipped_model():
             "assert 'workbench.asr.features' not in sys.modules\n"
             f"m = ASRModel.restore_from({str(shipped)!r}, map_location='cpu')\n"
             "print(type(m.preprocessor).__name__)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=patience(300))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith(("GlobalMVNMelSpectrogram", "AudioToMelSpectrogramPreprocessor"))
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import patience
 import soundfile as sf
 
 from workbench.audio import (AudioError, AudioFileNotFoundError, AudioTooLongError, AudioUnreadableError,
@@ -79,7 +80,7 @@ def test_permission_denied(tmp_path):
         for cap in (1, 2):                    # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
             if libc.prctl(24, cap, 0, 0, 0) != 0:      # PR_CAPBSET_DROP: gone after exec
                 raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=drop,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=patience(120), preexec_fn=drop,
                          cwd=d, env={**os.environ, "HOME": str(d)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("TYPED") and "permissions" in out.stdout, out.stdout
@@ -166,7 +167,7 @@ def test_loading_silero_keeps_the_callers_thread_count():
     import sys
     def threads_after(load: str) -> str:
         code = f"import torch; torch.set_num_threads(2)\n{load}\nprint(torch.get_num_threads())\n"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=patience(120))
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout.split()[-1]
     assert threads_after("import silero_vad") == "1"                   # what the guard is for

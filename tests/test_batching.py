@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from conftest import patience
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -242,7 +243,7 @@ def test_live_batcher_reports_a_failing_loop_at_once(tiny_model, test_audio):
                 got.append(e)
         feeder = asyncio.create_task(feed())
         with pytest.raises(BatcherFailed, match="boom") as err:
-            await asyncio.wait_for(consume(), timeout=20)      # raises, never waits forever
+            await asyncio.wait_for(consume(), timeout=patience(20))      # raises, never waits forever
         assert isinstance(err.value.__cause__, RuntimeError)
         assert await feeder == "submit refused"
         await live.aclose()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import patience
 
 from workbench.audio import MODEL_SAMPLE_RATE, load_audio, save_wav
 
@@ -165,9 +166,9 @@ def _open(pw, lab, wav, allow: bool, notebook: str = "mic.ipynb", ready: str = "
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=60_000)
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=patience(60_000))
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(ready, timeout=120_000)
+    page.wait_for_selector(ready, timeout=patience(120_000))
     return browser, page
 
 
@@ -219,7 +220,7 @@ def _record(lab, wav, src, kind: str, shot: str):
     with sync_playwright() as pw:
         browser, page = _open(pw, lab, wav, allow=True)
         page.click(".wb-mic button")
-        page.wait_for_function("document.querySelector('.wb-mic button').textContent.includes('Stop')", timeout=20_000)
+        page.wait_for_function("document.querySelector('.wb-mic button').textContent.includes('Stop')", timeout=patience(20_000))
         time.sleep(len(src) / MODEL_SAMPLE_RATE - 0.3)       # one pass of the looping fake device
         page.screenshot(path=str(SHOTS / f"{shot}_recording.png"))
         page.click(".wb-mic button")
@@ -230,7 +231,7 @@ def _record(lab, wav, src, kind: str, shot: str):
         final = json.loads((lab["out"] / "kernel.json").read_text())["final"].strip()
         try:        # the final transcript is a trait update on its way to the page
             page.wait_for_function("(t) => document.querySelector('.wb-mic .wb-transcript').textContent.trim() === t",
-                                   arg=final, timeout=15_000)
+                                   arg=final, timeout=patience(15_000))
         except Exception:
             pass     # the assertion below shows both texts
         shown = page.inner_text(".wb-mic .wb-transcript")
@@ -328,7 +329,7 @@ def test_denied_permission_shows_the_reason_and_sends_nothing(lab, source_wav):
     with sync_playwright() as pw:
         browser, page = _open(pw, lab, wav, allow=False)
         page.click(".wb-mic button")
-        page.wait_for_function("document.querySelector('.wb-mic .wb-msg').textContent.length > 0", timeout=20_000)
+        page.wait_for_function("document.querySelector('.wb-mic .wb-msg').textContent.length > 0", timeout=patience(20_000))
         msg = page.inner_text(".wb-mic .wb-msg")
         assert "denied" in msg.lower() or "permission" in msg.lower(), msg
         assert "Record" in page.inner_text(".wb-mic button")
@@ -344,7 +345,7 @@ def test_tuner_sliders_change_its_numbers_and_plot(lab, source_wav):
     wav, _, _ = source_wav
     with sync_playwright() as pw:
         browser, page = _open(pw, lab, wav, allow=True)
-        page.wait_for_selector("table >> text=EP90 ms", timeout=120_000)
+        page.wait_for_selector("table >> text=EP90 ms", timeout=patience(120_000))
         stats = page.locator("table:has-text('EP90 ms')").first
         before = stats.inner_text()
         img_before = page.locator(".jp-OutputArea-output img").last.get_attribute("src")
@@ -358,7 +359,7 @@ def test_tuner_sliders_change_its_numbers_and_plot(lab, source_wav):
         page.mouse.up()
 
         page.wait_for_function("(b) => { const t = [...document.querySelectorAll('table')].find(x => x.innerText.includes('EP90 ms'));"
-                               " return t && t.innerText !== b; }", arg=before, timeout=30_000)
+                               " return t && t.innerText !== b; }", arg=before, timeout=patience(30_000))
         after = stats.inner_text()
         page.wait_for_timeout(1500)
         img_after = page.locator(".jp-OutputArea-output img").last.get_attribute("src")
@@ -421,14 +422,14 @@ def _camera(lab, video: Path | None, allow: bool = True, seconds: float = 5.0, t
         page.on("console", lambda m: console.append(m.text[:300]))
         page.click(".wb-cam button")
         if allow:
-            page.wait_for_function("document.querySelector('.wb-cam button').textContent.includes('off')", timeout=60_000)
+            page.wait_for_function("document.querySelector('.wb-cam button').textContent.includes('off')", timeout=patience(60_000))
             time.sleep(seconds)
             shown = page.inner_text(".wb-cam .wb-cue")
             turned = {d: page.evaluate(TURN, d) for d in turns}
             page.screenshot(path=str(SHOTS / f"camera_{video.stem if video else 'none'}.png"))
             page.click(".wb-cam button")
         else:
-            page.wait_for_function("document.querySelector('.wb-cam .wb-msg').textContent.length > 0", timeout=20_000)
+            page.wait_for_function("document.querySelector('.wb-cam .wb-msg').textContent.length > 0", timeout=patience(20_000))
             page.wait_for_timeout(1500)
             shown = ""
         msg = page.inner_text(".wb-cam .wb-msg")

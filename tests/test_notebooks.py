@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import patience
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -44,7 +45,7 @@ def test_notebook_is_committed_clean(path):
 def test_all_notebooks_run_in_smoke_mode(tmp_path):
     from workbench.reports.runner import run_reports
     res = run_reports(param_file=REPO / "notebooks" / "smoke.yaml", out_root=tmp_path, date="smoke",
-                      timeout=600, retries=1)    # a lost kernel reply once hung a full run: bounded, run again
+                      timeout=int(patience(600)), retries=1)    # a lost kernel reply once hung a full run: bounded, run again
     failures = {r.name: r.error for r in res.failures}
     assert not failures, failures
     assert {r.name for r in res.results} == {p.stem for p in NOTEBOOKS}

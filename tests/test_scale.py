@@ -7,16 +7,16 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO, patience
 import torch
 
 from workbench import scale
-from conftest import REPO
 
 
 def _run(args: list[str], tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+                       text=True, timeout=patience(600))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
 

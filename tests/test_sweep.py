@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import patience
 
 from workbench.reports.sweep import SweepError, load_grid, run_sweep
 
@@ -108,7 +109,7 @@ def test_ctrl_c_cancels_the_running_cell_keeps_the_finished_one_and_leaves_nothi
     p = subprocess.Popen([sys.executable, "-c", driver], cwd=tmp_path, env={**os.environ},
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 400
+        deadline = time.time() + patience(400)
         while time.time() < deadline and p.poll() is None:
             if (folder / "slow__seconds=1" / "result.json").is_file() and list(folder.glob(".slow__seconds=300.tmp-*")):
                 break
@@ -116,7 +117,7 @@ def test_ctrl_c_cancels_the_running_cell_keeps_the_finished_one_and_leaves_nothi
         assert p.poll() is None, "the sweep ended before it could be interrupted:\n" + p.stdout.read()[-3000:]
         assert list(folder.glob(".slow__seconds=300.tmp-*")), "the long cell never started"
         p.send_signal(signal.SIGINT)
-        log, _ = p.communicate(timeout=120)
+        log, _ = p.communicate(timeout=patience(120))
     finally:
         if p.poll() is None:
             p.kill()
