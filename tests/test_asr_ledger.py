@@ -135,3 +135,27 @@ def test_prompts_are_trained_on_in_their_spoken_form():
     assert spoken_form('IAX (note: does not say "2")') == "iax"
     assert spoken_form("the 3rd call-forward & 25%") == "the third call forward and twenty five percent"
     assert spoken_form("[beep]") == ""
+
+
+def test_the_ctc_head_is_scored_beside_the_rnnt_decoder_and_added_later_without_overwriting(tiny_model, smoke_corpus,
+                                                                                          tmp_path):
+    from workbench.data import open_dataset
+    entries = open_dataset(smoke_corpus, "dev").entries[:5]
+    paths = [e["audio_filepath"] for e in entries]
+    batched = L.ctc_transcribe(tiny_model, paths, batch_size=5)
+    alone = [L.ctc_transcribe(tiny_model, [p])[0] for p in paths]
+    assert batched == alone and len(batched) == 5           # padding in a batch changes nobody's transcript
+    scores = L.dev_wer(tiny_model, {"dev": entries}, head="ctc")
+    assert list(scores) == ["dev (CTC head)"] and scores["dev (CTC head)"]["n"] == 5
+    with pytest.raises(ValueError, match="head must be"):
+        L.dev_wer(tiny_model, {"dev": entries}, head="beam")
+    p = tmp_path / "ledger.json"
+    L.append(p, _run("r001"))
+    run = L.add_scores(p, "r001", scores, "scored later in a test")
+    assert run["dev_wer"]["dev (CTC head)"] == scores["dev (CTC head)"] and run["scored_later"] == ["scored later in a test"]
+    before = p.read_text()
+    with pytest.raises(L.LedgerError, match="already has dev \\(CTC head\\)"):
+        L.add_scores(p, "r001", scores, "again")
+    with pytest.raises(L.LedgerError, match="no run 'r009'"):
+        L.add_scores(p, "r009", scores, "nowhere")
+    assert p.read_text() == before

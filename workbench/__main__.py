@@ -84,6 +84,20 @@ def _train_asr(args) -> int:
     return 0
 
 
+def _score_ctc(args) -> int:
+    from .asr import ledger as L
+    from .asr.recipe import MODELS
+    from .data import ensure_corpus
+    try:
+        run = L.score_ctc_later(args.ledger or MODELS / "asr_small" / L.LEDGER_NAME, args.run, args.export,
+                                ensure_corpus(args.corpus_size, 0))
+    except L.LedgerError as e:
+        print(f"asr-score-ctc: {e}", file=sys.stderr)
+        return 2
+    print({k: v["wer"] for k, v in run["dev_wer"].items() if "CTC head" in k})
+    return 0
+
+
 def _ship_asr(args) -> int:
     from .asr.recipe import ShipRefusedError, ship
     try:
@@ -421,6 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of training one, so --init-from an export loads every weight")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
+    sc = sub.add_parser("asr-score-ctc", help="score a recorded run's export with its CTC head on the ledger's dev "
+                        "and Asterisk adapt_dev splits (what the encoder hears without the prediction network)")
+    sc.add_argument("--run", required=True, help="the ledger's run id, e.g. r008")
+    sc.add_argument("--export", type=Path, required=True, help="that run's export folder (its model.nemo)")
+    sc.add_argument("--ledger", type=Path, default=None, help="default: data/models/asr_small/ledger.json")
+    sc.add_argument("--corpus-size", default="default")
+    sc.set_defaults(func=_score_ctc)
     sa = sub.add_parser("ship-asr", help="make a train-asr export the shipped model when the ledger shows it beats the "
                                          "shipped one on every dev split")
     sa.add_argument("export", type=Path, help="the export folder (model.nemo, config.yaml, metrics.json)")

@@ -200,10 +200,36 @@ def dev_sets(corpus, n: int = 200, real: bool = True) -> dict[str, list[dict]]:
     return out
 
 
-def dev_wer(model, sets: dict[str, list[dict]], batch_size: int = 32, seed: int = 0) -> dict:
-    """Greedy offline WER (normalised, 95 % interval) of ``model`` at its largest lookahead on each dev split.
-    Offline decoding equals cache-aware streaming (tested), and is ~10x cheaper to run after every run."""
+def ctc_transcribe(model, paths: list[str], batch_size: int = 16) -> list[str]:
+    """Greedy CTC transcripts from a hybrid model's auxiliary CTC head (NeMo's CTC decoding), offline at the
+    encoder's current lookahead: what the encoder alone hears, without the RNNT prediction network's prior."""
     import torch
+
+    from ..audio import load_audio
+    out = []
+    for i in range(0, len(paths), batch_size):
+        audios = [load_audio(p) for p in paths[i:i + batch_size]]
+        x = torch.zeros(len(audios), max(len(a) for a in audios))
+        for j, a in enumerate(audios):
+            x[j, :len(a)] = torch.from_numpy(a)
+        lengths = torch.tensor([len(a) for a in audios])
+        with torch.inference_mode():
+            f, fl = model.preprocessor(input_signal=x, length=lengths)
+            enc, enc_len = model.encoder(audio_signal=f, length=fl)
+            logp = model.ctc_decoder(encoder_output=enc)
+            hyps = model.ctc_decoding.ctc_decoder_predictions_tensor(logp, decoder_lengths=enc_len)
+        hyps = hyps[0] if isinstance(hyps, tuple) else hyps
+        out += [h.text if hasattr(h, "text") else h for h in hyps]
+    return out
+
+
+def dev_wer(model, sets: dict[str, list[dict]], batch_size: int = 32, seed: int = 0, head: str = "rnnt") -> dict:
+    """Greedy offline WER (normalised, 95 % interval) of ``model`` at its largest lookahead on each dev split.
+    Offline decoding equals cache-aware streaming (tested), and is ~10x cheaper to run after every run.
+    ``head="ctc"``: the hybrid's CTC head instead of the RNNT decoder (splits named "<split> (CTC head)")."""
+    import torch
+    if head not in ("rnnt", "ctc"):
+        raise ValueError(f"head must be 'rnnt' or 'ctc', not {head!r}")
 
     from .scoring import wer_ci
     from .tokenizer import strip_special
@@ -213,12 +239,51 @@ def dev_wer(model, sets: dict[str, list[dict]], batch_size: int = 32, seed: int 
     out, cache = {}, {}
     for name, entries in sets.items():
         todo = [e["audio_filepath"] for e in entries if e["audio_filepath"] not in cache]
-        if todo:
+        if todo and head == "ctc":
+            cache.update({p: strip_special(t) for p, t in zip(todo, ctc_transcribe(model, todo, batch_size))})
+        elif todo:
             with torch.inference_mode():
                 hyps = model.transcribe(todo, batch_size=batch_size, verbose=False)
             hyps = hyps[0] if isinstance(hyps, tuple) else hyps
             cache.update({p: strip_special(h.text if hasattr(h, "text") else h) for p, h in zip(todo, hyps)})
         if entries:
             w = wer_ci([e["text"] for e in entries], [cache[e["audio_filepath"]] for e in entries], seed)
-            out[name] = {"wer": round(w["value"], 4), "ci95": [round(c, 4) for c in w["ci95"]], "n": w["n"]}
+            out[name if head == "rnnt" else f"{name} (CTC head)"] = {
+                "wer": round(w["value"], 4), "ci95": [round(c, 4) for c in w["ci95"]], "n": w["n"]}
     return out
+
+
+def add_scores(path: str | os.PathLike, run_id: str, scores: dict, how: str) -> dict:
+    """Add dev splits scored after a run was recorded (its export, unchanged: checked by SHA-1 by the caller) to
+    that run's entry; a split already there is refused, so nothing recorded is overwritten. ``how`` is kept in
+    the entry's ``scored_later`` list."""
+    data = read(path)
+    run = find(data["runs"], run_id)
+    if run is None:
+        raise LedgerError(f"{path}: no run {run_id!r}")
+    clash = [s for s in scores if s in run.get("dev_wer", {})]
+    if clash:
+        raise LedgerError(f"{path}: run {run_id} already has {', '.join(clash)}")
+    run.setdefault("dev_wer", {}).update(scores)
+    run.setdefault("scored_later", []).append(how)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+    return run
+
+
+CTC_SPLITS = ("dev", "asterisk adapt_dev")     # where the CTC head is scored beside the RNNT decoder
+
+
+def score_ctc_later(path: str | os.PathLike, run_id: str, export_dir: str | os.PathLike, corpus, n: int = 200) -> dict:
+    """Score a recorded run's export with its CTC head on ``CTC_SPLITS`` and add them to its entry (the
+    export must be the one recorded: same SHA-1)."""
+    from .streaming import load_model
+    export_dir = Path(export_dir)
+    run = find(read(path)["runs"], run_id)
+    if run is None:
+        raise LedgerError(f"{path}: no run {run_id!r}")
+    if sha1_of(export_dir / "model.nemo") != run.get("model_sha1"):
+        raise LedgerError(f"{export_dir}/model.nemo is not run {run_id}'s export (SHA-1 differs)")
+    model = load_model(export_dir / "model.nemo", device="cpu")
+    sets = {k: v for k, v in dev_sets(corpus, n).items() if k in CTC_SPLITS}
+    return add_scores(path, run_id, dev_wer(model, sets, head="ctc"),
+                      f"{time.strftime('%Y-%m-%d')}: CTC head on {', '.join(sets)} (workbench.asr.ledger.score_ctc_later)")

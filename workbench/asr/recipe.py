@@ -445,6 +445,8 @@ def record_run(ledger_path, model, cfg, export_dir: Path, corpus, n_dev: int = 2
         print(f"[train-asr] ledger: {e}; scoring the corpus's dev splits only", flush=True)
         sets = ledgers.dev_sets(corpus, n_dev, real=False)
     dev = ledgers.dev_wer(model, sets)
+    if hasattr(model, "ctc_decoder"):       # what the encoder hears without the prediction network's prior
+        dev.update(ledgers.dev_wer(model, {k: v for k, v in sets.items() if k in ledgers.CTC_SPLITS}, head="ctc"))
     sha = ledgers.sha1_of(Path(export_dir) / "model.nemo")
     entry = ledgers.append(ledger_path, {**run, "cpu_hours": round(run["cpu_hours"], 3),
                                          "wall_hours": round(run["wall_hours"], 3), "dev_wer": dev,
