@@ -243,7 +243,7 @@ def _adapt_entries(spec) -> list[dict]:
     return [dict(e) for _ in range(int(spec.get("repeat", 1))) for e in entries if e["text"]]
 
 
-def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
+def _plan_start(work: Path, resume: bool, init_from, ledger_path, fresh: str = "from scratch") -> dict:
     """Where the run's weights come from and how the ledger will name it: {ckpt, init_from, id, parent, how,
     charged} (``charged``: the compute and step of the checkpoint already in the ledger, not charged again).
 
@@ -278,7 +278,7 @@ def _plan_start(work: Path, resume: bool, init_from, ledger_path) -> dict:
     parent = ledgers.parent_of(runs, ledgers.sha1_of(init_from)) if init_from else None
     meta = {"id": ledgers.next_id(ledger_path) if ledger_path else f"r{int(time.time())}",
             "parent": parent and parent["id"],
-            "how": f"init from {repo_path(init_from)}" if init_from else "from scratch", "charged": None}
+            "how": f"init from {repo_path(init_from)}" if init_from else fresh, "charged": None}
     write_text_atomic(stamp, json.dumps(meta))
     return {**meta, "ckpt": None, "init_from": init_from}
 
@@ -313,7 +313,9 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         cfg.trainer.enable_checkpointing, ledger, resume = False, False, False
     if ledger is None and cfg.corpus.size != "smoke":
         ledger = MODELS / "asr_small" / ledgers.LEDGER_NAME
-    plan = _plan_start(work, resume, init_from, ledger or None)
+    pretrained = cfg.model.encoder.get("whisper")
+    plan = _plan_start(work, resume, init_from, ledger or None,
+                       f"Whisper {pretrained}'s pretrained encoder, fresh heads" if pretrained else "from scratch")
     ckpt_path, init_from = plan["ckpt"], plan["init_from"]
     torch.set_num_threads(int(cfg.threads))
     start_step = torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"] if ckpt_path else 0
