@@ -106,8 +106,12 @@ def test_ctrl_c_cancels_the_running_cell_keeps_the_finished_one_and_leaves_nothi
     out, folder = tmp_path / "reports", tmp_path / "reports" / "d" / "sweep-slow"
     driver = (f"from pathlib import Path\nfrom workbench.reports.sweep import run_sweep\n"
               f"run_sweep({str(g)!r}, out_root={str(out)!r}, date='d', num_cpus=2, notebook_dir=Path({str(tmp_path)!r}))")
+    # the driver gets SIGINT's default disposition whatever this test runs under: a runner that starts the suite
+    # in the background (`make test &`, nohup, CI agents) passes SIGINT on *ignored*, and Python then never raises
+    # KeyboardInterrupt: the sweep ran its 300 s cell to the end and the test failed on a busy clone
     p = subprocess.Popen([sys.executable, "-c", driver], cwd=tmp_path, env={**os.environ},
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + patience(400)
         while time.time() < deadline and p.poll() is None:
