@@ -85,6 +85,16 @@ def whisper_base_folder(cache: Path | None = None) -> Path:
     return folder
 
 
+PACKAGED_WHISPER = {"tiny.en": "whisper_folder", "base": "whisper_base_folder"}
+
+
+def packaged_whisper_folder(name: str) -> Path:
+    """The CTranslate2 folder of a Whisper model a registry package carries: ``tiny.en`` or ``base``."""
+    if name not in PACKAGED_WHISPER:
+        raise PeerUnavailableError(f"no packaged Whisper {name!r}: {', '.join(PACKAGED_WHISPER)}")
+    return globals()[PACKAGED_WHISPER[name]]()
+
+
 def load_whisper(name_or_path: str | os.PathLike | None = None, compute_type: str = "int8", cpu_threads: int = 0):
     """A ``faster_whisper.WhisperModel`` from a local CTranslate2 folder (default: the packaged tiny.en;
     ``"base"``: the packaged Whisper base), or by name ("tiny.en", "Systran/faster-whisper-small.en") through
@@ -93,10 +103,8 @@ def load_whisper(name_or_path: str | os.PathLike | None = None, compute_type: st
     from faster_whisper import WhisperModel
     from .streaming import ModelNotAvailableError, _hub_reachable
     device = "cuda" if _cuda() else "cpu"
-    if name_or_path is None:
-        name_or_path = whisper_folder()
-    elif str(name_or_path) == "base":
-        name_or_path = whisper_base_folder()
+    if name_or_path is None or str(name_or_path) == "base":
+        name_or_path = packaged_whisper_folder("tiny.en" if name_or_path is None else "base")
     p = Path(name_or_path)
     if p.exists():
         if not (p / "model.bin").is_file():

@@ -118,13 +118,11 @@ def whisper_encoder_state(folder: str | Path):
 
 
 def whisper_folder_for(name: str) -> Path:
-    """The CTranslate2 folder of a Whisper model a registry package carries: ``tiny.en`` or ``base``."""
-    from workbench.asr import peers
-    if name == "tiny.en":
-        return peers.whisper_folder()
-    if name == "base":
-        return peers.whisper_base_folder()
-    raise WhisperWeightsError(f"unknown Whisper model {name!r}: tiny.en or base")
+    """The packaged Whisper's CTranslate2 folder (``peers.packaged_whisper_folder``), as this module's error."""
+    from workbench.asr.peers import PACKAGED_WHISPER, packaged_whisper_folder
+    if name not in PACKAGED_WHISPER:
+        raise WhisperWeightsError(f"unknown Whisper model {name!r}: {' or '.join(PACKAGED_WHISPER)}")
+    return packaged_whisper_folder(name)
 
 
 def chunked_limited_mask(n_out: int, left: int, right: int, stack: int, device=None) -> torch.Tensor:

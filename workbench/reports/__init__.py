@@ -52,7 +52,7 @@ def provenance() -> dict:
     except Exception:
         pass
     import torch
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(uncommitted_changes()),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "python": platform.python_version(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
