@@ -21,7 +21,7 @@ reports: corpus
 	$(PY) -m workbench report
 
 test: $(PY)
-	@start=$$(date +%s); $(PY) -m pytest -q tests; rc=$$?; \
+	@start=$$(date +%s); $(PY) -m pytest -q --durations=25 tests; rc=$$?; \
 	echo "[test] suite took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # JupyterLab on 127.0.0.1 only, with a token (printed in the URL on start).

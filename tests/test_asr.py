@@ -6,7 +6,7 @@ import pytest
 from conftest import patience
 import torch
 
-from workbench.events import EndOfUtterance, Final, Partial
+from workbench.events import Final, Partial
 
 CONTEXTS = [[70, 0], [70, 1], [70, 4], [70, 13]]
 

@@ -1,6 +1,5 @@
 """The ASR training ledger: runs chain by parent, compute adds up along the chain, bad entries are refused
 whole, the README's table and curve come from it; Asterisk's halves are fixed and disjoint."""
-import json
 
 import pytest
 

@@ -283,7 +283,7 @@ class FakeClock:
 
 @pytest.mark.parametrize("front_end", ["batch", "frame"])
 def test_simulation_books_every_cost_on_one_device_timeline(rec, smoke_corpus, front_end):
-    from workbench.batching.bench import load_utterances, simulate
+    from workbench.batching.simulation import load_utterances, simulate
     utts = load_utterances("smoke", "test", 4)
     c = 0.002
     r = simulate(rec, utts, 3, BatchPolicy(target_batch=2, max_wait_ms=30, pause_ms=200, front_end=front_end),
@@ -312,7 +312,7 @@ def test_simulation_books_every_cost_on_one_device_timeline(rec, smoke_corpus, f
 def test_per_frame_front_end_costs_the_baseline_streams(rec, smoke_corpus):
     """The same per-op cost sustains fewer streams when every 30 ms frame of every stream costs a device op
     than when the features are computed once per chunk: the accounting sees the front end in both modes."""
-    from workbench.batching.bench import load_utterances, sustained
+    from workbench.batching.simulation import load_utterances, sustained
     utts = load_utterances("smoke", "test", 4)
     kw = {"grid": (1, 2, 4, 8), "duration_s": 2.0}
     c = 0.012               # per frame per stream: 1 stream = 40 % busy, 3 streams = 120 %
@@ -328,7 +328,7 @@ def test_per_frame_front_end_costs_the_baseline_streams(rec, smoke_corpus):
 
 
 def test_interleaved_search_takes_the_median_repeat():
-    from workbench.batching.bench import sustained_interleaved
+    from workbench.batching.simulation import sustained_interleaved
     calls = []
 
     def fake(limit, noisy_at=None):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import patience
 
-from workbench.audio import MODEL_SAMPLE_RATE, load_audio, save_wav
+from workbench.audio import MODEL_SAMPLE_RATE, save_wav
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "reports" / "screenshots"
@@ -42,7 +42,7 @@ if KIND == "eou":
     ep = EouEndpointer(0.5)
 elif KIND == "two-pass":
     from workbench.endpoint.arbitrator import ArbitratorProbs, load
-    from workbench.endpoint.bench import ARBITRATOR_DIR
+    from workbench.endpoint.arbitrator import ARBITRATOR_DIR
     ep = TwoPassEndpointer(PauseEndpointer(250), ArbitratorProbs(load(ARBITRATOR_DIR)), 0.5, 1500)
 else:
     ep = PauseEndpointer(300)

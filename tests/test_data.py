@@ -375,7 +375,7 @@ def test_rooms_that_need_ground_truth_name_the_missing_field(tmp_path, smoke_cor
     rec = StreamingRecognizer(tiny_model, [70, 1])
     with pytest.raises(MissingFieldError, match="'speech_end'"):
         compute_signals(rec, mine.entries, [mine.audio(0), mine.audio(1)])
-    from workbench.batching.bench import load_utterances
+    from workbench.batching.simulation import load_utterances
     with pytest.raises(MissingFieldError, match="'speech_end'"):
         load_utterances(str(m), None, 2)
 

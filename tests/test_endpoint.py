@@ -55,7 +55,7 @@ def test_one_pareto_front_for_table_plot_and_comparison():
 def test_settings_are_chosen_on_dev_and_reported_on_test():
     """The two-pass setting is the one dev's front gives within the pause baseline's dev EP90; on test it is
     scored once, whatever test's own best setting would have been."""
-    from workbench.endpoint.bench import select_and_report
+    from workbench.endpoint.evaluation import select_and_report
 
     def utt(pause_s, true_end=1.0):
         # speech until 0.5 s, a pause of pause_s, speech until true_end, then silence to 3 s
@@ -201,7 +201,7 @@ def test_bench_endpoint_cli(tiny_nemo, smoke_corpus, tmp_path, capsys):
 
 
 def test_recordings_continue_after_speech_with_their_own_background():
-    from workbench.endpoint.bench import extend_after_speech
+    from workbench.endpoint.signals import extend_after_speech
     sr = 16000
     rng = np.random.default_rng(0)
     speech, noise = rng.normal(0, 0.3, sr), rng.normal(0, 0.01, sr // 2)

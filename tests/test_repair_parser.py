@@ -2,7 +2,7 @@
 import pytest
 
 from workbench.data import templates as T
-from workbench.repair.bench import detection, every_cut, evaluate, recovery, with_counterparts
+from workbench.repair.evaluation import detection, every_cut, evaluate, recovery, with_counterparts
 from workbench.repair.graph import decode, gold_graph, roles
 from workbench.repair.parser import (ParseError, ParserConfig, decode_spans, graph_from, load_parser,
                                      sample_examples, signature, train_parser)
@@ -199,7 +199,7 @@ def test_a_cut_request_is_read_for_the_role_it_owes(parser):
 
 
 def test_the_owed_role_ceiling_is_lower_after_fewer_words():
-    from workbench.repair.bench import role_ceiling
+    from workbench.repair.evaluation import role_ceiling
     es = every_cut([{"template": "set a timer for {n} {unit}", "text": "set a timer for ten minutes", "truncated": False},
                     {"template": "add {item} to my shopping list", "text": "add milk to my shopping list",
                      "truncated": False}])

@@ -1,7 +1,7 @@
 """The spaCy syntax baseline of the repair bench: what English syntax alone sees of a cut request."""
 import pytest
 
-from workbench.repair.bench import SYNTAX_RULE, evaluate
+from workbench.repair.evaluation import SYNTAX_RULE, evaluate
 from workbench.repair.syntax import RULES, SyntaxBaseline, SyntaxUnavailableError
 
 

@@ -175,7 +175,7 @@ def test_figures_render_a_block_from_a_result(tmp_path):
 def test_bench_results_name_their_model_by_content_and_stale_figures_say_so(tmp_path):
     """save_bench fingerprints the model a result names; the README line says whether that is today's file."""
     import json
-    from workbench.reports import file_sha1, save_bench
+    from workbench.results import file_sha1, save_bench
     from workbench.reports.figures import _prov
     model = tmp_path / "model.nemo"
     model.write_bytes(b"weights v1")
@@ -212,7 +212,7 @@ def test_a_dead_kernel_is_run_again_only_when_asked_and_a_raising_cell_never(tmp
 
 def test_committed_evidence_is_refused_from_a_dirty_tree_unless_allowed(tmp_path):
     import subprocess
-    from workbench.reports import DirtyTreeError, require_committed, uncommitted_changes
+    from workbench.results import DirtyTreeError, require_committed, uncommitted_changes
     run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
     run("init", "-q")
     (tmp_path / "bench.py").write_text("x = 1\n")

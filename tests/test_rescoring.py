@@ -224,7 +224,8 @@ def test_mwer_reranker_loads_and_applies_its_trained_weights(mwer_dir, lists, ti
 def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo, tiny_lm, mwer_dir, tmp_path):
     import json
     from workbench.asr.scoring import utterance_errors
-    from workbench.rescoring.bench import BASELINE, run
+    from workbench.rescoring.bench import run
+    from workbench.rescoring.evaluation import BASELINE
     from workbench.rescoring.nbest import nbest_set
     res = run(tiny_nemo, smoke_corpus, n=6, n_dev=6, beam=4, lms={"domain LM (tiny)": (tiny_lm, "")},
               finetuned_path=mwer_dir[0], out_dir=tmp_path / "out", results_dir=tmp_path / "results",
@@ -259,7 +260,7 @@ def test_bench_scores_every_reranker_with_one_accounting(smoke_corpus, tiny_nemo
     from workbench.reports.figures import rescoring
     assert "bfloat16" in rescoring(saved) and fast[0] in rescoring(saved) and "vs the word bonus" in rescoring(saved)
     # what a widget applies live: the weights this bench tuned, read back from its JSON
-    from workbench.rescoring.bench import domain_reranker
+    from workbench.rescoring.evaluation import domain_reranker
     live = domain_reranker(tmp_path / "results", lm=tiny_lm)
     assert (live.lam, live.beta) == (res["systems"]["domain LM (tiny)"]["lambda"], res["systems"]["domain LM (tiny)"]["beta"])
     with pytest.raises(FileNotFoundError, match="bench rescoring"):

@@ -5,7 +5,8 @@ import torch
 
 from workbench.codec.model import load_codec
 from workbench.lm.domain import load_domain_lm
-from workbench.s2s.bench import answer, evaluate
+from workbench.s2s.evaluation import evaluate
+from workbench.s2s.pipeline import answer
 from workbench.s2s.layout import Layout
 from workbench.s2s.model import SpeechTextLM
 
@@ -44,7 +45,7 @@ def _tiny(codec, tok):
 
 def test_bad_request_audio_is_a_typed_error_naming_what_was_wrong():
     import pytest
-    from workbench.s2s.bench import RequestError, check_request
+    from workbench.s2s.pipeline import RequestError, check_request
     ok = np.zeros(16000, np.float32)
     for bad, why in [(np.zeros((2, 16000), np.float32), "mono"), (np.zeros(16000, np.int16), "float"),
                      (np.zeros(0, np.float32), "empty"), (np.zeros(16000 * 11, np.float32), "limit"),
@@ -58,7 +59,7 @@ def test_bad_request_audio_is_a_typed_error_naming_what_was_wrong():
 
 def test_silence_and_noise_get_the_spoken_fallback_and_a_long_request_never_generates():
     import pytest
-    from workbench.s2s.bench import FALLBACK, RequestError, SpeechToSpeech, answer
+    from workbench.s2s.pipeline import FALLBACK, RequestError, SpeechToSpeech, answer
     codec, tok = load_codec(), load_domain_lm().tokenizer
     s2s = SpeechToSpeech(_tiny(codec, tok), tok, codec, max_text=4, max_frames=8)
     rng = np.random.default_rng(0)
@@ -74,7 +75,7 @@ def test_silence_and_noise_get_the_spoken_fallback_and_a_long_request_never_gene
 def test_parser_graphs_read_back_the_meaning_the_dialogues_were_built_from():
     from workbench.data import templates as T
     from workbench.repair.graph import gold_graph
-    from workbench.s2s.bench import frames_from_graph
+    from workbench.s2s.pipeline import frames_from_graph
     from workbench.s2s.dialogues import meaning
     rng = np.random.default_rng(3)
     checked = 0
@@ -89,7 +90,7 @@ def test_parser_graphs_read_back_the_meaning_the_dialogues_were_built_from():
 
 
 def test_the_cascade_answers_what_it_understood_and_falls_back_on_what_it_did_not():
-    from workbench.s2s.bench import FALLBACK, Cascade
+    from workbench.s2s.pipeline import FALLBACK, Cascade
     from workbench.tts.render import render_espeak
     c = Cascade()
     tagged, frames = c.understand("set a timer for ten minutes")
@@ -101,7 +102,7 @@ def test_the_cascade_answers_what_it_understood_and_falls_back_on_what_it_did_no
 
 
 def test_arousal_index_hears_an_excited_request_above_a_tired_one():
-    from workbench.s2s.bench import arousal
+    from workbench.s2s.evaluation import arousal
     from workbench.s2s.dialogues import AROUSAL, speakers_for
     from workbench.tts.render import render_espeak
     spk = speakers_for("dev")[:3]

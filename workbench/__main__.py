@@ -36,11 +36,26 @@ def _sweep(args) -> int:
     from .reports.runner import ReportError
     from .reports.sweep import run_sweep
     try:
-        res = run_sweep(args.grid, out_root=args.out, date=args.date, address=args.address, num_cpus=args.num_cpus)
+        res = run_sweep(args.grid, out_root=args.out, date=args.date, address=args.address, num_cpus=args.num_cpus,
+                        check_bench=bench_argv_error)
     except ReportError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 2
     return 0 if res["ok"] else 1
+
+
+def bench_argv_error(argv: list[str]) -> str | None:
+    """Why ``python -m workbench bench <argv>`` would be refused (argparse's own words), or None: the sweep
+    checks its bench cells with this before anything runs."""
+    import contextlib
+    import io
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            build_parser().parse_args(["bench", *argv])
+    except SystemExit as e:
+        return (err.getvalue().strip().splitlines() or [f"exit {e.code}"])[-1] if e.code else "it only prints help"
+    return None
 
 
 def _workshop(args) -> int:
@@ -109,7 +124,7 @@ def _ship_asr(args) -> int:
 
 
 def _train_arbitrator(args) -> int:
-    from .endpoint.bench import train
+    from .endpoint.arbitrator import train
     out = train(args.model, corpus_size=args.corpus_size, n_train=args.n_train, n_dev=args.n_dev,
                 epochs=args.epochs, out=args.out, context=[int(v) for v in args.context.split(",")])
     print(f"arbitrator and metrics in {out}")
@@ -235,7 +250,7 @@ def _train_reranker(args) -> int:
 
 def _bench(args) -> int:
     import json
-    from .reports import ROOT, DirtyTreeError, require_committed
+    from .results import ROOT, DirtyTreeError, require_committed
     if args.results is not None and args.results.resolve() == (ROOT / "benchmarks" / "results").resolve():
         # the committed evidence comes from a committed tree (or says it does not)
         try:

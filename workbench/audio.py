@@ -205,3 +205,16 @@ def load_silero_vad():
     model = _load()
     torch.set_num_threads(threads)
     return model
+
+
+F0_FRAME_S = 0.010                   # one F0 value every 10 ms (WORLD's frame period)
+F0_FLOOR, F0_CEIL = 60.0, 500.0      # the F0 search range, Hz
+
+
+def f0_track(audio: np.ndarray, sr: int = MODEL_SAMPLE_RATE) -> np.ndarray:
+    """F0 in Hz every 10 ms, 0 where unvoiced (WORLD's DIO + StoneMask): one analysis for every system a
+    judge compares, for the codec's parameters and for the plots."""
+    import pyworld
+    x = np.ascontiguousarray(audio, dtype=np.float64)
+    f0, t = pyworld.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=F0_FRAME_S * 1000)
+    return pyworld.stonemask(x, f0, t, sr)

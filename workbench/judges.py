@@ -4,7 +4,7 @@
   same text normalisation as every recogniser here (``asr.scoring``);
 - quality: DNSMOS P.835 overall (``speechmos``, its bundled ONNX models), a non-intrusive MOS predictor;
 - speaker similarity: cosine of GE2E embeddings (``resemblyzer``, its bundled encoder);
-- F0 correlation: Pearson over frames voiced in both, one WORLD analysis (``codec.world.f0_track``) for all.
+- F0 correlation: Pearson over frames voiced in both, one WORLD analysis (``audio.f0_track``) for all.
 Each takes 16 kHz float32 mono; the models load once per process.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def speaker_similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 def f0_correlation(reference: np.ndarray, other: np.ndarray) -> float:
     """Pearson correlation of the two F0 tracks over frames voiced in both (NaN with fewer than 10 such frames)."""
-    from .codec.world import f0_track
+    from .audio import f0_track
     fa, fb = f0_track(reference), f0_track(other)
     n = min(len(fa), len(fb))
     fa, fb = fa[:n], fb[:n]

@@ -193,7 +193,7 @@ def plot_renderings(renders: dict, marks: dict | None = None, sample_rate: int =
     """One row per rendering of the same text: spectrogram with the F0 track (cyan) and frame energy (white, dB,
     right axis); ``marks`` maps a rendering's name to [(seconds, label)], e.g. where each stage direction acts."""
     import matplotlib.pyplot as plt
-    from .codec.world import FRAME_S, f0_track
+    from .audio import F0_FRAME_S as FRAME_S, f0_track
     fig, axes = plt.subplots(len(renders), 1, figsize=(11, 2.3 * len(renders)), squeeze=False)
     hop = int(FRAME_S * sample_rate)
     for ax, (name, a) in zip(axes[:, 0], renders.items()):

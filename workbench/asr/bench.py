@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reports import repo_path
+from ..results import repo_path
 
 from ..audio import MODEL_SAMPLE_RATE
 
@@ -348,7 +348,7 @@ def run_splits(model_path=None, n_splits: int = 100, peers: bool = True, espnet_
     import matplotlib
     matplotlib.use("Agg")
     from ..data import ensure_corpus
-    from ..reports import save_bench
+    from ..results import save_bench
     from .recipe import MODELS
     from .streaming import load_model
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
@@ -388,7 +388,7 @@ def run(model_path=None, n: int = 200, split: str = "test", out_dir=None, corpus
     utterances through ``scoring.real_time_factor``."""
     import matplotlib
     matplotlib.use("Agg")
-    from ..reports import save_bench
+    from ..results import save_bench
     import torch
     from ..data import ensure_corpus, open_dataset
     from .scoring import real_time_factor
@@ -462,7 +462,7 @@ def run_train_speed(profile: str = "small_mx", steps: int = 30, precisions=("32"
     ``steps`` training steps per precision (``torch.autocast("cpu", bfloat16)`` through Lightning's
     ``bf16-mixed``), ``repeats`` rounds interleaved so a load change on the machine hits both alike; the first
     step of each run is warm-up and not counted. Writes ``bench_asr_train.json``."""
-    from ..reports import save_bench
+    from ..results import save_bench
     from .recipe import MODELS, load_profile, train
     if init_from is None:      # the shipped weights when they are of the profile's design, else its own start
         shipped = MODELS / "asr_small" / "model.nemo"

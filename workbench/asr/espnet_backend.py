@@ -19,7 +19,7 @@ import torch
 
 from ..audio import MODEL_SAMPLE_RATE, load_audio
 from ..events import Final, Hypothesis, Partial, WordTiming
-from .streaming import ModelNotAvailableError, _hub_reachable
+from ..hub import ModelNotAvailableError, hub_reachable
 
 # The small profile's shape; block sizes are in encoder frames (40 ms after conv2d subsampling).
 ENCODER_CONF = {"output_size": 128, "attention_heads": 4, "linear_units": 512, "num_blocks": 6,
@@ -132,7 +132,7 @@ def resolve_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.Path
         files = unpack(p, out)
         return Path(files["asr_train_config"]), Path(files["asr_model_file"]), out
     tag = str(name_or_path)
-    if not _hub_reachable(repo=tag):
+    if not hub_reachable(repo=tag):
         raise ModelNotAvailableError(
             f"ESPnet model tag {tag!r} would be downloaded from the Hugging Face hub, which cannot be reached "
             f"from here. Download it where the hub is reachable (huggingface_hub.snapshot_download) and pass "

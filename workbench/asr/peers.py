@@ -101,7 +101,7 @@ def load_whisper(name_or_path: str | os.PathLike | None = None, compute_type: st
     faster-whisper's own hub download; offline a name fails within seconds with the typed error the ASR
     loader uses."""
     from faster_whisper import WhisperModel
-    from .streaming import ModelNotAvailableError, _hub_reachable
+    from ..hub import ModelNotAvailableError, hub_reachable
     device = "cuda" if _cuda() else "cpu"
     if name_or_path is None or str(name_or_path) == "base":
         name_or_path = packaged_whisper_folder("tiny.en" if name_or_path is None else "base")
@@ -112,7 +112,7 @@ def load_whisper(name_or_path: str | os.PathLike | None = None, compute_type: st
         return WhisperModel(str(p), device=device, compute_type=compute_type if device == "cpu" else "float16",
                             cpu_threads=cpu_threads)
     repo = str(name_or_path) if "/" in str(name_or_path) else f"Systran/faster-whisper-{name_or_path}"
-    if not _hub_reachable(repo=repo):
+    if not hub_reachable(repo=repo):
         raise ModelNotAvailableError(f"Whisper {name_or_path!r} would be downloaded from the Hugging Face hub "
                                      f"({repo}), which cannot be reached from here; pass a local CTranslate2 folder")
     return WhisperModel(str(name_or_path), device=device, compute_type=compute_type, cpu_threads=cpu_threads)

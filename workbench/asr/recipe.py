@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..data import ensure_corpus, is_clean, open_dataset
-from ..reports import repo_path
+from ..results import repo_path
 from ..scale import finish_ranks, shard_audit
 from . import ledger as ledgers
 from .tokenizer import install_tokenizer, strip_special, train_tokenizer

@@ -35,20 +35,8 @@ import torch
 
 from ..audio import MODEL_SAMPLE_RATE, load_audio
 from ..events import EndOfUtterance, Final, Hypothesis, Partial, WordTiming
+from ..hub import ModelNotAvailableError, hub_reachable  # noqa: F401  (the loaders' typed error, re-exported)
 from .tokenizer import strip_special
-
-
-class ModelNotAvailableError(RuntimeError):
-    """A pretrained model name that cannot be fetched from here (offline), or a missing checkpoint."""
-
-
-def _hub_reachable(timeout: float = 3.0, repo: str = "nvidia/parakeet-ctc-0.6b") -> bool:
-    """Can a model be fetched from the Hugging Face hub now? No when HF_HUB_OFFLINE=1, else one HEAD request
-    to the hub (``HF_ENDPOINT``, as huggingface_hub reads it) with a hard timeout, so offline is a fast no.
-    Both backends' by-name loading asks this."""
-    from ..data.dataset import _online
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    return os.environ.get("HF_HUB_OFFLINE") != "1" and _online(f"{endpoint}/api/models/{repo}", timeout=timeout)
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | None = None):
@@ -65,7 +53,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None):
             raise ModelNotAvailableError(f"no checkpoint at {p}")
         model = ASRModel.restore_from(str(p), map_location=device)
     else:
-        if not _hub_reachable():
+        if not hub_reachable():
             raise ModelNotAvailableError(
                 f"{name_or_path!r} would be downloaded from the Hugging Face hub, which cannot be reached from "
                 f"here. Download it where the hub is reachable and pass the local .nemo path instead.")

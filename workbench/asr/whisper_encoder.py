@@ -138,8 +138,8 @@ def chunked_limited_mask(n_out: int, left: int, right: int, stack: int, device=N
     return allowed
 
 
-from nemo.core.classes import common as _nemo_common
-from nemo.core.classes.module import NeuralModule
+from nemo.core.classes import common as _nemo_common  # noqa: E402  (below the pure mask and cache functions, which the tests import without building a module)
+from nemo.core.classes.module import NeuralModule  # noqa: E402
 
 # NeMo 3 builds config ``_target_``s only from an allow-list of namespaces: importing this module (the recipe and
 # workbench.asr.streaming.load_model do) adds exactly this class.

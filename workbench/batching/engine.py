@@ -19,7 +19,7 @@ step carries many streams. The engine therefore
   pause was the end is the end-pointer's call, not the batcher's.
 
 Time is explicit (``now`` in seconds, any clock): ``LiveBatcher`` drives it from the wall clock for a
-caller (a widget, a server), ``workbench.batching.bench`` from a virtual clock whose steps cost what they
+caller (a widget, a server), ``workbench.batching.simulation`` from a virtual clock whose steps cost what they
 really cost on this device.
 """
 from __future__ import annotations

@@ -117,7 +117,7 @@ class PeerRunner:
         from nemo.collections.asr.inference.streaming.framing.request_options import ASRRequestOptions
         rng = np.random.default_rng(seed)
         chunk_s = self.chunk / MODEL_SAMPLE_RATE
-        from .bench import load_schedule
+        from .simulation import load_schedule
         heap, seq, offered = [], 0, 0.0
         # the frame batcher bench's load: same draws, same stagger
         for sid, (_, t, u, n_frames) in enumerate(load_schedule(self.utts, n_streams, self.duration_s, self.stagger_s, rng)):

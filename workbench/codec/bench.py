@@ -13,12 +13,12 @@ budget). Every rate has a 95 % interval.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .. import judges
+from ..asr.shipped import load_shipped, transcribe_recordings
 from ..stats import paired_wer_diff_ci, stat_ci
 from . import world
 
@@ -32,36 +32,13 @@ def test_set(corpus_size: str = "default", split: str = "test", n: int = 100, se
     return [ds.entries[i] for i in idx], [ds.audio(int(i)) for i in idx], [ds.entries[i]["text"] for i in idx]
 
 
-@lru_cache(maxsize=1)
-def _shipped_asr():
-    """The shipped streaming model, loaded once per process (every judge call of a notebook or bench uses it)."""
-    from ..asr.recipe import MODELS
-    from ..asr.streaming import load_model
-    return load_model(MODELS / "asr_small" / "model.nemo", device="cpu")
-
-
-def our_asr_transcripts(audios: list[np.ndarray], model=None) -> list[str]:
-    """The shipped streaming model (largest lookahead, greedy) over whole recordings, batched."""
-    from ..asr.streaming import StreamingRecognizer, transcribe_batch
-    from ..events import Final
-    model = model or _shipped_asr()
-    largest = max((list(c) for c in model.encoder.att_context_size_all), key=lambda c: c[1])
-    rec = StreamingRecognizer(model, largest)
-    out = []
-    for i in range(0, len(audios), 32):
-        for ev in transcribe_batch(rec, audios[i:i + 32]):
-            fin = [e for e in ev if isinstance(e, Final)]
-            out.append(fin[-1].text if fin else "")
-    return out
-
-
 def judge(refs: list[str], originals: list[np.ndarray], rendered: list[np.ndarray], asr_model=None,
           orig_errors: dict | None = None, mos: bool = True) -> dict:
     """Every judge's verdict on one system's renderings of ``originals`` (same order as ``refs``)."""
     from ..asr.scoring import utterance_errors
     from ..stats import wer_ci
     row: dict = {}
-    for name, hyps in (("whisper", judges.whisper_transcribe(rendered)), ("ours", our_asr_transcripts(rendered, asr_model))):
+    for name, hyps in (("whisper", judges.whisper_transcribe(rendered)), ("ours", transcribe_recordings(rendered, asr_model))):
         err, words = utterance_errors(refs, hyps)
         row[f"wer_{name}"] = {k: v for k, v in wer_ci(err, words).items() if k not in ("errors", "words")}
         row[f"_errors_{name}"] = (err, words)
@@ -88,12 +65,12 @@ def run(n: int = 100, corpus_size: str = "default", split: str = "test", codec_d
         out_dir=None, results_dir=None, seed: int = 0, command: str = "python -m workbench bench codec") -> dict:
     import torch
     from ..asr.recipe import MODELS
-    from ..asr.streaming import ModelNotAvailableError
-    from ..reports import save_bench
+    from ..hub import ModelNotAvailableError
+    from ..results import save_bench
     from .model import load_codec
     from .soundstream import SoundStreamCodec
     codec = load_codec(codec_dir)
-    asr = _shipped_asr()
+    asr = load_shipped()
     entries, audios, refs = test_set(corpus_size, split, n, seed)
     systems: dict = {}
     t0 = time.time()

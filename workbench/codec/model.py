@@ -221,7 +221,7 @@ class SpeechCodec(nn.Module):
 
 def load_codec(folder: str | os.PathLike | None = None) -> SpeechCodec:
     """The codec saved by ``train-codec`` (default: the shipped ``data/models/codec``)."""
-    from ..asr.streaming import ModelNotAvailableError
+    from ..hub import ModelNotAvailableError
     folder = Path(folder or MODEL_DIR)
     if not (folder / "codec.json").is_file() or not (folder / "codec.pt").is_file():
         raise ModelNotAvailableError(f"no codec in {folder} (codec.json + codec.pt); run python -m workbench "

@@ -9,7 +9,6 @@ the steps decodes from the semantic group alone. Random 2 s crops. Training stop
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time

@@ -87,7 +87,7 @@ class SoundStreamCodec:
 
     @classmethod
     def load(cls, folder=None) -> "SoundStreamCodec":
-        from ..asr.streaming import ModelNotAvailableError
+        from ..hub import ModelNotAvailableError
         folder = Path(folder or MODEL_DIR)
         if not (folder / "soundstream.json").is_file():
             raise ModelNotAvailableError(f"no SoundStream peer in {folder}; run python -m workbench train-codec "
@@ -154,7 +154,6 @@ def train_soundstream(audios: list[np.ndarray], dev_audios: list[np.ndarray], ou
             return torch.optim.AdamW(self.parameters(), lr=lr, betas=(0.8, 0.99))
 
     t0 = time.time()
-    rng = np.random.default_rng(seed + 1)
     n = int(seconds * SAMPLE_RATE)
     dev = [a[:n] for a in dev_audios if len(a) >= n]
     dev_batches = [torch.from_numpy(np.stack(dev[i:i + 16]))[:, None] for i in range(0, len(dev), 16)]

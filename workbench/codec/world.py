@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..audio import F0_CEIL, F0_FLOOR, f0_track  # noqa: F401  (F0 is audio analysis every room's judge shares)
+
 SAMPLE_RATE = 16000
 FRAME_S = 0.010
 N_SP = 40          # coefficients WORLD codes the envelope to
 N_KEEP = 20        # the ones kept (the rest are set to 0 on synthesis)
-F0_FLOOR, F0_CEIL = 60.0, 500.0
 
 
 def n_ap(sr: int = SAMPLE_RATE) -> int:
@@ -66,11 +67,3 @@ def synthesise(params: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     f0 = np.where(p[:, -1] > 0.5, np.exp(np.clip(p[:, -2], np.log(F0_FLOOR), np.log(F0_CEIL))), 0.0)
     y = pyworld.synthesize(np.ascontiguousarray(f0), sp, np.clip(ap, 0.0, 1.0), sr, FRAME_S * 1000)
     return np.clip(y, -1.0, 1.0).astype(np.float32)
-
-
-def f0_track(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """F0 in Hz every 10 ms, 0 where unvoiced (the judge of F0 correlation; same analysis for every system)."""
-    import pyworld
-    x = np.ascontiguousarray(audio, dtype=np.float64)
-    f0, t = pyworld.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_S * 1000)
-    return pyworld.stonemask(x, f0, t, sr)

@@ -25,8 +25,14 @@ class CtcAligner:
 
     def __init__(self, model_path: str | os.PathLike = DEFAULT_ALIGNER):
         import torch
-        from ..asr.streaming import load_model
-        self.model = load_model(model_path, device="cpu")
+        from nemo.collections.asr.models import ASRModel
+        from ..logs import quiet_if_interactive
+        # NeMo's own restore, not the recogniser's loader: the corpus depends on a checkpoint, never on the
+        # code of the model being trained (``import workbench`` lets NeMo build our preprocessor and encoder)
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"the aligner's checkpoint is missing: {model_path} (make models, or pass a .nemo)")
+        quiet_if_interactive()
+        self.model = ASRModel.restore_from(str(model_path), map_location="cpu").eval()
         self.ctc = getattr(self.model, "ctc_decoder", None) or getattr(self.model, "decoder", None)
         self.blank = self.model.tokenizer.vocab_size   # NeMo puts CTC blank after the vocabulary
         self.torch = torch

@@ -21,13 +21,12 @@ import numpy as np
 
 from ..audio import MODEL_SAMPLE_RATE, resample, save_wav
 from . import templates as T
+from .manifest import DEFAULT_ROOT
 from .synth import ESPEAK_RATE, VARIANTS, VOICES, Speaker, speak_piece, speech_bounds, synthesise
 
 SPLITS = ("train", "dev", "test", "test_unseen_engine", "test_unseen_text")
 # test_unseen_engine: the test texts spoken by an engine never heard in training (all its voices);
 # test_unseen_text: held-out templates (never in training text) spoken by the test speakers.
-# WORKBENCH_CORPUS_ROOT moves every corpus elsewhere (a big disk; the tests' temporary folder).
-DEFAULT_ROOT = Path(os.environ.get("WORKBENCH_CORPUS_ROOT") or Path(__file__).resolve().parents[2] / "data" / "corpus")
 
 
 @dataclass
@@ -478,7 +477,7 @@ def build_corpus(size: str = "default", seed: int = 0, root: str | os.PathLike =
     half corpus behind. An existing corpus is kept unless ``force``.
     """
     from tqdm.auto import tqdm
-    from .dataset import write_manifest, entries_to_cutset
+    from .manifest import entries_to_cutset, write_manifest
     from .engines import ENGINE_CLASSES
 
     cfg = config_for(size, seed, **overrides)

@@ -83,7 +83,7 @@ def _pocketsphinx(part: str) -> list[tuple[str, Path, str]]:
 
 def real_entries(name: str, part: str, cache: Path = CACHE) -> list[dict]:
     """NeMo manifest entries for a real-speech set, its audio resampled to 16 kHz into ``cache`` once."""
-    from .dataset import read_manifest, write_manifest
+    from .manifest import read_manifest, write_manifest
     if name not in REAL or part not in REAL[name]:
         known = ", ".join(f"{n}:{p}" for n in REAL for p in REAL[n])
         raise RealSpeechUnavailableError(f"no real-speech set {name}:{part}; known: {known}")

@@ -183,3 +183,38 @@ def load(path: str | Path) -> Arbitrator:
     m = Arbitrator(**ck["config"])
     m.load_state_dict(ck["state_dict"])
     return m.eval()
+
+
+ARBITRATOR_DIR = Path(__file__).resolve().parents[2] / "data" / "models" / "arbitrator"
+
+
+def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_dev: int = 300,
+          context=(70, 1), epochs: int = 30, out=None, device=None) -> Path:
+    from ..asr import ledger as ledgers
+    from ..asr.recipe import default_recognizer
+    from .signals import split_signals
+    t0, cpu0 = time.time(), ledgers.cpu_seconds()
+    rec, path, shipped = default_recognizer(model_path, context, device)
+    tr = split_signals(rec, corpus_size, "train", n_train, prefer_events=True)
+    dv = split_signals(rec, corpus_size, "dev", n_dev, prefer_events=True)
+    print(f"[arbitrator] recogniser outputs for {len(tr)} train / {len(dv)} dev utterances in {time.time() - t0:.0f} s",
+          flush=True)
+    vocab = int(rec.model.tokenizer.vocab_size)
+    model, metrics = train_arbitrator(tr, dv, vocab, epochs=epochs)
+    out = Path(out or ARBITRATOR_DIR)
+    from ..results import file_sha1
+    save(model, out, metrics, {"asr_model": str(path), "asr_model_shipped": shipped,
+                               "asr_model_sha1": file_sha1(path),   # which recogniser it learnt to read
+                               "context": list(rec.att_context), "corpus": corpus_size,
+                               "n_train_utterances": len(tr), "n_dev_utterances": len(dv),
+                               "params": sum(p.numel() for p in model.parameters()),
+                               "wall_s": round(time.time() - t0, 1)})
+    print(f"[arbitrator] {json.dumps(metrics)}", flush=True)
+    led = out / ledgers.LEDGER_NAME      # the arbitrator's own history: one run per retraining
+    ledgers.append(led, {"id": ledgers.next_id(led), "steps": epochs, "step_unit": "epoch",
+                         "cpu_hours": round((ledgers.cpu_seconds() - cpu0) / 3600, 3),
+                         "wall_hours": round((time.time() - t0) / 3600, 3),
+                         "dev_metrics": {k: metrics[k] for k in ("dev_auc", "dev_balanced_accuracy") if k in metrics},
+                         "changed": f"retrained on the recogniser {file_sha1(path)} ({n_train} train / {n_dev} dev "
+                                    f"utterances)", "asr_model_sha1": file_sha1(path)})
+    return out

@@ -6,6 +6,7 @@ transcript's tokens). The recogniser runs exactly as deployed: chunk by chunk wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -90,3 +91,35 @@ def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: i
                 truncated=bool(e.get("truncated")), noise=_noise_kind(e.get("noise")),
                 vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
     return out
+
+
+def extend_after_speech(audio: np.ndarray, speech_end: float, seconds: float = 2.0) -> np.ndarray:
+    """The recording continued until ``seconds`` after the end of speech, as a live microphone would: the
+    background after the speech (noise, babble, silence) looped. Corpus files stop 0.3-1.5 s after the speech,
+    which would otherwise end every slow end-pointer by the end of the file, not by its own decision."""
+    sr = MODEL_SAMPLE_RATE
+    want = int((speech_end + seconds) * sr)
+    if len(audio) >= want:
+        return audio
+    tail = audio[min(len(audio), int(speech_end * sr) + sr // 10):]
+    if len(tail) < sr // 10:
+        tail = np.zeros(sr // 10, np.float32)
+    reps = int(np.ceil((want - len(audio)) / len(tail)))
+    return np.concatenate([audio, np.tile(tail, reps)[:want - len(audio)]]).astype(np.float32)
+
+
+def split_signals(rec, corpus_size: str | Path, split: str, n: int, prefer_events: bool = False, seed: int = 0,
+                  after_speech_s: float = 2.0):
+    """Signals for ``n`` utterances of a split of the corpus of that size (or at that ``Path``) (with
+    ``prefer_events``: those with pauses or truncation first, the rest at random: the arbitrator's training
+    set), each recording continued to ``after_speech_s`` after its end of speech (``extend_after_speech``)."""
+    from ..data import ensure_corpus, open_dataset
+    ds = open_dataset(corpus_size if isinstance(corpus_size, Path) else ensure_corpus(corpus_size), split)
+    idx = list(range(len(ds)))
+    if prefer_events:
+        rng = np.random.default_rng(seed)
+        rng.shuffle(idx)
+        idx.sort(key=lambda i: not (ds.entries[i].get("pauses") or ds.entries[i].get("truncated")))
+    idx = idx[:min(n, len(ds))]
+    audios = [extend_after_speech(ds.audio(i), float(ds.entries[i]["speech_end"]), after_speech_s) for i in idx]
+    return compute_signals(rec, [ds.entries[i] for i in idx], audios)

@@ -47,7 +47,7 @@ def check_01_frame_batching(engine_cls, rec, utts: list, policy, streams: int = 
     """A dispatch policy of your own: a ``FrameBatcher`` subclass that never holds back a full batch and, run
     through ``simulate``, serves every stream (no chunk waits for ever)."""
     from ..batching import BatchPolicy, FrameBatcher
-    from ..batching.bench import simulate
+    from ..batching.simulation import simulate
     _need(isinstance(engine_cls, type) and issubclass(engine_cls, FrameBatcher),
           "answer with a class that subclasses FrameBatcher and overrides next_due()")
     full = max(2, policy.target_batch)
@@ -285,7 +285,7 @@ def check_11_speech_to_speech(against: dict, s2s, dev_rows: list[dict], n: int =
     """A preference rule for neutral users: with ``against`` as stage 5's table, neutral turns get a rejected
     answer more aroused than the chosen one, and a prosody pair each."""
     from ..s2s import data as D
-    from ..s2s.bench import arousal
+    from ..s2s.evaluation import arousal
     _need(isinstance(against, dict) and "neutral" in against,
           "answer with stage 5's table (a dict like data.AGAINST) with a rule for 'neutral'")
     # turns whose own answer is not already excited ("Good news!" lines are): the rule must change something

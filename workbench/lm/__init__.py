@@ -1,6 +1,6 @@
 """Language models in one place: load by name or path (the packaged SmolLM2 offline), score texts, and the
 small domain LM trained here. Shared by n-best reranking, truncation repair, the tagger and speech-to-speech."""
-from ..asr.streaming import ModelNotAvailableError
+from ..hub import ModelNotAvailableError
 from .load import CACHE, SMOLLM2, CausalLM, convert_gguf, load_causal_lm, smollm2_folder, smollm2_gguf
 from .score import HeadLM, LMInputError, TextScore, encode, head_scores, score_texts
 

@@ -107,7 +107,7 @@ def warmup_cosine(params, lr: float, warmup_steps: int, max_steps: int, progress
                                                "interval": "step"}}
 
 
-def _lightning_module(model, cfg: DomainLMConfig):
+def lightning_module(model, cfg: DomainLMConfig):
     import lightning.pytorch as pl
 
     class CausalLMModule(pl.LightningModule):
@@ -175,7 +175,7 @@ def train_domain_lm(train_texts: list[str], dev_texts: list[str], out: str | os.
         audit = shard_audit()
         kw["callbacks"] = [*kw.get("callbacks", []), audit]
         trainer = pl.Trainer(**kw)
-        module = _lightning_module(model, cfg)
+        module = lightning_module(model, cfg)
         loader = torch.utils.data.DataLoader
         trainer.fit(module, train_dataloaders=loader(_Shuffled(train_ids, cfg.batch_size, tok.pad_token_id, cfg.seed),
                                                      batch_size=None),

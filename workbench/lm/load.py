@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..asr.streaming import ModelNotAvailableError, _hub_reachable
+from ..hub import ModelNotAvailableError, hub_reachable
 
 CACHE = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache") / "lm"
 SMOLLM2 = "smollm2-135m-instruct"          # the packaged model's short name
@@ -125,7 +125,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, device: str | None = None,
         elif not (p / "config.json").is_file():
             raise ModelNotAvailableError(f"{p} is not a Hugging Face model folder (no config.json)")
     else:
-        if not _hub_reachable(repo=key):
+        if not hub_reachable(repo=key):
             raise ModelNotAvailableError(
                 f"{key!r} would be downloaded from the Hugging Face hub, which cannot be reached from here. "
                 f"Save it with save_pretrained where the hub is reachable and pass the folder instead "

@@ -129,7 +129,7 @@ def diagnosis(tr, dv, te, trv, dvv, tev, tokenizer, vocab: int, epochs: int, see
     ora = lambda us: [replace(u, tokens=list(tokenizer.text_to_ids(u.text.lower())), transcript=u.text.lower()) for u in us]
     otr, odv, ote = ora(tr), ora(dv), ora(te)
     m, _ = train(otr, odv, trv, dvv, vocab, epochs, seed, lambda *a: None)
-    L, DL = m.logits(ote, tev), m.logits(odv, dvv)
+    L = m.logits(ote, tev)
     y = np.array([u.directed for u in ote], int)
     ci = lambda sc: paired_ci((sc, y), lambda a, b: eer(a, b) if 0 < b.sum() < len(b) else np.nan, seed=seed)
     out = {"recogniser WER on test": wer,
@@ -155,7 +155,7 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     import torch
     from ..asr.recipe import default_recognizer
     from ..data import ensure_corpus, side_talk_corpus
-    from ..reports import repo_path, save_bench
+    from ..results import repo_path, save_bench
     from .features import split_features
     t0 = time.time()
     torch.set_num_threads(threads)

@@ -105,7 +105,7 @@ def split_features(corpus: Path, side_talk: Path, split: str, n: int | None = No
     import pickle
 
     from ..data import open_dataset
-    from ..endpoint.bench import extend_after_speech
+    from ..endpoint.signals import extend_after_speech
     import hashlib
     from ..asr.recipe import MODELS
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
@@ -115,8 +115,8 @@ def split_features(corpus: Path, side_talk: Path, split: str, n: int | None = No
     if cache and key.exists():
         return pickle.loads(key.read_bytes())
     if rec is None:
-        from ..endpoint.bench import recognizer
-        rec, _, _ = recognizer(model_path, (70, 1))
+        from ..asr.recipe import default_recognizer
+        rec, _, _ = default_recognizer(model_path, (70, 1))
     out, t0 = [], time.time()
     for root in (corpus, side_talk):
         ds = open_dataset(root, split)

@@ -40,7 +40,7 @@ class LiveLookToTalk:
             self.camera.score = -1.0
 
     def __call__(self, x: np.ndarray):
-        heard = sum(len(b) for b in self.mic._blocks) / MODEL_SAMPLE_RATE
+        heard = self.mic.heard_s
         if heard + 1e-9 >= self._next:
             self._next += self.every_s
             self.update()

@@ -77,8 +77,11 @@ def tie_in(parser, corpus_size: str = "default", n: int = 500, n_dev: int = 300,
     dev and reported on test, quiet subset (no background noise); ``signals``: (dev, test) already computed
     with the recogniser at ``context``."""
     from ..endpoint.arbitrator import load
-    from ..endpoint.bench import ARBITRATOR_DIR, BASELINE, curves, recognizer, select_and_report, split_signals
-    rec, path, _ = recognizer(None, context)
+    from ..endpoint.arbitrator import ARBITRATOR_DIR
+    from ..endpoint.evaluation import BASELINE, curves, select_and_report
+    from ..endpoint.signals import split_signals
+    from ..asr.recipe import default_recognizer
+    rec, path, _ = default_recognizer(None, context)
     arb = load(ARBITRATOR_DIR)
     dev, test = signals or (split_signals(rec, corpus_size, "dev", n_dev), split_signals(rec, corpus_size, "test", n))
     dev, test = [s for s in dev[:n_dev] if not s.noise], [s for s in test[:n] if not s.noise]
@@ -102,12 +105,12 @@ def tie_in(parser, corpus_size: str = "default", n: int = 500, n_dev: int = 300,
     vs_two = None
     if chosen and rows.get("two-pass", {}).get("setting") is not None:
         from ..endpoint.endpointers import score
-        from ..endpoint.bench import _endpointer
+        from ..endpoint.evaluation import variant_endpointer
         from ..endpoint.arbitrator import ArbitratorProbs
         from ..stats import paired_diff_ci
         probs = ArbitratorProbs(arb)
-        a = [o.cut_off for o in score(_endpointer(chosen, rows[chosen]["setting"], probs, 1500.0, var), test)]
-        b = [o.cut_off for o in score(_endpointer("two-pass", rows["two-pass"]["setting"], probs, 1500.0, var), test)]
+        a = [o.cut_off for o in score(variant_endpointer(chosen, rows[chosen]["setting"], probs, 1500.0, var), test)]
+        b = [o.cut_off for o in score(variant_endpointer("two-pass", rows["two-pass"]["setting"], probs, 1500.0, var), test)]
         vs_two = paired_diff_ci(a, b, seed=seed)
     return {"asr_model": str(path), "n_dev": len(dev), "n_test": len(test), "chosen_on_dev": chosen,
             "budget_EP90_ms": rep["dev"]["budget_EP90_ms"], "budget_rule": rep["dev"]["budget_rule"],

@@ -545,7 +545,7 @@ def load_parser(path: str | os.PathLike | None = None, device: str | None = None
     """The shipped parser (``data/models/repair_parser``) or another export of :func:`train_parser`."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from ..asr.streaming import ModelNotAvailableError
+    from ..hub import ModelNotAvailableError
     p = Path(path or DEFAULT)
     if not (p / "parser.safetensors").exists() or not (p / "parser.json").exists():
         raise ModelNotAvailableError(f"no trained parser at {p} (python -m workbench train-parser makes one)")
@@ -611,7 +611,7 @@ def train_from_corpus(corpus_size: str = "default", out: str | os.PathLike | Non
         # the recogniser's transcripts of fresh sentences by the dev speakers (never in its training audio); the
         # first len(dev) of them are the dev split itself, byte for byte: those choose the threshold, the rest train
         from ..data.corpus import corpus_with_more
-        from .bench import asr_texts
+        from .evaluation import asr_texts
         more = corpus_with_more("dev", asr_from, corpus_size)
         entries = open_dataset(more, "dev").entries
         heard = asr_texts(more, "dev", log=log)
@@ -620,7 +620,7 @@ def train_from_corpus(corpus_size: str = "default", out: str | os.PathLike | Non
         log(f"parser: {len(asr_train)} transcripts to learn from, {len(dev_transcripts)} dev transcripts")
     res = train_parser(dev, out or DEFAULT, cfg, exclude=held, trainer_kwargs=trainer_kwargs, log=log,
                        asr_train=asr_train, dev_transcripts=dev_transcripts)
-    from .bench import every_cut
+    from .evaluation import every_cut
     res["domain_floor"] = set_domain_gate(load_parser(out or DEFAULT, device="cpu"),
                                           [e["text"] for e in every_cut(dev)] + list(dev_transcripts or []))
     log(f"parser: domain gate at mean token log-probability {res['domain_floor']}")

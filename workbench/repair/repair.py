@@ -52,7 +52,7 @@ class Diagnosis:
     reasons: tuple[str, ...]
 
 
-def _frame_vars(g) -> list[str]:
+def frame_vars(g) -> list[str]:
     """The variables of a graph's frames, in order: its top, or a multi-sentence's parts."""
     inst = {v: c for v, _, c in g.instances()}
     if inst.get(g.top) != "multi-sentence":
@@ -66,7 +66,7 @@ def _frame_roles(penman_str: str) -> list[tuple[str, list[tuple[str, str]]]]:
     """[(intent, [(role, filler concept)])] of each frame, in order."""
     g = decode(penman_str)
     inst = {v: c for v, _, c in g.instances()}
-    return [(inst[v], [(r, inst.get(t, "")) for s, r, t in g.edges() if s == v]) for v in _frame_vars(g)]
+    return [(inst[v], [(r, inst.get(t, "")) for s, r, t in g.edges() if s == v]) for v in frame_vars(g)]
 
 
 def diagnose(penman_str: str, text: str | None = None) -> Diagnosis:
@@ -200,7 +200,7 @@ def recover(penman_str: str, text: str | None = None, history: list[str] = (), d
     earlier = [_fillers(h) for h in reversed(list(history))]
     triples, recovered, missing = list(g.triples), [], []
     frame_var = {}
-    for v in _frame_vars(g):
+    for v in frame_vars(g):
         frame_var.setdefault(inst[v], v)
     implied: dict = {}          # roles a recovered filler also tells (a device's room)
     for intent, role in d.missing:
@@ -248,7 +248,7 @@ def apply_answer(penman_str: str, answer: str, spans=()) -> str:
     intent, owed = target
     g = decode(penman_str)
     inst = {v: c for v, _, c in g.instances()}
-    fv = next(v for v in _frame_vars(g) if inst[v] == intent)
+    fv = next(v for v in frame_vars(g) if inst[v] == intent)
     triples = list(g.triples)
     fills = {}
     said = {r for s, r, t in g.edges() if s == fv and inst.get(t) != UNKNOWN}

@@ -8,8 +8,8 @@ import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
+from ..results import RESULTS, ROOT
+
 README = ROOT / "README.md"
 
 
@@ -38,7 +38,7 @@ def _prov(r: dict, command: str) -> str:
 
 def _model_note(r: dict) -> str:
     """Which model the figures are of, by content: the shipped one, or an earlier one (stale figures)."""
-    from . import MODEL_KEYS, file_sha1, model_file, repo_path
+    from ..results import MODEL_KEYS, file_sha1, model_file, repo_path
     sha = r.get("provenance", {}).get("model_sha1")
     how = r.get("provenance", {}).get("model_sha1_attributed")
     path = next((r[k] for k in MODEL_KEYS if isinstance(r.get(k), str)), None)
@@ -55,7 +55,7 @@ def _model_note(r: dict) -> str:
 
 
 def batching(r: dict) -> str:
-    from ..batching.bench import headline
+    from ..batching.simulation import headline
     h = headline(r)
     names = {"single": "each chunk alone, features per 30 ms frame (the per-stream CPU baseline)",
              "single_chunk_front_end": "each chunk alone, features once per chunk",

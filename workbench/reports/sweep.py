@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+from typing import Callable
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,8 +80,11 @@ def _slug(v) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(v)).strip("-")[:40] or "x"
 
 
-def load_grid(path: str | os.PathLike, notebook_dir: Path = NOTEBOOKS) -> tuple[dict, list[Cell]]:
-    """The grid's settings and its cells, checked before anything runs."""
+def load_grid(path: str | os.PathLike, notebook_dir: Path = NOTEBOOKS,
+              check_bench: Callable[[list[str]], str | None] | None = None) -> tuple[dict, list[Cell]]:
+    """The grid's settings and its cells, checked before anything runs. A bench cell is checked by
+    ``check_bench(argv)``, which says why ``python -m workbench bench <argv>`` would be refused (or None): the
+    command line's own parser judges (``workbench.__main__.bench_argv_error``), so the sweep never reads it."""
     p = Path(path)
     try:
         spec = yaml.safe_load(p.read_text())
@@ -113,36 +117,23 @@ def load_grid(path: str | os.PathLike, notebook_dir: Path = NOTEBOOKS) -> tuple[
             if names - declared:
                 raise SweepError(f"{p}: run {i}: {target} declares no parameter(s) {sorted(names - declared)}; "
                                  f"it declares {sorted(declared)}")
-        else:
-            _check_bench(target, names, p, i)
+        elif check_bench is None:
+            raise SweepError(f"{p}: run {i}: a bench run needs check_bench (the command line's parser) to be "
+                             f"checked; python -m workbench sweep passes it")
         for values in itertools.product(*grid.values()) if grid else [()]:
             varied = dict(zip(grid, values))
             key = "__".join([_slug(target)] + [f"{_slug(k)}={_slug(v)}" for k, v in varied.items()])
-            cells.append(Cell(key, kind, target, {**fixed, **varied}, varied))
+            cell = Cell(key, kind, target, {**fixed, **varied}, varied)
+            if kind == "bench":
+                why = check_bench(bench_argv(cell, Path("out")))
+                if why:
+                    raise SweepError(f"{p}: run {i}: bench {target} refuses {cell.parameters}: {why}")
+            cells.append(cell)
     keys = [c.key for c in cells]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:
         raise SweepError(f"{p}: cells {dup} appear twice")
     return settings, cells
-
-
-def _bench_parser():
-    import argparse
-
-    from ..__main__ import build_parser
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["bench"]
-
-
-def _check_bench(target: str, names: set, p: Path, i: int) -> None:
-    b = _bench_parser()
-    what = next(a for a in b._actions if a.dest == "what")
-    if target not in what.choices:
-        raise SweepError(f"{p}: run {i}: no bench {target!r}; known: {sorted(what.choices)}")
-    flags = {a.dest.replace("_", "-") for a in b._actions if a.option_strings}
-    unknown = {n.replace("_", "-") for n in names} - flags
-    if unknown:
-        raise SweepError(f"{p}: run {i}: bench takes no option(s) {sorted(unknown)}")
 
 
 # --- one cell, in a Ray worker ------------------------------------------------------------------------------------
@@ -191,15 +182,20 @@ def _numbers(d, prefix: str = "", depth: int = 0) -> dict:
     return out
 
 
-def _run_bench(c: Cell, staging: Path, timeout: int) -> CellResult:
-    cmd = [sys.executable, "-m", "workbench", "bench", c.target, "--out", str(staging),
-           "--results", str(staging / "results")]
+def bench_argv(c: Cell, staging: Path) -> list[str]:
+    """The arguments after ``python -m workbench bench`` that run cell ``c`` into ``staging``."""
+    argv = [c.target, "--out", str(staging), "--results", str(staging / "results")]
     for k, v in c.parameters.items():
         flag = "--" + k.replace("_", "-")
         if v is True:
-            cmd.append(flag)
+            argv.append(flag)
         elif v is not False and v is not None:
-            cmd += [flag, str(v)]
+            argv += [flag, str(v)]
+    return argv
+
+
+def _run_bench(c: Cell, staging: Path, timeout: int) -> CellResult:
+    cmd = [sys.executable, "-m", "workbench", "bench", *bench_argv(c, staging)]
     (staging / "command.txt").write_text(" ".join(cmd) + "\n")
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -246,9 +242,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
 
 def run_sweep(grid: str | os.PathLike, out_root: str | os.PathLike | None = None, date: str | None = None,
               address: str | None = None, num_cpus: int | None = None, notebook_dir: Path = NOTEBOOKS,
-              log=print) -> dict:
-    """Run every cell of ``grid`` not already done; returns the sweep summary (also ``sweep.json``)."""
-    settings, cells = load_grid(grid, notebook_dir)
+              log=print, check_bench: Callable[[list[str]], str | None] | None = None) -> dict:
+    """Run every cell of ``grid`` not already done; returns the sweep summary (also ``sweep.json``).
+    ``check_bench``: see :func:`load_grid`."""
+    settings, cells = load_grid(grid, notebook_dir, check_bench)
     folder = Path(out_root or REPORTS) / (date or dt.date.today().isoformat()) / f"sweep-{settings['name']}"
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}

@@ -320,7 +320,7 @@ def train_from_corpus(asr_model=None, corpus_size: str = "default", out: str | o
     else:
         raise ValueError(f"train_split must be 'fresh', 'dev' or 'train', not {train_split!r}")
     lm = load_causal_lm(base or SMOLLM2, device=None)
-    from ..reports import repo_path
+    from ..results import repo_path
     return train_mwer(lm, tr.refs, tr.nbests, dev.refs, dev.nbests, out or MODELS / "reranker_mwer", cfg, log=log,
                       extra={"asr_model": repo_path(asr_model), "corpus": repo_path(corpus),
                              "train_corpus": repo_path(source), "train_split": train_split,

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from . import data as D
-from .layout import SPECIALS, Layout, collate
+from .layout import Layout, collate
 from .model import SpeechTextLM
 from ..scale import finish_ranks, multi_process, shard
 

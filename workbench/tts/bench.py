@@ -24,11 +24,11 @@ import numpy as np
 
 from .. import judges
 from ..stats import stat_ci, wer_ci
-from .prosody import measure, realisation, realised, requested
+from .prosody import realisation
 from .render import render_espeak
 from .responses import sample
-from .styles import DELIVERIES, parse
-from .tandem import agreement, from_rows
+from .styles import parse
+from .tandem import agreement, from_rows, style_rows
 
 SR = 16000
 
@@ -48,7 +48,7 @@ def _piper(text: str) -> np.ndarray:
 
 def systems(ltts_dir=None, baseline_dir=None) -> dict:
     """name -> (speak(tagged) -> audio, reads directions, training record or None)."""
-    from ..asr.streaming import ModelNotAvailableError
+    from ..hub import ModelNotAvailableError
     from .ltts import TTSModelError, load_synthesiser
     from .recipe import default_dir
     out = {}
@@ -70,17 +70,6 @@ def systems(ltts_dir=None, baseline_dir=None) -> dict:
     return out
 
 
-def style_rows(speak, texts: list[str], deliveries=None) -> list[dict]:
-    """Every delivery in front of every text, measured against the untagged rendering of the same text."""
-    rows = []
-    for t in texts:
-        neutral = measure(speak(t))
-        for d in deliveries or [d for d in DELIVERIES if d != "neutral"]:
-            rows.append({"text": t, "tag": d, "requested": requested(DELIVERIES[d]),
-                         "realised": realised(measure(speak(f"[{d}] {t}")), neutral)})
-    return rows
-
-
 def filler_recall(tagged: list[str], transcripts: list[str]) -> dict:
     from ..stats import rate_ci
     k = n = 0
@@ -97,7 +86,7 @@ def _tandem(plains: list[str], res: dict, ltts_dir=None) -> dict | None:
     """The tagger's directions on the held-out responses against the LTTS's realisation (tandem.agreement): dev-
     measured fidelity for the selection, the bench's held-out fidelity as the judge."""
     import json
-    from ..asr.streaming import ModelNotAvailableError
+    from ..hub import ModelNotAvailableError
     from .recipe import default_dir
     from .tagger import load_tagger, rule_tagger
     name = next((k for k in res if k.startswith("LTTS") and "fidelity" in res[k]), None)
@@ -116,9 +105,9 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
         command: str = "python -m workbench bench tts") -> dict:
     import torch
     from ..asr.scoring import utterance_errors
-    from ..codec.bench import _shipped_asr, our_asr_transcripts
-    from ..reports import save_bench
-    asr = _shipped_asr()
+    from ..asr.shipped import load_shipped, transcribe_recordings
+    from ..results import save_bench
+    asr = load_shipped()
     texts = test_texts(n, seed)
     refs = [p for _, p, _ in texts]
     tagged = [t for _, _, t in texts]
@@ -137,7 +126,7 @@ def run(n: int = 40, n_style: int = 8, ltts_dir=None, baseline_dir=None, out_dir
         row: dict = {"reads_directions": reads_tags, "rtf": round(sum(secs) / dur, 4),
                      "first_audio_s": {"p50": round(float(np.percentile(secs, 50)), 3),
                                        "p95": round(float(np.percentile(secs, 95)), 3)}}
-        hyps = {"whisper": judges.whisper_transcribe(audios), "ours": our_asr_transcripts(audios, asr)}
+        hyps = {"whisper": judges.whisper_transcribe(audios), "ours": transcribe_recordings(audios, asr)}
         for k, h in hyps.items():
             err, words = utterance_errors(refs, h)        # refs: the words, directions and fillers out
             row[f"wer_{k}"] = {a: b for a, b in wer_ci(err, words).items() if a not in ("errors", "words")}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 MAX_CHARS = 600
 
@@ -73,7 +73,7 @@ def _check_text(text: str) -> str:
     if len(text) > MAX_CHARS:
         raise StageDirectionError(f"text is {len(text)} characters; at most {MAX_CHARS} per call (split it into "
                                   "sentences)")
-    foreign = sorted({c for c in TAG.sub("", text) if c.isalpha() and not ("LATIN" in unicodedata.name(c, ""))})
+    foreign = sorted({c for c in TAG.sub("", text) if c.isalpha() and "LATIN" not in unicodedata.name(c, "")})
     if foreign:
         raise StageDirectionError(f"English voices only: characters from another script {''.join(foreign[:8])!r}")
     return text

@@ -204,7 +204,7 @@ def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None 
     also goes to ``bench_tagger.json`` there (the README's figure)."""
     import lightning.pytorch as pl
     from ..files import replace_dir
-    from ..lm.domain import _lightning_module
+    from ..lm.domain import lightning_module
     from ..lm.load import CausalLM, load_causal_lm
     from .ltts import _lm_folder
     cfg = cfg or TaggerConfig()
@@ -228,7 +228,7 @@ def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None 
                   gradient_clip_val=1.0, limit_val_batches=len(dev_batches))
         kw.update(trainer_kwargs or {})
         trainer = pl.Trainer(**kw)
-        module = _lightning_module(model, cfg)
+        module = lightning_module(model, cfg)
         loader = torch.utils.data.DataLoader
         trainer.fit(module, train_dataloaders=loader(_Pairs(train, cfg.batch_size, pad, cfg.seed), batch_size=None),
                     val_dataloaders=loader(dev_batches, batch_size=None))
@@ -253,7 +253,7 @@ def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if results_dir is not None:
-        from ..reports import save_bench
+        from ..results import save_bench
         save_bench(Path("reports") / "bench" / time.strftime("%Y-%m-%d"), "bench_tagger",
                    {"command": command, "model": str(out / "model.safetensors"), **meta}, results_dir=results_dir)
     f = meta["test"]["tagger"]["f1"]
@@ -264,7 +264,7 @@ def train_tagger(out: str | os.PathLike | None = None, cfg: TaggerConfig | None 
 
 def load_tagger(folder: str | os.PathLike | None = None, device: str | None = None) -> Tagger:
     """A saved tagger (``train_tagger``); a missing folder is a typed error naming the command that makes it."""
-    from ..asr.streaming import ModelNotAvailableError
+    from ..hub import ModelNotAvailableError
     from ..lm.load import load_causal_lm
     folder = Path(folder or MODELS / "tagger")
     if not (folder / "tagger.json").is_file():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prosody import ATTRIBUTES, requested
+from .prosody import ATTRIBUTES, measure, realised, requested
 from .styles import DELIVERIES, TAG
 
 THRESHOLD = 0.5
@@ -35,7 +35,7 @@ def _vector(d: dict) -> np.ndarray:
 
 
 def from_rows(rows: list[dict]) -> dict:
-    """Per delivery tag: the mean cosine between requested and realised change over style rows (bench.style_rows:
+    """Per delivery tag: the mean cosine between requested and realised change over style rows (``style_rows``:
     each tag in front of a text, measured against the untagged rendering of the same text), with the count."""
     out: dict[str, list[float]] = {}
     for r in rows:
@@ -47,7 +47,6 @@ def from_rows(rows: list[dict]) -> dict:
 
 def fidelity(speak, texts: list[str]) -> dict:
     """``from_rows`` for every delivery but neutral in front of ``texts``, spoken by ``speak``."""
-    from .bench import style_rows
     rows = []
     for t in texts:
         try:
@@ -119,3 +118,14 @@ def agreement(tagged: list[str], dev_fid: dict | None, test_fid: dict, threshold
         out[key] = rate_ci(sum(n in ok for n in names), len(names))
     out["changed"] = sum(select(t, dev_fid, threshold) != t for t in tagged)
     return out
+
+
+def style_rows(speak, texts: list[str], deliveries=None) -> list[dict]:
+    """Every delivery in front of every text, measured against the untagged rendering of the same text."""
+    rows = []
+    for t in texts:
+        neutral = measure(speak(t))
+        for d in deliveries or [d for d in DELIVERIES if d != "neutral"]:
+            rows.append({"text": t, "tag": d, "requested": requested(DELIVERIES[d]),
+                         "realised": realised(measure(speak(f"[{d}] {t}")), neutral)})
+    return rows

@@ -18,7 +18,7 @@ class EndpointTuner:
                  first_pass_ms: float = 250.0, max_wait_ms: float = 1500.0,
                  pause_ms: float = 500.0, theta: float = 0.5, arb_threshold: float = 0.5):
         from ..endpoint.arbitrator import ArbitratorProbs
-        from ..endpoint.bench import curves as make_curves
+        from ..endpoint.evaluation import curves as make_curves
         if not signals:
             raise ValueError("EndpointTuner needs at least one utterance's signals")
         self.signals, self.audios = list(signals), list(audios) if audios is not None else [None] * len(signals)
@@ -97,7 +97,7 @@ class EndpointTuner:
 
     def _redraw(self):
         import matplotlib.pyplot as plt
-        from ..endpoint.bench import plot_curves
+        from ..endpoint.evaluation import plot_curves
         from ..plots import plot_endpoint_timeline
         ui = self._ui
         res = self.rescore(pause_ms=ui["pause_ms"].value, theta=ui["theta"].value, arb_threshold=ui["arb_threshold"].value)

@@ -182,6 +182,11 @@ class MicCapture(anywidget.AnyWidget):
     def audio(self) -> np.ndarray:
         return np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
 
+    @property
+    def heard_s(self) -> float:
+        """Seconds of audio received since the last start."""
+        return sum(len(b) for b in self._blocks) / MODEL_SAMPLE_RATE
+
     def save(self, path: str | Path) -> Path:
         a = self.audio()
         if not len(a):
