@@ -140,6 +140,17 @@ def test_both_backends_implement_the_public_interface(tiny_model):
     assert not hasattr(EspnetStreamingRecognizer, "step_batch")     # it runs streams one after another
 
 
+
+def test_the_recogniser_answers_what_other_rooms_ask_of_its_model(tiny_model):
+    """Rooms read the vocabulary, tokenizer and trained lookaheads through the recogniser (no NeMo internals)."""
+    from workbench.asr.streaming import StreamingRecognizer, trained_contexts
+    rec = StreamingRecognizer(tiny_model, [70, 1])
+    assert rec.vocab_size == tiny_model.tokenizer.vocab_size > 0
+    assert rec.tokenizer.ids_to_text(rec.tokenizer.text_to_ids("set a timer")) == "set a timer"
+    assert trained_contexts(tiny_model) == [list(c) for c in rec.contexts]
+    assert [70, 1] in trained_contexts(tiny_model)
+
+
 def test_import_workbench_lets_plain_nemo_open_the_shipped_model():
     """A fresh interpreter: ``import workbench`` (nothing else of ours), then NeMo's own restore_from."""
     import subprocess

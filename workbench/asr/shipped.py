@@ -10,7 +10,7 @@ import numpy as np
 
 from ..events import Final
 from .recipe import MODELS
-from .streaming import StreamingRecognizer, load_model, transcribe_batch
+from .streaming import StreamingRecognizer, load_model, trained_contexts, transcribe_batch
 
 SHIPPED = MODELS / "asr_small" / "model.nemo"
 
@@ -26,7 +26,7 @@ def transcribe_recordings(audios: list[np.ndarray], model=None, batch: int = 32)
     """Whole 16 kHz recordings -> their final transcripts: ``model`` (the shipped one by default) streaming at
     its largest lookahead, greedy, ``batch`` streams at a time."""
     model = model or load_shipped()
-    largest = max((list(c) for c in model.encoder.att_context_size_all), key=lambda c: c[1])
+    largest = max(trained_contexts(model), key=lambda c: c[1])
     rec = StreamingRecognizer(model, largest)
     out = []
     for i in range(0, len(audios), batch):

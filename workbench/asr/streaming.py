@@ -112,6 +112,11 @@ class StreamState:
     probes: list = field(default_factory=list)
 
 
+def trained_contexts(model) -> list[list[int]]:
+    """The attention contexts ([left, right] in encoder frames) a NeMo cache-aware model was trained with."""
+    return [[int(v) for v in c] for c in model.encoder.att_context_size_all]
+
+
 class StreamingRecognizer:
     """One NeMo cache-aware model at one attention context (lookahead), any number of streams."""
 
@@ -174,6 +179,17 @@ class StreamingRecognizer:
         pre_encode = getattr(enc, "pre_encode", None)      # the Whisper encoder has its own front end
         self.sampling_frames = pre_encode.get_sampling_frames() if hasattr(pre_encode, "get_sampling_frames") else None
         self.device = next(model.parameters()).device
+
+    # -- what other rooms read of the model, so that none reaches into NeMo's internals ----------------------
+    @property
+    def tokenizer(self):
+        """The model's tokenizer (NeMo's SentencePiece wrapper: ``text_to_ids``, ``ids_to_tokens``...)."""
+        return self.model.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids below this are the vocabulary; RNNT/CTC blank is ``vocab_size``."""
+        return int(self.model.tokenizer.vocab_size)
 
     # -- sizes (NeMo gives [first, later] lists for chunked_limited) ---------------------------------
     @staticmethod

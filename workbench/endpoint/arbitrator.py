@@ -199,7 +199,7 @@ def train(model_path=None, corpus_size: str = "default", n_train: int = 1500, n_
     dv = split_signals(rec, corpus_size, "dev", n_dev, prefer_events=True)
     print(f"[arbitrator] recogniser outputs for {len(tr)} train / {len(dv)} dev utterances in {time.time() - t0:.0f} s",
           flush=True)
-    vocab = int(rec.model.tokenizer.vocab_size)
+    vocab = rec.vocab_size
     model, metrics = train_arbitrator(tr, dv, vocab, epochs=epochs)
     out = Path(out or ARBITRATOR_DIR)
     from ..results import file_sha1

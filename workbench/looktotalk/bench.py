@@ -165,7 +165,7 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
                   for s, n in (("train", n_train), ("dev", n_dev), ("test", n_test)))
     tr, dv, te = list(tr), list(dv), list(te)
     (trq, trv), (dvq, dvv), (teq, tev) = _visual(tr, seed), _visual(dv, seed + 1), _visual(te, seed + 2)
-    models, info = fit(tr, dv, trq, dvq, rec.model.tokenizer.vocab_size, epochs, seed, log)
+    models, info = fit(tr, dv, trq, dvq, rec.vocab_size, epochs, seed, log)
     y = np.array([u.directed for u in te], int)
     dy = np.array([u.directed for u in dv], int)
     L, DL = models.logits(te, tev), models.logits(dv, dvv)
@@ -178,7 +178,7 @@ def run(corpus_size: str = "default", n_train: int = 800, n_dev: int = 300, n_te
     s_ac = models.fuse(L, (True, False, False))
     lat = _latency(models, te[:100], tev[:100])
     run_eer = running(models, te, teq, seed)
-    diag = diagnosis(tr, dv, te, trv, dvv, tev, rec.model.tokenizer, rec.model.tokenizer.vocab_size, epochs, seed, log)
+    diag = diagnosis(tr, dv, te, trv, dvv, tev, rec.tokenizer, rec.vocab_size, epochs, seed, log)
     log("[looktotalk] running score EER: " + ", ".join(
         f"{k} ({v['heard_s_mean']:.1f} s heard) {v[_name((True, True, True))]['value']:.3f}" for k, v in run_eer.items()))
     result = {"corpus": repo_path(corpus), "side_talk_corpus": repo_path(side), "asr_model": repo_path(asr_path),

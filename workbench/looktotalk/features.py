@@ -71,7 +71,7 @@ def heard_so_far(at: float, step_time, step_frames, step_tokens, audio, vad_prob
     last recogniser step that could have run by then. The live widget and the bench's running score both call it."""
     k = int(np.searchsorted(np.asarray(step_time), at, side="right")) - 1
     frames = int(step_frames[k]) if k >= 0 else 0
-    toks = [t for t in (step_tokens[k] if k >= 0 else []) if t < rec.model.tokenizer.vocab_size]
+    toks = [t for t in (step_tokens[k] if k >= 0 else []) if t < rec.vocab_size]
     words = rec.text(toks).replace("<EOU>", " ").strip() if toks else ""
     n = int(at * sr)
     vp = np.asarray(vad_prob)[: max(1, int(at / vad_hop))]
@@ -81,7 +81,7 @@ def heard_so_far(at: float, step_time, step_frames, step_tokens, audio, vad_prob
 def compute(rec, entries: list[dict], audios: list[np.ndarray], batch: int = 32) -> list[Utterance]:
     from ..endpoint.signals import compute_signals
     out = []
-    tok = rec.model.tokenizer
+    tok = rec.tokenizer
     for s, e, a in zip(compute_signals(rec, entries, audios, batch), entries, audios):
         # the stream's final result: its partials restart after each end-of-utterance token
         toks = [t for t in s.final_tokens if t < tok.vocab_size]

@@ -61,7 +61,7 @@ class ParserGate:
 
 
 def variants(parser, signals_sets, tokenizer, weights=WEIGHTS, max_waits=MAX_WAITS_MS) -> dict:
-    """``endpoint.bench`` variants: "two-pass + parser (w, wait)" for each weight and maximum wait, over the
+    """``endpoint.evaluation`` variants: "two-pass + parser (w, wait)" for each weight and maximum wait, over the
     given signal sets."""
     p_cut = {}
     for signals in signals_sets:
@@ -86,7 +86,7 @@ def tie_in(parser, corpus_size: str = "default", n: int = 500, n_dev: int = 300,
     dev, test = signals or (split_signals(rec, corpus_size, "dev", n_dev), split_signals(rec, corpus_size, "test", n))
     dev, test = [s for s in dev[:n_dev] if not s.noise], [s for s in test[:n] if not s.noise]
     log(f"end-pointing: {len(dev)} quiet dev / {len(test)} quiet test utterances")
-    var = variants(parser, [dev, test], rec.model.tokenizer)
+    var = variants(parser, [dev, test], rec.tokenizer)
     # a variant that cannot end-point within the budget the other end-pointers are compared at (the production
     # pause's dev EP90, or the smallest every one of them reaches) is reported, not compared: kept in, it would
     # raise everyone's budget to its own

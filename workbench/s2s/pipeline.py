@@ -159,13 +159,13 @@ class Cascade:
     name = "cascade"
 
     def __init__(self, asr_model=None, parser=None, tts=None, vad: bool = True, frame_ms: int = 30):
-        from ..asr.streaming import StreamingRecognizer
+        from ..asr.streaming import StreamingRecognizer, trained_contexts
         from ..asr.shipped import load_shipped
         from ..repair.parser import load_parser
         from ..tts.ltts import load_synthesiser
         from ..tts.recipe import default_dir
         model = asr_model or load_shipped()
-        largest = max((list(c) for c in model.encoder.att_context_size_all), key=lambda c: c[1])
+        largest = max(trained_contexts(model), key=lambda c: c[1])
         self.rec = StreamingRecognizer(model, largest)
         self.parser = parser or load_parser(device="cpu")
         self.tts = tts or load_synthesiser(default_dir("ltts"))
