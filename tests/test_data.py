@@ -313,9 +313,9 @@ def test_public_corpus_offline_fails_fast(tmp_path, monkeypatch):
     from workbench.data import dataset as D
     monkeypatch.chdir(tmp_path)
     t0 = time.time()
-    assert D._online("https://corpus.example.invalid/x.tar.gz", timeout=2.0) is False   # never resolves
+    assert D.reachable("https://corpus.example.invalid/x.tar.gz", timeout=2.0) is False   # never resolves
     assert time.time() - t0 < 5
-    monkeypatch.setattr(D, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(D, "reachable", lambda *a, **k: False)
     with pytest.raises(CorpusUnavailableError, match="openslr"):
         open_dataset("librispeech:dev-clean")
     with pytest.raises(CorpusUnavailableError, match="SLURP"):

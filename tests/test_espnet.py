@@ -146,13 +146,13 @@ def test_load_by_tag_offline_fails_fast(tmp_path, monkeypatch):
     import time
     from workbench.asr.espnet_backend import EspnetStreamingRecognizer
     from workbench.asr.streaming import ModelNotAvailableError
-    from workbench.data import dataset
+    from workbench import hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotAvailableError, match="Hugging Face hub"):
         EspnetStreamingRecognizer.from_pretrained("pyf98/librispeech_conformer_hop_length160")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     asked = []
-    monkeypatch.setattr(dataset, "_online", lambda url, timeout=5.0: asked.append((url, timeout)) or False)
+    monkeypatch.setattr(hub, "reachable", lambda url, timeout=5.0: asked.append((url, timeout)) or False)
     t0 = time.time()
     with pytest.raises(ModelNotAvailableError, match="cannot be reached"):
         EspnetStreamingRecognizer.from_pretrained("pyf98/librispeech_conformer_hop_length160")
