@@ -380,6 +380,12 @@ def _bench(args) -> int:
     return 2
 
 
+def _open_text(args) -> int:
+    from .lm.open_text import write
+    print(f"[open-text] wrote {write(args.n, args.seed, args.out, batch=args.batch)}")
+    return 0
+
+
 def _figures(args) -> int:
     from .reports.figures import main
     return main(check=args.check)
@@ -626,6 +632,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--grid", default=None, help="batching: stream counts to try, e.g. 1,2,4,8 (default up to 128)")
     b.add_argument("--context", default=None, help="batching/endpoint: attention context (default 70,1: 160 ms chunks)")
     b.set_defaults(func=_bench)
+    ot = sub.add_parser("open-text", help="open-vocabulary sentences written offline by SmolLM2 for the corpus size "
+                        "'open' (data/text/open_sentences.txt)")
+    ot.add_argument("--n", type=int, default=6000)
+    ot.add_argument("--seed", type=int, default=0)
+    ot.add_argument("--batch", type=int, default=32)
+    ot.add_argument("--out", type=Path, default=Path("data/text/open_sentences.txt"))
+    ot.set_defaults(func=_open_text)
     f = sub.add_parser("figures", help="regenerate the README's tables from benchmarks/results/*.json")
     f.add_argument("--check", action="store_true", help="exit 1 when the README disagrees with the results")
     f.set_defaults(func=_figures)

@@ -197,6 +197,9 @@ def dev_sets(corpus, n: int = 200, real: bool = True) -> dict[str, list[dict]]:
            "dev truncated": [e for e in dev if e.get("truncated")]}
     if real:
         out["asterisk adapt_dev"] = open_dataset("asterisk:en", "adapt_dev").entries
+    beside = Path(corpus).parent / "open"          # the open-vocabulary corpus, where it has been built
+    if (beside / "corpus.json").is_file():
+        out["dev open text"] = open_dataset(beside, "dev").entries[:n]
     return out
 
 

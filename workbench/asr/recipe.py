@@ -342,6 +342,10 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         print(f"[train-asr] + {len(extra)} utterances of real speech ({cfg.adapt.source} {cfg.adapt.part}, "
               f"x{cfg.adapt.get('repeat', 1)})", flush=True)
         splits["train"] = splits["train"] + extra
+    for more in cfg.get("more_corpora") or []:     # other corpora's training speech (e.g. size "open")
+        extra = open_dataset(ensure_corpus(more.size, int(more.get("seed", 0))), "train").entries
+        print(f"[train-asr] + {len(extra)} utterances of corpus {more.size!r} (x{int(more.get('repeat', 1))})", flush=True)
+        splits["train"] = splits["train"] + extra * int(more.get("repeat", 1))
     trail = cfg.get("train_max_trailing_silence_s")
     manifests = {s: eou_manifest(e, work / f"{s}_eou.json", trail if s == "train" else None) for s, e in splits.items()}
     tok = work / "tokenizer"

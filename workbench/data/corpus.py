@@ -15,6 +15,7 @@ import subprocess
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +63,21 @@ class CorpusConfig:
     # side talk (sidetalk.py): speech not meant for the device, labelled directed: false; a corpus of its own
     side_talk: bool = False
     p_conversational: float = 0.7  # side talk delivered faster and quieter (turned away); the rest like requests
+    # open-vocabulary text (size "open"): a file of sentences (repository-relative) spoken instead of the templates,
+    # each sentence in one split only (CRC-32: a twentieth dev, a twentieth test); its SHA-1 keys the corpus
+    open_text: str | None = None
+    open_text_sha1: str | None = None
 
 
 SIZES = {
     "smoke": dict(utterances={"train": 24, "dev": 8, "test": 8, "test_unseen_engine": 4, "test_unseen_text": 4},
                   speakers={"train": 8, "dev": 3, "test": 3}, heldout_sentences=50),
     "default": {},
+    # the templates' speakers, engines, pauses, noise and truncation over sentences beyond the templates
+    # (workbench.lm.open_text, SmolLM2): what the recogniser needs to spell words and expect word sequences that
+    # no template has
+    "open": dict(utterances={"train": 6000, "dev": 300, "test": 300, "test_unseen_engine": 0, "test_unseen_text": 0},
+                 heldout_sentences=0, open_text="data/text/open_sentences.txt"),
     "large": dict(utterances={"train": 60000, "dev": 2000, "test": 2000, "test_unseen_engine": 1000,
                               "test_unseen_text": 1000},
                   speakers={"train": 400, "dev": 40, "test": 40}, heldout_sentences=20000),
@@ -81,7 +91,31 @@ class CorpusError(RuntimeError):
 def config_for(size: str = "default", seed: int = 0, **overrides) -> CorpusConfig:
     if size not in SIZES:
         raise CorpusError(f"unknown corpus size {size!r}; choose one of {sorted(SIZES)}")
-    return CorpusConfig(size=size, seed=seed, **{**SIZES[size], **overrides})
+    cfg = CorpusConfig(size=size, seed=seed, **{**SIZES[size], **overrides})
+    if cfg.open_text and not cfg.open_text_sha1:
+        import hashlib
+        path = REPO / cfg.open_text
+        if not path.is_file():
+            raise CorpusError(f"corpus {size!r} speaks the sentences of {cfg.open_text}, which is missing: write them "
+                              f"with `python -m workbench open-text`")
+        cfg.open_text_sha1 = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+    return cfg
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@lru_cache(maxsize=4)
+def open_templates(path: str, split: str) -> list:
+    """The sentences of an open-text file that belong to ``split`` (by CRC-32 of the sentence: a twentieth each to
+    dev and test, the rest to train), as slot-less templates the corpus plans utterances from."""
+    import zlib
+    part = {0: "dev", 1: "test"}
+    lines = [x.strip() for x in (REPO / path).read_text().splitlines() if x.strip()]
+    mine = [x for x in lines if part.get(zlib.crc32(x.encode()) % 20, "train") == split]
+    if not mine:
+        raise CorpusError(f"{path} has no sentences for split {split!r}")
+    return [T.Template("open", x) for x in mine]
 
 
 def corpus_name(size: str, seed: int) -> str:
@@ -89,7 +123,7 @@ def corpus_name(size: str, seed: int) -> str:
 
 
 # settings added after corpora were built: they count in the hash only when set, so those corpora keep theirs
-_ADDED_LATER = {"side_talk": False, "p_conversational": 0.7}
+_ADDED_LATER = {"side_talk": False, "p_conversational": 0.7, "open_text": None, "open_text_sha1": None}
 
 
 def config_hash(cfg) -> str:
@@ -335,7 +369,9 @@ def _plan_job(args) -> tuple[dict, np.random.Generator]:
     if cfg.side_talk:
         return _plan_side_talk(split, index, cfg, speakers)
     rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], index])
-    return plan_utterance(rng, speakers, cfg, T.HELD_OUT_TEMPLATES if split == "test_unseen_text" else None), rng
+    templates = (open_templates(cfg.open_text, split) if cfg.open_text
+                 else T.HELD_OUT_TEMPLATES if split == "test_unseen_text" else None)
+    return plan_utterance(rng, speakers, cfg, templates), rng
 
 
 CONVERSATIONAL_RATE = 1.12    # side talk a little faster than a request to a device ...

@@ -81,6 +81,18 @@ def _pocketsphinx(part: str) -> list[tuple[str, Path, str]]:
     return out
 
 
+def real_texts() -> list[str]:
+    """The transcripts of every real recording the project evaluates on (every source whose package is
+    installed), without touching their audio: what text written for training must never be."""
+    out = []
+    for reader in (_asterisk, lambda: _pocketsphinx("librivox"), lambda: _pocketsphinx("cards")):
+        try:
+            out += [text for _, _, text in reader()]
+        except RealSpeechUnavailableError:
+            pass
+    return out
+
+
 def real_entries(name: str, part: str, cache: Path = CACHE) -> list[dict]:
     """NeMo manifest entries for a real-speech set, its audio resampled to 16 kHz into ``cache`` once."""
     from .manifest import read_manifest, write_manifest

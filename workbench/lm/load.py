@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import replace_dir
 from ..hub import ModelNotAvailableError, hub_reachable
 
 CACHE = Path(os.environ.get("WORKBENCH_CACHE") or Path(__file__).resolve().parents[2] / "data" / "cache") / "lm"
@@ -99,6 +100,19 @@ def smollm2_folder(cache: str | os.PathLike | None = None) -> Path:
     if not (folder / "config.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         convert_gguf(smollm2_gguf(), folder)
+    return folder
+
+
+def smollm2_ctranslate2(quantization: str = "int8", cache: str | os.PathLike | None = None) -> Path:
+    """The packaged SmolLM2 converted once for CTranslate2 (installed with faster-whisper): sampling many
+    sentences on a CPU is CTranslate2's job (int8 kernels, its own KV cache), not a training framework's."""
+    folder = Path(cache or CACHE) / f"{SMOLLM2}-ct2-{quantization}"
+    if not (folder / "model.bin").is_file():
+        from ctranslate2.converters import TransformersConverter
+        tmp = folder.with_name(f".{folder.name}.converting-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        TransformersConverter(str(smollm2_folder(cache))).convert(str(tmp), quantization=quantization, force=True)
+        replace_dir(tmp, folder)
     return folder
 
 
