@@ -126,7 +126,7 @@ def test_bench_and_the_running_score_while_speaking(tmp_path, smoke_corpus):
 def test_heard_so_far_reads_the_last_step_that_could_have_run():
     from types import SimpleNamespace
     from workbench.looktotalk.features import PROSODY, heard_so_far
-    rec = SimpleNamespace(model=SimpleNamespace(tokenizer=SimpleNamespace(vocab_size=10)),
+    rec = SimpleNamespace(vocab_size=10,
                           text=lambda toks: " ".join(f"w{t}" for t in toks))
     step_time, step_frames = np.array([0.6, 1.2, 1.8]), np.array([4, 8, 12])
     tokens = [[1], [1, 2, 11], [1, 2, 3]]               # 11: a special token past the vocabulary
