@@ -158,3 +158,25 @@ def test_the_ctc_head_is_scored_beside_the_rnnt_decoder_and_added_later_without_
     with pytest.raises(L.LedgerError, match="no run 'r009'"):
         L.add_scores(p, "r009", scores, "nowhere")
     assert p.read_text() == before
+
+
+def test_a_recorded_export_is_scored_later_on_splits_it_lacks_and_only_that_export(tiny_nemo, smoke_corpus, tmp_path,
+                                                                                    monkeypatch):
+    import shutil
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(tiny_nemo, export / "model.nemo")
+    p = tmp_path / "ledger.json"
+    L.append(p, {**_run("r001"), "model_sha1": L.sha1_of(export / "model.nemo")})
+    from workbench.data import open_dataset
+    monkeypatch.setattr(L, "dev_sets", lambda corpus, n=200: {"dev": open_dataset(corpus, "dev").entries[:4]})  # no Asterisk
+    run = L.score_later(p, "r001", export, smoke_corpus, splits=("dev",), heads=("ctc",))
+    assert run["dev_wer"]["dev (CTC head)"]["n"] == 4 and run["dev_wer"]["dev"]["n"] == 200    # the recorded one kept
+    assert "score_later" in run["scored_later"][-1]
+    with pytest.raises(L.LedgerError, match="already has dev"):
+        L.score_later(p, "r001", export, smoke_corpus, splits=("dev",), heads=("rnnt",))
+    with pytest.raises(L.LedgerError, match="no dev split"):
+        L.score_later(p, "r001", export, smoke_corpus, splits=("dev open text",))
+    (export / "model.nemo").write_bytes(b"another model")
+    with pytest.raises(L.LedgerError, match="SHA-1 differs"):
+        L.score_later(p, "r001", export, smoke_corpus, splits=("dev",))

@@ -412,3 +412,13 @@ def test_only_utterances_with_a_stateful_engine_are_forked():
     assert seen == {True, False}
     piper = plan_utterance(np.random.default_rng(1), spk["test_unseen_engine"], cfg)
     assert piper["speaker"].engine == "piper" and needs_fresh_process(piper)
+
+
+def test_a_word_whose_pieces_get_no_span_still_gets_its_time():
+    """Open text (SmolLM2's sentences) has letters the templates' tokenizer lacks: their unknown piece (id 0)
+    merges away, and the aligner once failed on the word after it (KeyError, corpus size 'open', train-001069)."""
+    words = "hi i'm alex a science teacher and i'm not sure what you're talking about but i'm happy".split()
+    wav, times = speak_piece(" ".join(words), Speaker("en-US", "", 111, 110, "pico"), 16000)
+    assert len(times) == len(words)
+    assert all(a <= b for a, b in times) and all(b1 <= a2 for (_, b1), (a2, _) in zip(times, times[1:]))
+    assert times[-1][1] == pytest.approx(len(wav) / 16000, abs=1e-3)

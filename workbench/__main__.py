@@ -99,17 +99,17 @@ def _train_asr(args) -> int:
     return 0
 
 
-def _score_ctc(args) -> int:
+def _score_later(args) -> int:
     from .asr import ledger as L
     from .asr.recipe import MODELS
     from .data import ensure_corpus
     try:
-        run = L.score_ctc_later(args.ledger or MODELS / "asr_small" / L.LEDGER_NAME, args.run, args.export,
-                                ensure_corpus(args.corpus_size, 0))
+        run = L.score_later(args.ledger or MODELS / "asr_small" / L.LEDGER_NAME, args.run, args.export,
+                            ensure_corpus(args.corpus_size, 0), args.splits, args.heads)
     except L.LedgerError as e:
-        print(f"asr-score-ctc: {e}", file=sys.stderr)
+        print(f"asr-score-later: {e}", file=sys.stderr)
         return 2
-    print({k: v["wer"] for k, v in run["dev_wer"].items() if "CTC head" in k})
+    print({k: v["wer"] for k, v in run["dev_wer"].items() if isinstance(v, dict)})
     return 0
 
 
@@ -397,8 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="command", required=True)
 
     c = sub.add_parser("corpus", help="synthesise the offline speech corpus into data/corpus/ (espeak-ng)")
-    c.add_argument("--size", default="default", choices=["smoke", "default", "large"],
-                   help="smoke: seconds, for tests; default: hours, trains the small model; large: for a GPU")
+    c.add_argument("--size", default="default", choices=["smoke", "default", "large", "open"],
+                   help="smoke: seconds, for tests; default: hours, trains the small model; large: for a GPU; "
+                        "open: SmolLM2's sentences beyond the templates (open-text)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--root", type=Path, default=None, help="parent folder (default: data/corpus)")
     c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -456,13 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of training one, so --init-from an export loads every weight")
     t.add_argument("overrides", nargs="*", help="profile overrides, e.g. trainer.max_time=00:00:30:00 trainer.devices=4")
     t.set_defaults(func=_train_asr)
-    sc = sub.add_parser("asr-score-ctc", help="score a recorded run's export with its CTC head on the ledger's dev "
-                        "and Asterisk adapt_dev splits (what the encoder hears without the prediction network)")
+    sc = sub.add_parser("asr-score-later", help="score a recorded run's export on ledger dev splits it was not scored "
+                        "on (by default its CTC head on dev and Asterisk adapt_dev: what the encoder hears without "
+                        "the prediction network); added to its entry, never overwriting")
+    sc.add_argument("--splits", nargs="+", default=["dev", "asterisk adapt_dev"],
+                    help='ledger dev splits, e.g. "dev open text" (once corpus size open exists)')
+    sc.add_argument("--heads", nargs="+", default=["ctc"], choices=["ctc", "rnnt"])
     sc.add_argument("--run", required=True, help="the ledger's run id, e.g. r008")
     sc.add_argument("--export", type=Path, required=True, help="that run's export folder (its model.nemo)")
     sc.add_argument("--ledger", type=Path, default=None, help="default: data/models/asr_small/ledger.json")
     sc.add_argument("--corpus-size", default="default")
-    sc.set_defaults(func=_score_ctc)
+    sc.set_defaults(func=_score_later)
     sa = sub.add_parser("ship-asr", help="make a train-asr export the shipped model when the ledger shows it beats the "
                                          "shipped one on every dev split")
     sa.add_argument("export", type=Path, help="the export folder (model.nemo, config.yaml, metrics.json)")

@@ -276,9 +276,11 @@ def add_scores(path: str | os.PathLike, run_id: str, scores: dict, how: str) -> 
 CTC_SPLITS = ("dev", "asterisk adapt_dev")     # where the CTC head is scored beside the RNNT decoder
 
 
-def score_ctc_later(path: str | os.PathLike, run_id: str, export_dir: str | os.PathLike, corpus, n: int = 200) -> dict:
-    """Score a recorded run's export with its CTC head on ``CTC_SPLITS`` and add them to its entry (the
-    export must be the one recorded: same SHA-1)."""
+def score_later(path: str | os.PathLike, run_id: str, export_dir: str | os.PathLike, corpus,
+                splits=CTC_SPLITS, heads=("ctc",), n: int = 200) -> dict:
+    """Score a recorded run's export on dev ``splits`` (of ``dev_sets``: e.g. the CTC head where it was not
+    scored, or "dev open text" once that corpus exists) with each of ``heads`` and add them to its entry, never
+    overwriting (the export must be the one recorded: same SHA-1)."""
     from .streaming import load_model
     export_dir = Path(export_dir)
     run = find(read(path)["runs"], run_id)
@@ -286,7 +288,14 @@ def score_ctc_later(path: str | os.PathLike, run_id: str, export_dir: str | os.P
         raise LedgerError(f"{path}: no run {run_id!r}")
     if sha1_of(export_dir / "model.nemo") != run.get("model_sha1"):
         raise LedgerError(f"{export_dir}/model.nemo is not run {run_id}'s export (SHA-1 differs)")
+    available = dev_sets(corpus, n)
+    missing = [s for s in splits if s not in available]
+    if missing:
+        raise LedgerError(f"no dev split {missing} here; there are {sorted(available)}")
     model = load_model(export_dir / "model.nemo", device="cpu")
-    sets = {k: v for k, v in dev_sets(corpus, n).items() if k in CTC_SPLITS}
-    return add_scores(path, run_id, dev_wer(model, sets, head="ctc"),
-                      f"{time.strftime('%Y-%m-%d')}: CTC head on {', '.join(sets)} (workbench.asr.ledger.score_ctc_later)")
+    sets = {k: available[k] for k in splits}
+    scores = {}
+    for head in heads:
+        scores.update(dev_wer(model, sets, head=head))
+    return add_scores(path, run_id, scores, f"{time.strftime('%Y-%m-%d')}: {'+'.join(heads)} on {', '.join(sets)} "
+                                            "(workbench.asr.ledger.score_later)")
