@@ -97,7 +97,6 @@ def model_file(path) -> "Path | None":
 
 
 def _write_json(path, data) -> None:
-    from pathlib import Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp"
@@ -111,7 +110,6 @@ def save_bench(out_dir, name: str, result: dict, figures: dict | None = None, re
     (the CLI's ``benchmarks/results``) the same JSON again there, the committed evidence the README's tables
     are generated from. Both carry ``provenance()`` and, where the result names its model file (``model`` or
     ``asr_model``), that file's SHA-1 prefix (``provenance.model_sha1``)."""
-    from pathlib import Path
     import matplotlib.pyplot as plt
     out_dir = Path(out_dir)
     result.setdefault("provenance", provenance())
