@@ -106,3 +106,32 @@ def test_multi_process_settings_are_recognised_and_s2s_refuses_all_stages_in_one
     from workbench.s2s.recipe import S2SModelError, train_s2s
     with pytest.raises(S2SModelError, match="one command each"):
         train_s2s("all", trainer_kwargs={"devices": 2, "strategy": "ddp", "accelerator": "cpu"})
+
+
+_HEAP_PROBE = """
+import ctypes, sys
+from workbench.scale import fixed_mmap_threshold
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes, libc.mallinfo2.restype = ctypes.c_void_p, [ctypes.c_void_p], MallInfo2
+fixed = fixed_mmap_threshold(1 << 20) if sys.argv[1] == "fixed" else None
+libc.free(libc.malloc(8 << 20))        # freeing a mapped block raises glibc's dynamic threshold past 8 MB
+before = libc.mallinfo2().hblks
+block = libc.malloc(3 << 20)
+print(fixed, libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_fixed_mmap_threshold_keeps_mid_sized_buffers_off_the_heap():
+    """Without it, a 3 MB buffer after a freed 8 MB one comes from the heap (where a long run's buffers
+    fragment); with it, from its own mapping, returned when freed."""
+    def probe(mode):
+        r = subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], env={**os.environ, "PYTHONPATH": str(REPO)},
+                           capture_output=True, text=True, timeout=patience(60))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.split()
+    assert probe("default") == ["None", "0"]
+    assert probe("fixed") == ["True", "1"]

@@ -140,3 +140,30 @@ def finish_ranks(trainer) -> None:
         dist.destroy_process_group()
     if not trainer.is_global_zero:
         raise SystemExit(0)
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3        # glibc's mallopt parameters (malloc.h)
+
+
+def fixed_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
+    """Pin glibc's mmap threshold so that a long training run's heap stays flat; True where it was set.
+
+    Why: glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which the
+    variable-length batches' buffers come from the heap, fragment it and are not returned. Measured on the
+    ``whisper_open`` recipe (bf16, 2 cores, 40 steps, PSS of the trainer; live tensors and Python objects stay
+    the same throughout): default 1.9 -> 4.3 GB (growing towards ~9 GB by step 1,600) at 0.63 steps/s; fixed at
+    128 KiB 1.2 -> 1.8 GB at ~0.41 steps/s; at 4 MiB 1.2 -> 2.1 GB at 0.47 steps/s (jemalloc, for comparison:
+    1.8 GB, 0.53 steps/s). So it trades speed for memory: for runs that share the machine. Fixing it also
+    disables the dynamic adjustment; loader workers forked afterwards inherit it. False (nothing changed) where
+    the C library is not glibc or refuses the value."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if not mallopt(M_MMAP_THRESHOLD, int(nbytes)):
+        return False
+    return bool(mallopt(M_TRIM_THRESHOLD, int(nbytes)))

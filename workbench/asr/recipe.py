@@ -19,7 +19,7 @@ import torch
 
 from ..data import ensure_corpus, is_clean, open_dataset
 from ..results import repo_path
-from ..scale import finish_ranks, shard_audit
+from ..scale import finish_ranks, fixed_mmap_threshold, shard_audit
 from . import ledger as ledgers
 from .tokenizer import install_tokenizer, strip_special, train_tokenizer
 
@@ -27,6 +27,7 @@ CONFIGS = Path(__file__).parent / "configs"
 DATA = Path(__file__).resolve().parents[2] / "data"
 MODELS = DATA / "models"     # shipped checkpoints live in the repository, wherever corpora are built
 CACHE = DATA / "cache"
+LEAN_MMAP_THRESHOLD = 4 * 1024 * 1024   # train(lean_memory=True); measured on whisper_open: see scale.fixed_mmap_threshold
 
 
 def load_profile(profile: str, overrides: list[str] = ()):
@@ -286,7 +287,7 @@ def _plan_start(work: Path, resume: bool, init_from, ledger_path, fresh: str = "
 def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.PathLike | None = None,
           work_dir: str | os.PathLike | None = None, resume: bool = False,
           init_from: str | os.PathLike | None = None, ledger: str | os.PathLike | None = None,
-          note: str = "", n_dev: int = 200, measure_steps: int = 0):
+          note: str = "", n_dev: int = 200, measure_steps: int = 0, lean_memory: bool = False):
     """Run the recipe; returns the folder holding model.nemo, config.yaml and metrics.json.
 
     ``resume`` continues the work folder's Lightning checkpoint (optimizer, schedule, step; the data order
@@ -296,6 +297,9 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     only when given one): steps, CPU-hours, dev WER per split, ``note`` (what changed).
     ``measure_steps`` > 0 only times that many training steps (no validation, export or ledger) and returns
     the per-step wall and CPU seconds (``bench asr-train-speed``).
+    ``lean_memory`` keeps the trainer's heap flat (glibc's mmap threshold fixed at 4 MiB: ~2 GB instead of ~9 GB
+    for whisper_open, ~25 % slower per step; :func:`workbench.scale.fixed_mmap_threshold`): for a run that
+    shares the machine with other work.
     """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -303,6 +307,8 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
     from omegaconf import OmegaConf
 
     from . import features, whisper_encoder  # noqa: F401  (registers the global-MVN preprocessor with NeMo; the Whisper encoder too)
+    if lean_memory and not fixed_mmap_threshold(LEAN_MMAP_THRESHOLD):
+        warnings.warn("lean_memory: this C library is not glibc; the heap is left as it is", stacklevel=2)
     cfg = load_profile(profile, overrides)
     name = f"asr_{Path(profile).stem}"
     out = Path(out_dir or MODELS / name)
