@@ -326,3 +326,37 @@ def test_whisper_distillation_trains_the_head_and_leaves_a_plain_model(smoke_cor
     header = next(iter(logs)).read_text().splitlines()[0]
     assert "adapter_loss/distill_head" in header          # NeMo added and logged the teacher's loss
     assert json.loads((out / "metrics.json").read_text())["steps"] == 3
+
+
+def test_hiding_the_end_keeps_the_loss_frames_and_shows_the_last_ones_a_continuation(tiny_nemo):
+    """Training with the end hidden: the losses get the frames of the original lengths; frames far from the end
+    are computed as before, the last ones (which saw the end of the input) now see its background go on; in
+    eval mode, and after ``del model.forward``, the model is the plain one."""
+    from workbench.asr.recipe import hide_the_end
+    from workbench.asr.streaming import load_model
+    model = load_model(tiny_nemo, device="cpu")
+    model.spec_augmentation = None
+    torch.manual_seed(1)
+    sig, lens = torch.randn(2, 48000) * 0.1, torch.tensor([48000, 30000])
+    sig[1, 30000:] = 0
+    with torch.no_grad():
+        plain, plain_len = model.forward(input_signal=sig, input_signal_length=lens)
+        hide_the_end(model, 0.64, 1280)
+        again, again_len = model.forward(input_signal=sig, input_signal_length=lens)      # eval: plain
+        assert torch.equal(again_len, plain_len) and torch.allclose(again, plain)
+        model.train()
+        for m in model.modules():               # no dropout: the same weights, computed the same way
+            if isinstance(m, torch.nn.Dropout):
+                m.eval()
+        hidden, hidden_len = model.forward(input_signal=sig, input_signal_length=lens)
+    assert torch.equal(hidden_len, plain_len) and hidden.shape == plain.shape
+    n1 = int(plain_len[1])
+    assert torch.allclose(hidden[0, :, :20], plain[0, :, :20], atol=1e-4)
+    assert not torch.allclose(hidden[0, :, -1], plain[0, :, -1], atol=1e-4)
+    assert not torch.allclose(hidden[1, :, n1 - 1], plain[1, :, n1 - 1], atol=1e-4)
+    del model.forward
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model.forward(input_signal=sig, input_signal_length=lens)[0], plain)
+    with pytest.raises(ValueError, match="hidden_end_s"):
+        hide_the_end(model, 0.01, 1280)

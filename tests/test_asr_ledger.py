@@ -180,3 +180,37 @@ def test_a_recorded_export_is_scored_later_on_splits_it_lacks_and_only_that_expo
     (export / "model.nemo").write_bytes(b"another model")
     with pytest.raises(L.LedgerError, match="SHA-1 differs"):
         L.score_later(p, "r001", export, smoke_corpus, splits=("dev",))
+
+
+def test_eou_live_counts_the_first_eou_of_a_stream_that_is_never_finalised(tiny_model, smoke_corpus, monkeypatch):
+    """The accounting of ``eou_live``: the recogniser here writes <EOU> at a chosen time in the stream (1 s after
+    the speech of utterance 0, 0.5 s before the speech ends in utterance 1, never in utterance 2), so fired,
+    cut-off and delay must come out as counted; a lookahead the model was not trained with is skipped. The
+    real recogniser's streaming is tested in test_asr; here only what the ledger makes of its events."""
+    from workbench.asr import streaming
+    from workbench.data import open_dataset
+    from workbench.events import EndOfUtterance
+    entries = open_dataset(smoke_corpus, "dev").entries[:3]
+    when = {"0": entries[0]["speech_end"] + 1.0, "1": entries[1]["speech_end"] - 0.5, "2": None}
+    fed = {}
+
+    class Scripted:
+        def __init__(self, model, ctx):
+            self.ctx = ctx
+
+        def new_stream(self, sid):
+            return sid
+
+        def accept_audio(self, sid, audio):
+            fed[sid] = len(audio) / 16000
+            return [] if when[sid] is None else [EndOfUtterance(sid, when[sid], 0.9, 1)]
+
+    monkeypatch.setattr(streaming, "StreamingRecognizer", Scripted)
+    trained = [list(c) for c in tiny_model.encoder.att_context_size_all]
+    out = L.eou_live(tiny_model, entries, contexts=[trained[0], (99, 99)], after_s=2.0)
+    assert list(out) == [str(trained[0])]
+    r = out[str(trained[0])]
+    assert (r["fired"], r["early"], r["n"]) == (pytest.approx(2 / 3, abs=1e-4), pytest.approx(1 / 3, abs=1e-4), 3)
+    assert r["fired_ci95"][0] < 2 / 3 < r["fired_ci95"][1]
+    assert r["delay_s_median"] == pytest.approx(0.25, abs=1e-3)          # median of +1.0 and -0.5
+    assert all(fed[str(k)] >= e["speech_end"] + 2.0 - 1e-3 for k, e in enumerate(entries))   # the stream went on

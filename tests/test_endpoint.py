@@ -201,7 +201,7 @@ def test_bench_endpoint_cli(tiny_nemo, smoke_corpus, tmp_path, capsys):
 
 
 def test_recordings_continue_after_speech_with_their_own_background():
-    from workbench.endpoint.signals import extend_after_speech
+    from workbench.audio import extend_after_speech
     sr = 16000
     rng = np.random.default_rng(0)
     speech, noise = rng.normal(0, 0.3, sr), rng.normal(0, 0.01, sr // 2)

@@ -90,7 +90,7 @@ def test_mic_end_points_live_with_every_end_pointer(shipped_rec, smoke_corpus):
     from workbench.endpoint import EouEndpointer, TwoPassEndpointer, compute_signals
     from workbench.endpoint.arbitrator import ArbitratorProbs, load
     from workbench.endpoint.arbitrator import ARBITRATOR_DIR
-    from workbench.endpoint.signals import extend_after_speech
+    from workbench.audio import extend_after_speech
     ds = open_dataset(smoke_corpus, "test")
     # clean and without a mid-sentence pause: the pause proposal is the true end, which the arbitrator accepts
     i = next(k for k, e in enumerate(ds.entries) if is_clean(e) and not e["pauses"])

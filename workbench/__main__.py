@@ -105,11 +105,13 @@ def _score_later(args) -> int:
     from .data import ensure_corpus
     try:
         run = L.score_later(args.ledger or MODELS / "asr_small" / L.LEDGER_NAME, args.run, args.export,
-                            ensure_corpus(args.corpus_size, 0), args.splits, args.heads)
+                            ensure_corpus(args.corpus_size, 0), args.splits, args.heads, eou=args.eou)
     except L.LedgerError as e:
         print(f"asr-score-later: {e}", file=sys.stderr)
         return 2
     print({k: v["wer"] for k, v in run["dev_wer"].items() if isinstance(v, dict)})
+    if run.get("eou_live"):
+        print({"eou_live": run["eou_live"]})
     return 0
 
 
@@ -466,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--splits", nargs="+", default=["dev", "asterisk adapt_dev"],
                     help='ledger dev splits, e.g. "dev open text" (once corpus size open exists)')
     sc.add_argument("--heads", nargs="+", default=["ctc"], choices=["ctc", "rnnt"])
+    sc.add_argument("--eou", action="store_true", help="instead: whether <EOU> comes while the stream is live (100 dev "
+                    "clean utterances continued 2 s after the speech, never finalised), at lookaheads 1 and 13")
     sc.add_argument("--run", required=True, help="the ledger's run id, e.g. r008")
     sc.add_argument("--export", type=Path, required=True, help="that run's export folder (its model.nemo)")
     sc.add_argument("--ledger", type=Path, default=None, help="default: data/models/asr_small/ledger.json")

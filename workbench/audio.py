@@ -218,3 +218,18 @@ def f0_track(audio: np.ndarray, sr: int = MODEL_SAMPLE_RATE) -> np.ndarray:
     x = np.ascontiguousarray(audio, dtype=np.float64)
     f0, t = pyworld.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=F0_FRAME_S * 1000)
     return pyworld.stonemask(x, f0, t, sr)
+
+
+def extend_after_speech(audio: np.ndarray, speech_end: float, seconds: float = 2.0) -> np.ndarray:
+    """The recording continued until ``seconds`` after the end of speech, as a live microphone would: the
+    background after the speech (noise, babble, silence) looped. Corpus files stop 0.3-1.5 s after the speech,
+    which would otherwise end every slow end-pointer by the end of the file, not by its own decision."""
+    sr = MODEL_SAMPLE_RATE
+    want = int((speech_end + seconds) * sr)
+    if len(audio) >= want:
+        return audio
+    tail = audio[min(len(audio), int(speech_end * sr) + sr // 10):]
+    if len(tail) < sr // 10:
+        tail = np.zeros(sr // 10, np.float32)
+    reps = int(np.ceil((want - len(audio)) / len(tail)))
+    return np.concatenate([audio, np.tile(tail, reps)[:want - len(audio)]]).astype(np.float32)

@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..files import write_text_atomic
 
 LEDGER_NAME = "ledger.json"
@@ -256,6 +258,61 @@ def dev_wer(model, sets: dict[str, list[dict]], batch_size: int = 32, seed: int 
     return out
 
 
+EOU_CONTEXTS = ((70, 1), (70, 13))   # the live widget's lookahead and the bench's
+EOU_N = 100                          # dev clean utterances streamed for eou_live
+
+
+def eou_live(model, entries: list[dict], contexts=EOU_CONTEXTS, after_s: float = 2.0) -> dict:
+    """Does <EOU> come while the stream is still live? Each utterance goes on for ``after_s`` after its speech
+    (its background looped, as a microphone's would), is fed to a cache-aware stream and never finalised: the
+    first <EOU> event is the end-pointer's decision. Per lookahead: the share where it fired (95 % interval),
+    the share where it fired before the speech ended (a cut-off), and the delay after the end of speech.
+    Why: the WER of the offline pass cannot see this; r009 wrote <EOU> only in the final flush."""
+    from ..audio import extend_after_speech, load_audio
+    from ..events import EndOfUtterance
+    from ..stats import rate_ci
+    from .streaming import StreamingRecognizer
+    model.eval()
+    trained = [tuple(c) for c in model.encoder.att_context_size_all]
+    audios = [extend_after_speech(load_audio(e["audio_filepath"]), float(e["speech_end"]), after_s) for e in entries]
+    out = {}
+    for ctx in (tuple(c) for c in contexts):
+        if ctx not in trained:
+            continue
+        rec = StreamingRecognizer(model, list(ctx))
+        fired, early, delays = 0, 0, []
+        for k, (e, a) in enumerate(zip(entries, audios)):
+            state = rec.new_stream(str(k))
+            t = next((ev.time for ev in rec.accept_audio(state, a) if isinstance(ev, EndOfUtterance)), None)
+            if t is None:
+                continue
+            fired += 1
+            early += t < float(e["speech_end"])
+            delays.append(t - float(e["speech_end"]))
+        f, c = rate_ci(fired, len(entries)), rate_ci(early, len(entries))
+        out[f"{list(ctx)}"] = {"fired": round(f["value"], 4), "fired_ci95": [round(x, 4) for x in f["ci95"]],
+                               "early": round(c["value"], 4), "early_ci95": [round(x, 4) for x in c["ci95"]],
+                               "delay_s_median": round(float(np.median(delays)), 3) if delays else None,
+                               "delay_s_p90": round(float(np.percentile(delays, 90)), 3) if delays else None,
+                               "n": len(entries), "after_s": after_s}
+    return out
+
+
+def add_eou_live(path: str | os.PathLike, run_id: str, scores: dict, how: str) -> dict:
+    """Record ``eou_live`` figures in a run's entry (refused where that lookahead is there already)."""
+    data = read(path)
+    run = find(data["runs"], run_id)
+    if run is None:
+        raise LedgerError(f"{path}: no run {run_id!r}")
+    clash = [s for s in scores if s in run.get("eou_live", {})]
+    if clash:
+        raise LedgerError(f"{path}: run {run_id} already has <EOU> figures at {', '.join(clash)}")
+    run.setdefault("eou_live", {}).update(scores)
+    run.setdefault("scored_later", []).append(how)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+    return run
+
+
 def add_scores(path: str | os.PathLike, run_id: str, scores: dict, how: str) -> dict:
     """Add dev splits scored after a run was recorded (its export, unchanged: checked by SHA-1 by the caller) to
     that run's entry; a split already there is refused, so nothing recorded is overwritten. ``how`` is kept in
@@ -277,7 +334,7 @@ CTC_SPLITS = ("dev", "asterisk adapt_dev")     # where the CTC head is scored be
 
 
 def score_later(path: str | os.PathLike, run_id: str, export_dir: str | os.PathLike, corpus,
-                splits=CTC_SPLITS, heads=("ctc",), n: int = 200) -> dict:
+                splits=CTC_SPLITS, heads=("ctc",), n: int = 200, eou: bool = False) -> dict:
     """Score a recorded run's export on dev ``splits`` (of ``dev_sets``: e.g. the CTC head where it was not
     scored, or "dev open text" once that corpus exists) with each of ``heads`` and add them to its entry, never
     overwriting (the export must be the one recorded: same SHA-1)."""
@@ -293,6 +350,9 @@ def score_later(path: str | os.PathLike, run_id: str, export_dir: str | os.PathL
     if missing:
         raise LedgerError(f"no dev split {missing} here; there are {sorted(available)}")
     model = load_model(export_dir / "model.nemo", device="cpu")
+    if eou:                 # only the <EOU> figures (eou_live) on the first EOU_N utterances of "dev clean"
+        return add_eou_live(path, run_id, eou_live(model, available["dev clean"][:EOU_N]),
+                            f"{time.strftime('%Y-%m-%d')}: <EOU> while live (workbench.asr.ledger.eou_live)")
     sets = {k: available[k] for k in splits}
     scores = {}
     for head in heads:

@@ -94,6 +94,40 @@ def use_torchaudio_rnnt_loss(model) -> None:
     model.loss._loss = TorchaudioRNNTLoss(blank=model.loss._blank)
 
 
+def hide_the_end(model, seconds: float, samples_per_frame: int):
+    """Train with the end of every utterance out of sight: each training signal goes on for ``seconds`` more
+    (its own last 0.3 s of background, looped), and the losses read only the frames of the original length.
+
+    Why: an RNNT may emit a token at any frame of its alignment, and <EOU> is surest where the input visibly
+    ends (the features' edge effects at the last frames). Run r009 (Whisper encoder) learned exactly that: on a
+    clean utterance with 2 s of silence after it, P(<EOU>) stayed below 0.02 while streaming and reached 1.0 only
+    in the flush at the end of the stream, so a live microphone, whose stream does not end, never saw <EOU>
+    (r007 fired 0.87 s after the speech). Beyond the lookahead the end is invisible, and <EOU> must be read
+    from the silence. ``del model.forward`` undoes it (the export is the plain model)."""
+    extra_frames = int(round(seconds * model.preprocessor._sample_rate / samples_per_frame))
+    extra = extra_frames * samples_per_frame
+    if extra_frames < 1:
+        raise ValueError(f"hidden_end_s = {seconds} is shorter than one encoder frame")
+    plain = type(model).forward.__get__(model)
+    loop = int(0.3 * model.preprocessor._sample_rate)
+
+    def forward(input_signal=None, input_signal_length=None, processed_signal=None, processed_signal_length=None):
+        if not model.training or input_signal is None:
+            return plain(input_signal=input_signal, input_signal_length=input_signal_length,
+                         processed_signal=processed_signal, processed_signal_length=processed_signal_length)
+        sig = torch.nn.functional.pad(input_signal, (0, extra))
+        for b, n in enumerate(input_signal_length.tolist()):
+            tail = input_signal[b, max(0, n - loop):n]
+            if len(tail):
+                sig[b, n:n + extra] = tail.repeat(extra // len(tail) + 1)[:extra]
+        encoded, encoded_len = plain(input_signal=sig, input_signal_length=input_signal_length + extra)
+        keep = encoded_len - extra_frames
+        return encoded[..., :int(keep.max())], keep
+
+    model.forward = forward
+    return model
+
+
 def model_config(cfg, manifests: dict[str, Path], tokenizer_dir: Path):
     from . import features, whisper_encoder  # noqa: F401  (lets NeMo build the profile's global-MVN preprocessor; the Whisper encoder too)
     from omegaconf import OmegaConf
@@ -406,6 +440,12 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         del start
     if stage == "hybrid" and cfg.rnnt_loss == "torchaudio":
         use_torchaudio_rnnt_loss(model)
+    if cfg.get("hidden_end_s"):
+        hide_the_end(model, float(cfg.hidden_end_s), round(float(cfg.model.preprocessor.window_stride)
+                                                           * int(cfg.model.preprocessor.sample_rate))
+                     * int(cfg.model.encoder.subsampling_factor))
+        print(f"[train-asr] the end of each training utterance is hidden: {cfg.hidden_end_s} s more of its own "
+              "background, outside the losses", flush=True)
     distiller = None
     if cfg.get("distill"):           # a Whisper teacher's encoder frames as an auxiliary target (asr/distill.py)
         from .distill import WhisperDistiller
@@ -432,6 +472,8 @@ def train(profile: str = "small", overrides: list[str] = (), out_dir: str | os.P
         model.load_state_dict(state)
     if distiller is not None:
         distiller.detach(model)      # the export is the plain NeMo model
+    if "forward" in vars(model):
+        del model.forward            # hide_the_end's training-only forward
     result = export(model, cfg, out, splits["test"], train_s=train_s, best_ckpt=best, n_params=n_params,
                     steps=trainer.global_step, ranks=audit.summary)
     if ledger:
@@ -459,9 +501,10 @@ def record_run(ledger_path, model, cfg, export_dir: Path, corpus, n_dev: int = 2
     dev = ledgers.dev_wer(model, sets)
     if hasattr(model, "ctc_decoder"):       # what the encoder hears without the prediction network's prior
         dev.update(ledgers.dev_wer(model, {k: v for k, v in sets.items() if k in ledgers.CTC_SPLITS}, head="ctc"))
+    eou = ledgers.eou_live(model, sets["dev clean"][:ledgers.EOU_N]) if sets.get("dev clean") else {}
     sha = ledgers.sha1_of(Path(export_dir) / "model.nemo")
     entry = ledgers.append(ledger_path, {**run, "cpu_hours": round(run["cpu_hours"], 3),
-                                         "wall_hours": round(run["wall_hours"], 3), "dev_wer": dev,
+                                         "wall_hours": round(run["wall_hours"], 3), "dev_wer": dev, "eou_live": eou,
                                          "threads": int(cfg.threads), "precision": str(cfg.trainer.precision),
                                          "corpus": corpus.name, "export": repo_path(export_dir), "model_sha1": sha,
                                          "shipped": Path(export_dir).resolve() == (MODELS / "asr_small").resolve()})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import MODEL_SAMPLE_RATE
+from ..audio import MODEL_SAMPLE_RATE, extend_after_speech
 from ..events import Final, Partial
 
 
@@ -91,21 +91,6 @@ def compute_signals(rec, entries: list[dict], audios: list[np.ndarray], batch: i
                 truncated=bool(e.get("truncated")), noise=_noise_kind(e.get("noise")),
                 vad_prob=probs, vad_hop=hop, frame_s=rec.frame_s, **s))
     return out
-
-
-def extend_after_speech(audio: np.ndarray, speech_end: float, seconds: float = 2.0) -> np.ndarray:
-    """The recording continued until ``seconds`` after the end of speech, as a live microphone would: the
-    background after the speech (noise, babble, silence) looped. Corpus files stop 0.3-1.5 s after the speech,
-    which would otherwise end every slow end-pointer by the end of the file, not by its own decision."""
-    sr = MODEL_SAMPLE_RATE
-    want = int((speech_end + seconds) * sr)
-    if len(audio) >= want:
-        return audio
-    tail = audio[min(len(audio), int(speech_end * sr) + sr // 10):]
-    if len(tail) < sr // 10:
-        tail = np.zeros(sr // 10, np.float32)
-    reps = int(np.ceil((want - len(audio)) / len(tail)))
-    return np.concatenate([audio, np.tile(tail, reps)[:want - len(audio)]]).astype(np.float32)
 
 
 def split_signals(rec, corpus_size: str | Path, split: str, n: int, prefer_events: bool = False, seed: int = 0,

@@ -105,7 +105,7 @@ def split_features(corpus: Path, side_talk: Path, split: str, n: int | None = No
     import pickle
 
     from ..data import open_dataset
-    from ..endpoint.signals import extend_after_speech
+    from ..audio import extend_after_speech
     import hashlib
     from ..asr.recipe import MODELS
     model_path = Path(model_path or MODELS / "asr_small" / "model.nemo")
