@@ -55,6 +55,14 @@ def test_the_readme_block_and_the_curve_come_from_the_ledger(tmp_path):
     L.append(p, _run("r002", parent="r001", steps=500, cpu=1.5, wer=0.4, shipped=True))
     text = asr_ledger(L.read(p))
     assert "| r002 | r001 | 500 (1,500) | 1.50 (3.50) | 40.0 [35.0, 45.0] | yes | run r002 |" in text
+    L.add_eou_live(p, "r002", {"[70, 1]": {"fired": 0.755, "fired_ci95": [0.661, 0.83], "early": 0.0,
+                                           "early_ci95": [0.0, 0.04], "delay_s_median": 0.842, "n": 98}}, "test")
+    with pytest.raises(L.LedgerError, match="already has <EOU> figures"):
+        L.add_eou_live(p, "r002", {"[70, 1]": {}}, "again")
+    text = asr_ledger(L.read(p))
+    assert "| <EOU> live at [70, 1]: fired, median delay |" in text
+    assert "| r001 | - | 1,000 (1,000) | 2.00 (2.00) | 50.0 [45.0, 55.0] | n/a | no | run r001 |" in text
+    assert "| 40.0 [35.0, 45.0] | 76 % [66, 83], 0.84 s | yes | run r002 |" in text
     png = draw_ledger(p, tmp_path / "curve.png")
     assert png.stat().st_size > 5000
 
