@@ -135,6 +135,33 @@ def test_ship_only_what_beats_the_shipped_run_on_dev(tmp_path):
         ship(exports["a"], target=target)
 
 
+
+def test_ship_refuses_a_model_that_hears_the_end_of_speech_live_clearly_less_often(tmp_path):
+    """Better WER is not enough: <EOU> live (eou_live) must not be clearly worse (interval below the shipped rate)."""
+    from workbench.asr.recipe import ShipRefusedError, ship
+    target, new = tmp_path / "asr_small", tmp_path / "new"
+    for d in (target, new):
+        d.mkdir()
+        for f, b in (("model.nemo", d.name.encode() * 50), ("config.yaml", b"x: 1\n"), ("metrics.json", b"{}")):
+            (d / f).write_bytes(b)
+    led = target / "ledger.json"
+
+    def eou(rate, lo, hi):
+        return {"[70, 1]": {"fired": rate, "fired_ci95": [lo, hi], "early": 0.0, "delay_s_median": 0.8, "n": 98}}
+    L.append(led, _run("r001", wer=0.40, model_sha1=L.sha1_of(target / "model.nemo"), shipped=True,
+                       eou_live=eou(0.95, 0.89, 0.98)))
+    L.append(led, _run("r002", parent="r001", wer=0.30, model_sha1=L.sha1_of(new / "model.nemo"),
+                       eou_live=eou(0.76, 0.66, 0.83)))
+    with pytest.raises(ShipRefusedError, match=r"<EOU> live at \[70, 1\]"):
+        ship(new, target=target)
+    assert (target / "model.nemo").read_bytes() == b"asr_small" * 50
+    data = L.read(led)
+    data["runs"][1]["eou_live"] = eou(0.90, 0.83, 0.95)        # within the interval: not clearly worse
+    led.write_text(__import__("json").dumps(data))
+    ship(new, target=target)
+    assert (target / "model.nemo").read_bytes() == b"new" * 50
+
+
 def test_prompts_are_trained_on_in_their_spoken_form():
     from workbench.data.real import spoken_form
     assert spoken_form("To look into your messages press 1 now.  You may quit.") == \

@@ -549,7 +549,9 @@ class ShipRefusedError(RuntimeError):
 
 def ship(export_dir: str | os.PathLike, force: bool = False, target: str | os.PathLike | None = None) -> Path:
     """Make a run's export the shipped model (``data/models/asr_small``) when the ledger shows it beats the
-    shipped run on every dev split both were scored on (``force``: regardless, and said so). The ledger stays
+    shipped run on every dev split both were scored on, and hears the end of speech live (<EOU>, ``eou_live``)
+    not clearly less often: its interval's upper end at least the shipped run's rate (``force``: regardless, and
+    said so). The ledger stays
     with the model folder; the old model is kept until the new one is in place."""
     export_dir = Path(export_dir)
     target = Path(target or MODELS / "asr_small")
@@ -562,6 +564,8 @@ def ship(export_dir: str | os.PathLike, force: bool = False, target: str | os.Pa
     current = ledgers.main_line(data)[-1] if data["runs"] else None
     worse = [s for s, w in run["dev_wer"].items() if current and s in current["dev_wer"]
              and current["dev_wer"][s].get("ci95") and w["wer"] > current["dev_wer"][s]["wer"]]
+    worse += [f"<EOU> live at {c}" for c, e in run.get("eou_live", {}).items()     # clearly fewer ends heard live
+              if current and c in current.get("eou_live", {}) and e["fired_ci95"][1] < current["eou_live"][c]["fired"]]
     if worse and not force:
         raise ShipRefusedError(f"run {run['id']} is worse than the shipped run {current['id']} on {', '.join(worse)}")
     tmp = target.with_name(f".{target.name}.ship")
