@@ -344,10 +344,9 @@ def test_hiding_the_end_keeps_the_loss_frames_and_shows_the_last_ones_a_continua
         hide_the_end(model, 0.64, 1280)
         again, again_len = model.forward(input_signal=sig, input_signal_length=lens)      # eval: plain
         assert torch.equal(again_len, plain_len) and torch.allclose(again, plain)
-        model.train()
-        for m in model.modules():               # no dropout: the same weights, computed the same way
-            if isinstance(m, torch.nn.Dropout):
-                m.eval()
+        model.train()                           # the wrapper reads the model's own flag; every part of it
+        for m in model.children():              # computes as in eval (no dropout, no batch statistics, no
+            m.eval()                            # dither): the same weights, computed the same way
         hidden, hidden_len = model.forward(input_signal=sig, input_signal_length=lens)
     assert torch.equal(hidden_len, plain_len) and hidden.shape == plain.shape
     n1 = int(plain_len[1])

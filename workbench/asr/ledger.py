@@ -300,31 +300,22 @@ def eou_live(model, entries: list[dict], contexts=EOU_CONTEXTS, after_s: float =
 
 def add_eou_live(path: str | os.PathLike, run_id: str, scores: dict, how: str) -> dict:
     """Record ``eou_live`` figures in a run's entry (refused where that lookahead is there already)."""
-    data = read(path)
-    run = find(data["runs"], run_id)
-    if run is None:
-        raise LedgerError(f"{path}: no run {run_id!r}")
-    clash = [s for s in scores if s in run.get("eou_live", {})]
-    if clash:
-        raise LedgerError(f"{path}: run {run_id} already has <EOU> figures at {', '.join(clash)}")
-    run.setdefault("eou_live", {}).update(scores)
-    run.setdefault("scored_later", []).append(how)
-    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
-    return run
+    return add_scores(path, run_id, scores, how, field="eou_live")
 
 
-def add_scores(path: str | os.PathLike, run_id: str, scores: dict, how: str) -> dict:
+def add_scores(path: str | os.PathLike, run_id: str, scores: dict, how: str, field: str = "dev_wer") -> dict:
     """Add dev splits scored after a run was recorded (its export, unchanged: checked by SHA-1 by the caller) to
-    that run's entry; a split already there is refused, so nothing recorded is overwritten. ``how`` is kept in
-    the entry's ``scored_later`` list."""
+    that run's entry (``field``: its ``dev_wer``, or ``eou_live``); a key already there is refused, so nothing
+    recorded is overwritten. ``how`` is kept in the entry's ``scored_later`` list."""
     data = read(path)
     run = find(data["runs"], run_id)
     if run is None:
         raise LedgerError(f"{path}: no run {run_id!r}")
-    clash = [s for s in scores if s in run.get("dev_wer", {})]
+    clash = [s for s in scores if s in run.get(field, {})]
     if clash:
-        raise LedgerError(f"{path}: run {run_id} already has {', '.join(clash)}")
-    run.setdefault("dev_wer", {}).update(scores)
+        what = "<EOU> figures at " if field == "eou_live" else ""
+        raise LedgerError(f"{path}: run {run_id} already has {what}{', '.join(clash)}")
+    run.setdefault(field, {}).update(scores)
     run.setdefault("scored_later", []).append(how)
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
     return run
