@@ -551,8 +551,7 @@ def ship(export_dir: str | os.PathLike, force: bool = False, target: str | os.Pa
     """Make a run's export the shipped model (``data/models/asr_small``) when the ledger shows it beats the
     shipped run on every dev split both were scored on, and hears the end of speech live (<EOU>, ``eou_live``)
     not clearly less often: its interval's upper end at least the shipped run's rate (``force``: regardless, and
-    said so). The ledger stays
-    with the model folder; the old model is kept until the new one is in place."""
+    said so). The ledger stays with the model folder; the old model is kept until the new one is in place."""
     export_dir = Path(export_dir)
     target = Path(target or MODELS / "asr_small")
     ledger = target / ledgers.LEDGER_NAME
