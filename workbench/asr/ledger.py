@@ -337,13 +337,14 @@ def score_later(path: str | os.PathLike, run_id: str, export_dir: str | os.PathL
     if sha1_of(export_dir / "model.nemo") != run.get("model_sha1"):
         raise LedgerError(f"{export_dir}/model.nemo is not run {run_id}'s export (SHA-1 differs)")
     available = dev_sets(corpus, n)
+    if eou:                 # only the <EOU> figures (eou_live) on the first EOU_N utterances of "dev clean"
+        return add_eou_live(path, run_id, eou_live(load_model(export_dir / "model.nemo", device="cpu"),
+                                                   available["dev clean"][:EOU_N]),
+                            f"{time.strftime('%Y-%m-%d')}: <EOU> while live (workbench.asr.ledger.eou_live)")
     missing = [s for s in splits if s not in available]
     if missing:
         raise LedgerError(f"no dev split {missing} here; there are {sorted(available)}")
     model = load_model(export_dir / "model.nemo", device="cpu")
-    if eou:                 # only the <EOU> figures (eou_live) on the first EOU_N utterances of "dev clean"
-        return add_eou_live(path, run_id, eou_live(model, available["dev clean"][:EOU_N]),
-                            f"{time.strftime('%Y-%m-%d')}: <EOU> while live (workbench.asr.ledger.eou_live)")
     sets = {k: available[k] for k in splits}
     scores = {}
     for head in heads:
